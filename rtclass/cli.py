@@ -1,0 +1,154 @@
+"""The ``rtclass`` command. Each subcommand parses its arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from rtclass import __version__
+from rtclass.errors import RtclassError
+
+
+def _config(args: argparse.Namespace, base=None):
+    from rtclass.config import Config, load_config
+
+    cfg = load_config(args.config) if getattr(args, "config", None) else (base or Config())
+    return cfg
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum, frame):  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rtclass.demo import demo_config, run_demo
+
+    cfg = _config(args, demo_config())
+    run_demo(cfg, args.duration, args.out)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from rich.progress import Progress
+
+    from rtclass.config import build_section
+    from rtclass.sim.writer import write_simulation
+
+    cfg = _config(args)
+    values = asdict(cfg.simulate)
+    for key in ("duration_s", "seed", "probe", "units_per_type"):
+        v = getattr(args, key)
+        if v is not None:
+            values[key] = v
+    sim_cfg = build_section("simulate", type(cfg.simulate), values)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("rendering", total=1.0)
+        path, sim = write_simulation(sim_cfg, args.out, lambda done, total: bar.update(task, completed=done / total))
+    print(f"wrote {path} ({sim.n_samples / sim.fs:g} s, {len(sim.units)} units) and {Path(args.out) / 'ground_truth'}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rtclass.ingest.replay import replay_file
+
+    cfg = _config(args)
+    if args.to.startswith("lsl:") and cfg.source.lsl_loopback:
+        from rtclass.ingest.lsl import use_loopback_only
+
+        use_loopback_only()
+    chunk_ms = args.chunk_ms if args.chunk_ms is not None else cfg.source.chunk_ms
+    speed = args.speed if args.speed is not None else cfg.source.speed
+    sent = replay_file(args.file, args.to, speed, chunk_ms, args.wait, _stop_on_signals())
+    print(f"replayed {sent} samples to {args.to}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rtclass.liveview import LiveView
+    from rtclass.pipeline import run_live
+
+    cfg = _config(args)
+    changes = {}
+    if args.speed is not None:
+        changes["source"] = {"speed": args.speed}
+    if args.duration is not None:
+        changes["run"] = {"duration_s": args.duration}
+    if changes:
+        cfg = cfg.replace(**changes)
+    stop = _stop_on_signals()
+    with LiveView(f"rtclass run {args.source}") as view:
+        metrics = run_live(cfg, args.source, args.out, stop, view.update)
+    print(
+        f"processed {metrics['data_s']:.1f} s ({metrics['realtime_factor'] or 0:.1f}x real time), "
+        f"{metrics['spikes']} spikes, {metrics['samples_dropped']} samples dropped; wrote {args.out}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rtclass", description="Real-time cell-type labels for Neuropixels probes.")
+    p.add_argument("--version", action="version", version=f"rtclass {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="the whole loop on the built-in simulated probe")
+    d.add_argument("--duration", type=float, default=None, help="seconds of data (default 20)")
+    d.add_argument("--config", help="TOML config (default: configs/demo.toml's settings)")
+    d.add_argument("--out", help="also write the run's output files here")
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("simulate", help="write a simulated recording (SpikeGLX) and its ground truth")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--duration", dest="duration_s", type=float, help="seconds (default 60)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--probe", choices=("np1", "np2"))
+    s.add_argument("--units-per-type", dest="units_per_type", type=int, help="N units of every cell type")
+    s.add_argument("--config", help="TOML config with a [simulate] section")
+    s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("replay", help="publish a recording as a live stream")
+    r.add_argument("file", help="a SpikeGLX .ap.bin (its .meta beside it)")
+    r.add_argument("--to", required=True, help="lsl:NAME or zmq://127.0.0.1:PORT")
+    r.add_argument("--speed", type=float, help="1 = real time (default), 0 = as fast as possible")
+    r.add_argument("--chunk-ms", dest="chunk_ms", type=float, help="chunk length (default 1 ms)")
+    r.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a subscriber")
+    r.add_argument("--config", help="TOML config")
+    r.set_defaults(func=cmd_replay)
+
+    u = sub.add_parser("run", help="run the live pipeline on a stream or file")
+    u.add_argument("--source", required=True, help="lsl:NAME | zmq://HOST:PORT | file:PATH.ap.bin")
+    u.add_argument("--config", help="TOML config")
+    u.add_argument("--speed", type=float, help="file sources: 1 = real time, 0 = as fast as possible")
+    u.add_argument("--duration", type=float, help="stop after this many seconds of data")
+    u.add_argument("--out", required=True, help="folder for the output files")
+    u.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except RtclassError as exc:
+        print(f"rtclass: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Online spike detection stage: adaptive threshold, locally exclusive peaks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rtclass.config import DetectConfig
+from rtclass.dsp.detect_kernels import detect_stream
+
+#: record of one detected peak
+PEAK_DTYPE = np.dtype([("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4")])
+
+
+class ThresholdDetector:
+    """Finds negative peaks in filtered, referenced data.
+
+    A peak at sample t is reported once sample t + sweep has arrived (sweep = exclude_sweep_ms),
+    so detection adds exactly ``sweep`` samples of latency. The noise level of each channel is a
+    running MAD estimate (see ``detect_kernels``); detection starts after the warm-up.
+    Echoes (the causal filter's second trough, a large spike's late arrival on farther
+    contacts) are suppressed, see ``detect_kernels``.
+    State: the last 2 * sweep samples, the noise histograms and thresholds, the last accepted
+    peak per channel.
+    """
+
+    def __init__(self, cfg: DetectConfig, neighbours: np.ndarray, suppress: np.ndarray, sample_rate_hz: float):
+        """neighbours / suppress: ``Probe.neighbours`` within the exclusion radius and within the
+        echo-suppression radius."""
+        self.cfg = cfg
+        self.neighbours = np.ascontiguousarray(neighbours, dtype=np.int32)
+        self.suppress = np.ascontiguousarray(suppress, dtype=np.int32)
+        self.n_channels = self.neighbours.shape[0]
+        self.fs = sample_rate_hz
+        self.sweep = int(round(cfg.exclude_sweep_ms * 1e-3 * sample_rate_hz))
+        self.update = max(1, int(round(cfg.noise_update_ms * 1e-3 * sample_rate_hz)))
+        self.warmup = int(math.ceil(cfg.noise_warmup_ms * 1e-3 * sample_rate_hz / self.update)) * self.update
+        decay = math.exp(-cfg.noise_update_ms * 1e-3 / cfg.noise_time_constant_s)
+        self.refractory = int(round(cfg.echo_refractory_ms * 1e-3 * sample_rate_hz))
+        self._params = np.array(
+            [cfg.threshold_sd, cfg.noise_bin_uv, decay, cfg.noise_subsample, self.update, 0.0,
+             self.refractory, cfg.echo_ratio]
+        )
+        self._capacity = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.tail = np.zeros((2 * self.sweep, self.n_channels), np.float32)
+        self.hist = np.zeros((self.n_channels, self.cfg.noise_n_bins), np.float32)
+        self.noise_sd = np.full(self.n_channels, np.inf, np.float32)
+        self.threshold = np.full(self.n_channels, np.inf, np.float32)
+        self.last_t = np.full(self.n_channels, np.iinfo(np.int64).min // 2, np.int64)
+        self.last_amp = np.zeros(self.n_channels, np.float32)
+        self.started_at: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True once thresholds exist (after the warm-up)."""
+        return bool(np.isfinite(self.threshold).any())
+
+    def _outputs(self, n_new: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # peaks on one channel are more than `sweep` samples apart: this bound cannot overflow
+        need = self.n_channels * (n_new // (self.sweep + 1) + 1)
+        if need > self._capacity:
+            self._capacity = need
+            self._out_s = np.empty(need, np.int64)
+            self._out_c = np.empty(need, np.int16)
+            self._out_a = np.empty(need, np.float32)
+        return self._out_s, self._out_c, self._out_a
+
+    def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
+        """Feed float32 [n, C] samples starting at global index ``first_sample``; returns the
+        peaks (PEAK_DTYPE records) that became decidable, in time order."""
+        if self.started_at is None:
+            self.started_at = first_sample
+            # warm-up ends on an update boundary of the global timeline
+            end = first_sample + self.warmup
+            self._params[5] = -(-end // self.update) * self.update
+        n_new = data.shape[0]
+        work = np.concatenate([self.tail, data]) if self.sweep else data
+        out_s, out_c, out_a = self._outputs(n_new)
+        n = detect_stream(
+            work, n_new, first_sample, self.sweep, self.neighbours, self.suppress, self.hist,
+            self.noise_sd, self.threshold, self.last_t, self.last_amp, self._params, out_s, out_c, out_a,
+        )
+        if self.sweep:
+            self.tail = work[-2 * self.sweep :].copy()
+        peaks = np.empty(n, PEAK_DTYPE)
+        peaks["sample"] = out_s[:n]
+        peaks["channel"] = out_c[:n]
+        peaks["amplitude"] = out_a[:n]
+        return peaks

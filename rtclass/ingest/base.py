@@ -1,0 +1,66 @@
+"""What every source shares: stream description, counters, and the Source protocol."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from rtclass.chunk import Chunk
+
+log = logging.getLogger("rtclass.ingest")
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a source learned about its stream when it opened."""
+
+    name: str
+    n_channels: int
+    sample_rate_hz: float
+    meta_path: Path | None = None  # a SpikeGLX .meta that describes the probe, when known
+    raw_path: Path | None = None  # the raw file behind a file source (written to params.py)
+    raw_n_channels: int = 0
+    raw_dtype: str = "int16"
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps; reported in metrics.json and the live view."""
+
+    samples_in: int = 0
+    samples_dropped: int = 0
+    gaps: int = 0
+    chunks: int = 0
+    malformed: int = 0
+    _logged: set = field(default_factory=set, repr=False)
+
+    def incident(self, kind: str, message: str) -> None:
+        """Log the first occurrence of each kind of problem; later ones are only counted."""
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning("%s (further %s problems are counted, not logged)", message, kind)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+class Source(Protocol):
+    """A live or replayed stream of Chunks.
+
+    ``open()`` connects (or fails with a clear InputError) and describes the stream;
+    ``read(timeout_s)`` returns the next Chunk, or None if none arrived within the timeout;
+    ``finished`` is True once a finite source has delivered everything; ``close()`` releases it.
+    """
+
+    stats: SourceStats
+
+    def open(self) -> StreamInfo: ...
+
+    def read(self, timeout_s: float) -> Chunk | None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def close(self) -> None: ...

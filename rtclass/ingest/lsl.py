@@ -1,0 +1,198 @@
+"""Lab Streaming Layer raw-data transport: inlet source and outlet sender.
+
+LSL facts relied on (pylsl >= 1.18.2): ``set_config_content`` must run before any other LSL
+call in the process; ``[multicast] ResolveScope``, ``[lab] KnownPeers`` and ``[ports] IPv6``
+keep discovery and traffic on this machine; ``pull_chunk(dest_obj=...)`` writes into a
+C-contiguous array of the stream's dtype and returns ``(None, timestamps)``; ``min_samples=1``
+returns as soon as one sample is there; a pushed chunk's single timestamp is that of its last
+sample, earlier ones are deduced from the nominal rate.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rtclass.chunk import Chunk
+from rtclass.errors import InputError, PublishError, StreamNotFoundError
+from rtclass.ingest.base import SourceStats, StreamInfo
+
+#: keeps LSL discovery and data on this machine; small buffer reservations (a 384-channel
+#: stream would otherwise reserve ~230 MB per outlet and inlet up front)
+LOOPBACK_CONFIG = """[ports]
+IPv6 = disable
+[multicast]
+ResolveScope = machine
+[lab]
+KnownPeers = {127.0.0.1}
+[tuning]
+OutletBufferReserveMs = 500
+InletBufferReserveMs = 500
+[log]
+level = -2
+"""
+STREAM_TYPE = "Neuropixels"
+#: how long a closing outlet waits for its consumers to take the last samples
+CLOSE_DRAIN_S = 5.0
+#: how much data an outlet keeps for a slow consumer
+OUTLET_BUFFER_S = 10
+#: most samples pulled at once; larger batches arrive as several chunks
+MAX_PULL_SAMPLES = 3000
+
+_configured = False
+
+
+def use_loopback_only() -> None:
+    """Restrict LSL to this machine. Must run before any other LSL call in this process."""
+    global _configured
+    if _configured:
+        return
+    import pylsl
+
+    pylsl.set_config_content(LOOPBACK_CONFIG)
+    _configured = True
+
+
+class LslSource:
+    """Pulls a regular-rate LSL stream named ``name`` (float32 uV, or int16 with a known scale)."""
+
+    def __init__(self, name: str, n_channels: int, sample_rate_hz: float, resolve_timeout_s: float,
+                 buffer_s: float, gap_tolerance_ms: float, int16_uv_per_bit: float):
+        self.name = name
+        self.n_channels = n_channels
+        self.sample_rate_hz = sample_rate_hz
+        self.resolve_timeout_s = resolve_timeout_s
+        self.buffer_s = buffer_s
+        self.gap_tolerance_s = gap_tolerance_ms / 1000
+        self.int16_uv_per_bit = int16_uv_per_bit
+        self.stats = SourceStats()
+        self._inlet = None
+        self._next = 0
+        self._last_ts: float | None = None
+        self._pending: tuple[np.ndarray, np.ndarray] | None = None
+
+    def open(self) -> StreamInfo:
+        import pylsl
+
+        found = pylsl.resolve_byprop("name", self.name, 1, self.resolve_timeout_s)
+        if not found:
+            raise StreamNotFoundError(
+                f"no LSL stream named {self.name!r} found within {self.resolve_timeout_s:g} s; is the "
+                "acquisition or `rtclass replay ... --to lsl:NAME` running? (`[source] resolve_timeout_s` waits longer)"
+            )
+        info = found[0]
+        fmt = info.channel_format()
+        if info.channel_count() != self.n_channels:
+            raise InputError(
+                f"LSL stream {self.name!r} has {info.channel_count()} channels but the config expects "
+                f"{self.n_channels}; set [probe] n_channels = {info.channel_count()} or stream the AP channels only"
+            )
+        if abs(info.nominal_srate() - self.sample_rate_hz) > 1e-6 * self.sample_rate_hz:
+            raise InputError(
+                f"LSL stream {self.name!r} runs at {info.nominal_srate():g} Hz but the config expects "
+                f"{self.sample_rate_hz:g} Hz; set [probe] sample_rate_hz"
+            )
+        if fmt == pylsl.cf_float32:
+            self._dtype, self._scale = np.float32, None
+        elif fmt == pylsl.cf_int16:
+            self._dtype, self._scale = np.int16, np.float32(self.int16_uv_per_bit)
+        else:
+            names = {pylsl.cf_double64: "double64", pylsl.cf_int32: "int32", pylsl.cf_int8: "int8",
+                     pylsl.cf_int64: "int64", pylsl.cf_string: "string"}
+            raise InputError(
+                f"LSL stream {self.name!r} carries {names.get(fmt, fmt)} samples; rtclass reads "
+                "float32 (uV) or int16 (scaled by [source] int16_uv_per_bit)"
+            )
+        self._inlet = pylsl.StreamInlet(info, max_buflen=max(1, int(np.ceil(self.buffer_s))), recover=True)
+        self._inlet.open_stream(timeout=self.resolve_timeout_s)
+        self._buf = np.zeros((MAX_PULL_SAMPLES, self.n_channels), self._dtype)
+        return StreamInfo(self.name, self.n_channels, self.sample_rate_hz)
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    def read(self, timeout_s: float) -> Chunk | None:
+        """The next contiguous run of samples. A timestamp jump larger than one sample period
+        plus ``gap_tolerance_ms`` is a gap: samples after it get indices shifted by the missing
+        count, and a pull that spans a gap is returned as two chunks."""
+        if self._pending is not None:
+            data, ts = self._pending
+            self._pending = None
+        else:
+            _, stamps = self._inlet.pull_chunk(
+                timeout=timeout_s, max_samples=MAX_PULL_SAMPLES, dest_obj=self._buf, min_samples=1
+            )
+            if not stamps:
+                return None
+            n = len(stamps)
+            raw = self._buf[:n]
+            data = raw.astype(np.float32) if self._scale is None else raw * self._scale
+            ts = np.asarray(stamps)
+        period = 1.0 / self.sample_rate_hz
+        prev = self._last_ts if self._last_ts is not None else ts[0] - period
+        steps = np.diff(ts, prepend=prev)
+        jumps = np.flatnonzero(steps > period + self.gap_tolerance_s)
+        gap = 0
+        if jumps.size and jumps[0] == 0:
+            gap = int(round(steps[0] * self.sample_rate_hz)) - 1
+            self.stats.gaps += 1
+            self.stats.samples_dropped += gap
+            self.stats.incident(
+                "gap", f"LSL stream {self.name!r}: {gap} samples missing ({steps[0] * 1000:.1f} ms jump in timestamps)"
+            )
+            jumps = jumps[1:]
+        if jumps.size:  # another gap inside this pull: return up to it, keep the rest
+            k = jumps[0]
+            self._pending = (data[k:], ts[k:])
+            data, ts = data[:k], ts[:k]
+        n = ts.size
+        self._last_ts = float(ts[-1])
+        first = self._next + gap
+        self._next = first + n
+        self.stats.samples_in += n
+        self.stats.chunks += 1
+        return Chunk(np.ascontiguousarray(data, np.float32), first, float(ts[-1]), gap)
+
+    def close(self) -> None:
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None
+
+
+class LslRawSender:
+    """An LSL outlet for raw float32 uV data with ``desc/channels`` metadata."""
+
+    def __init__(self, name: str, n_channels: int, sample_rate_hz: float, chunk_samples: int):
+        import pylsl
+
+        info = pylsl.StreamInfo(name, STREAM_TYPE, n_channels, sample_rate_hz, pylsl.cf_float32, f"rtclass-{name}")
+        channels = info.desc().append_child("channels")
+        for c in range(n_channels):
+            ch = channels.append_child("channel")
+            ch.append_child_value("label", f"AP{c}")
+            ch.append_child_value("unit", "microvolts")
+            ch.append_child_value("type", "AP")
+        info.desc().append_child("acquisition").append_child_value("manufacturer", "rtclass replay")
+        try:
+            self._outlet = pylsl.StreamOutlet(info, chunk_samples, OUTLET_BUFFER_S)
+        except Exception as exc:  # liblsl reports failures as RuntimeError
+            raise PublishError(f"cannot create LSL outlet {name!r}: {exc}") from exc
+
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        return self._outlet.wait_for_consumers(timeout_s)
+
+    def send(self, samples: np.ndarray, first_sample: int, t_last: float, uv_per_unit: float = 1.0) -> None:
+        """Push a block (float32 uV, or int16 times ``uv_per_unit``); ``t_last`` stamps its last
+        sample. LSL carries no sample index: receivers count samples."""
+        data = samples if samples.dtype == np.float32 and uv_per_unit == 1.0 else samples * np.float32(uv_per_unit)
+        self._outlet.push_chunk(np.ascontiguousarray(data, np.float32), t_last)
+
+    def close(self, drain_s: float = CLOSE_DRAIN_S) -> None:
+        """Close the outlet once the consumers have disconnected (or after ``drain_s``): LSL drops
+        whatever an outlet still holds when it is destroyed."""
+        deadline = time.monotonic() + drain_s
+        while self._outlet.have_consumers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        del self._outlet

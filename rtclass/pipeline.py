@@ -1,0 +1,296 @@
+"""One probe's live pipeline: source -> guard -> band-pass -> CMR -> detection -> publishers.
+
+The only module that wires sources, stages and publishers together. ``Pipeline.step()``
+processes one chunk; ``run()`` loops until the source ends, the duration is reached or
+``stop`` is set, and ``metrics()`` reports what happened (counts, drops, per-stage timing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from rtclass.chunk import Chunk
+from rtclass.config import Config
+from rtclass.dsp.detection import ThresholdDetector
+from rtclass.dsp.filtering import BandpassFilter, CommonMedianReference
+from rtclass.dsp.guard import NonFiniteGuard
+from rtclass.errors import InputError
+from rtclass.ingest.base import Source, StreamInfo
+from rtclass.metrics import StageTimes, Stopwatch
+from rtclass.probe import Probe, from_spikeglx_meta, load_probe
+from rtclass.publish.files import SpikeLog
+from rtclass.publish.wire import NO_UNIT, SPIKE_DTYPE
+
+log = logging.getLogger("rtclass.pipeline")
+
+STAGES = ("guard", "filter", "reference", "detect", "publish")
+#: how long one read waits for data before the loop checks stop/duration again
+READ_TIMEOUT_S = 0.05
+#: spike batches the live view's "active channels" looks back over
+RECENT_BATCHES = 200
+#: samples in the warm-up chunk that compiles/loads every kernel before the first live chunk
+WARMUP_SAMPLES = 64
+
+
+class Publisher(Protocol):
+    def publish(self, spikes: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Status:
+    """What the live view shows, refreshed every status interval."""
+
+    data_s: float = 0.0
+    wall_s: float = 0.0
+    spikes: int = 0
+    spikes_per_s: float = 0.0
+    active_channels: int = 0
+    chunk_p50_us: float = 0.0
+    chunk_p99_us: float = 0.0
+    realtime_factor: float = 0.0
+    samples_dropped: int = 0
+    gaps: int = 0
+    malformed: int = 0
+    detecting: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, cfg: Config, source: Source, publishers: list[Publisher] | None = None, probe: Probe | None = None):
+        self.cfg = cfg
+        self.source = source
+        self.publishers = list(publishers or [])
+        self._probe = probe
+        self.log = SpikeLog()
+        self.info: StreamInfo | None = None
+        self.times = StageTimes(STAGES)
+        self._samples = 0
+        self._first_sample: int | None = None
+        self._t_start = 0.0
+
+    # -------------------------------------------------------------------------------- set-up
+    def open(self) -> StreamInfo:
+        """Connect the source, check the stream against the config, build and warm the stages."""
+        info = self.source.open()
+        cfg = self.cfg
+        if info.n_channels != cfg.probe.n_channels:
+            raise InputError(
+                f"the source has {info.n_channels} channels but [probe] n_channels = {cfg.probe.n_channels}; "
+                "make them agree"
+            )
+        if info.sample_rate_hz != cfg.probe.sample_rate_hz:
+            log.info("source runs at %g Hz (config said %g Hz); using the source's rate", info.sample_rate_hz, cfg.probe.sample_rate_hz)
+        self.info = info
+        if self._probe is None:
+            if info.meta_path is not None and cfg.probe.geometry in ("np1", "np2"):
+                self._probe = from_spikeglx_meta(info.meta_path)
+            else:
+                self._probe = load_probe(cfg.probe.geometry, info.n_channels)
+        if self._probe.n_channels != info.n_channels:
+            raise InputError(
+                f"probe geometry has {self._probe.n_channels} channels, the stream {info.n_channels}"
+            )
+        self.guard, self.filter, self.reference, self.detector = self._build_stages(info)
+        self._warm_up(info)
+        return info
+
+    def _build_stages(self, info: StreamInfo):
+        cfg, fs, n = self.cfg, info.sample_rate_hz, info.n_channels
+        neighbours = self.probe.neighbours(cfg.detect.radius_um)
+        suppress = self.probe.neighbours(cfg.detect.echo_radius_um)
+        return (
+            NonFiniteGuard(),
+            BandpassFilter(cfg.preprocess, n, fs),
+            CommonMedianReference(n) if cfg.preprocess.common_reference == "median" else None,
+            ThresholdDetector(cfg.detect, neighbours, suppress, fs),
+        )
+
+    def _warm_up(self, info: StreamInfo) -> None:
+        """Run throw-away copies of the stages once so every kernel is compiled (or loaded from
+        numba's cache) before the first live chunk arrives."""
+        guard, filt, ref, det = self._build_stages(info)
+        data = np.zeros((WARMUP_SAMPLES, info.n_channels), np.float32)
+        guard.process(data)
+        y = filt.process(data)
+        if ref is not None:
+            ref.process(y)
+        det.process(y, 0)
+
+    @property
+    def samples_processed(self) -> int:
+        return self._samples
+
+    @property
+    def probe(self) -> Probe:
+        assert self._probe is not None
+        return self._probe
+
+    # -------------------------------------------------------------------------------- running
+    def process(self, chunk: Chunk) -> np.ndarray:
+        """Run one chunk through every stage and the publishers; returns the published spikes."""
+        if self._first_sample is None:
+            self._first_sample = chunk.first_sample
+            self._t_start = time.perf_counter()
+        watch = Stopwatch()
+        data = chunk.data
+        self.guard.process(data)
+        t_guard = watch.lap()
+        y = self.filter.process(data)
+        t_filter = watch.lap()
+        if self.reference is not None:
+            self.reference.process(y)
+        t_ref = watch.lap()
+        peaks = self.detector.process(y, chunk.first_sample)
+        t_detect = watch.lap()
+        spikes = np.zeros(peaks.size, SPIKE_DTYPE)
+        if peaks.size:
+            fs = self.info.sample_rate_hz
+            spikes["sample"] = peaks["sample"]
+            spikes["unit"] = NO_UNIT
+            spikes["channel"] = peaks["channel"]
+            spikes["t_source"] = chunk.t_last - (chunk.end_sample - 1 - peaks["sample"]) / fs
+            for pub in self.publishers:
+                pub.publish(spikes)
+            self.log.append(spikes, -peaks["amplitude"])
+        t_pub = watch.lap()
+        self.times.record([t_guard, t_filter, t_ref, t_detect, t_pub], chunk.n_samples / self.info.sample_rate_hz)
+        self._samples += chunk.n_samples
+        return spikes
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        duration_s: float | None = None,
+        on_status: Callable[[Status], None] | None = None,
+    ) -> None:
+        """Process chunks until the source is finished, ``duration_s`` of data has been
+        processed (default: ``[run] duration_s``, 0 = no limit) or ``stop`` is set."""
+        stop = stop or threading.Event()
+        duration_s = self.cfg.run.duration_s if duration_s is None else duration_s
+        fs = self.info.sample_rate_hz
+        limit = int(duration_s * fs) if duration_s > 0 else None  # samples of stream time
+        idle = self.cfg.run.idle_timeout_s
+        interval = self.cfg.run.status_interval_s
+        next_status = time.monotonic() + interval
+        last_spikes, last_t = 0, time.monotonic()
+        last_data = time.monotonic()
+        while not stop.is_set():
+            if self.source.finished:
+                break
+            chunk = self.source.read(READ_TIMEOUT_S)
+            now = time.monotonic()
+            if chunk is not None:
+                last_data = now
+                start = chunk.first_sample if self._first_sample is None else self._first_sample
+                if limit is not None and chunk.end_sample - start >= limit:
+                    keep = limit - (chunk.first_sample - start)
+                    if keep > 0:
+                        self.process(Chunk(chunk.data[:keep], chunk.first_sample, chunk.t_last - (chunk.n_samples - keep) / fs, chunk.gap_before))
+                    break
+                self.process(chunk)
+            elif idle > 0 and now - last_data > idle:
+                log.warning("no data for %.1f s: stopping ([run] idle_timeout_s)", idle)
+                break
+            if on_status is not None and now >= next_status:
+                n = len(self.log)
+                on_status(self.status(spikes_per_s=(n - last_spikes) / (now - last_t)))
+                last_spikes, last_t, next_status = n, now, now + interval
+
+    # -------------------------------------------------------------------------------- reporting
+    def status(self, spikes_per_s: float = 0.0) -> Status:
+        stats = self.source.stats
+        recent = self.times.recent_total_us(1000)
+        fs = self.info.sample_rate_hz
+        busy = self.times.total_s[-1]
+        chans = self.log.recent_channels(RECENT_BATCHES).size
+        return Status(
+            data_s=self._samples / fs,
+            wall_s=time.perf_counter() - self._t_start if self._first_sample is not None else 0.0,
+            spikes=len(self.log),
+            spikes_per_s=spikes_per_s,
+            active_channels=chans,
+            chunk_p50_us=float(np.percentile(recent, 50)) if recent.size else 0.0,
+            chunk_p99_us=float(np.percentile(recent, 99)) if recent.size else 0.0,
+            realtime_factor=(self._samples / fs) / busy if busy > 0 else 0.0,
+            samples_dropped=stats.samples_dropped,
+            gaps=stats.gaps,
+            malformed=stats.malformed,
+            detecting=self.detector.ready,
+        )
+
+    def metrics(self) -> dict[str, Any]:
+        fs = self.info.sample_rate_hz
+        busy = float(self.times.total_s[-1])
+        data_s = self._samples / fs
+        return {
+            **self.source.stats.as_dict(),
+            "samples_processed": self._samples,
+            "nonfinite_values": self.guard.repaired,
+            "spikes": len(self.log),
+            "data_s": data_s,
+            "processing_s": busy,
+            "realtime_factor": data_s / busy if busy > 0 else None,
+            "chunks_over_budget": self.times.over_budget,
+            "stage_time_per_chunk": self.times.summary(),
+            "n_channels": self.info.n_channels,
+            "sample_rate_hz": fs,
+        }
+
+    def close(self) -> None:
+        for pub in self.publishers:
+            pub.close()
+        self.source.close()
+
+
+def make_publishers(cfg: Config, stream_name: str, zmq_address: str | None = None) -> list[Publisher]:
+    """The live outputs the config asks for (ZMQ PUB, LSL outlet). Ports are bound now, so a
+    busy port fails before the run starts."""
+    pubs: list[Publisher] = []
+    if cfg.publish.zmq:
+        from rtclass.publish.zmq_pub import ZmqSpikePublisher
+
+        pubs.append(ZmqSpikePublisher(zmq_address or cfg.publish.zmq_address))
+    if cfg.publish.lsl:
+        from rtclass.publish.lsl_pub import LslSpikeOutlet
+
+        pubs.append(LslSpikeOutlet(stream_name))
+    return pubs
+
+
+def run_live(
+    cfg: Config,
+    source_spec: str,
+    out_dir: str | None,
+    stop: threading.Event | None = None,
+    on_status: Callable[[Status], None] | None = None,
+) -> dict[str, Any]:
+    """``rtclass run``: source -> pipeline -> publishers until the end; then the output files."""
+    from rtclass.ingest import make_source
+    from rtclass.publish.files import prepare_output_dir, write_run_output
+
+    if out_dir is not None:
+        prepare_output_dir(out_dir)
+    if source_spec.startswith("lsl:") and cfg.source.lsl_loopback:
+        from rtclass.ingest.lsl import use_loopback_only
+
+        use_loopback_only()
+    source = make_source(source_spec, cfg)
+    pipe = Pipeline(cfg, source)
+    info = pipe.open()
+    try:
+        pipe.publishers = make_publishers(cfg, info.name)
+        pipe.run(stop, on_status=on_status)
+    finally:
+        pipe.close()
+    metrics = pipe.metrics()
+    if out_dir is not None:
+        write_run_output(out_dir, pipe.log, info, metrics)
+    return metrics

@@ -1,0 +1,41 @@
+"""LSL outlet of labeled spikes: irregular rate, double, 5 channels
+``[sample, unit, channel, cell_type_code, confidence]``, timestamp = source time of the spike."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rtclass.errors import PublishError
+
+CHANNELS = ("sample", "unit", "channel", "cell_type_code", "confidence")
+STREAM_TYPE = "Spikes"
+
+
+class LslSpikeOutlet:
+    def __init__(self, source_name: str):
+        import pylsl
+
+        self.name = f"{source_name}-spikes"
+        info = pylsl.StreamInfo(self.name, STREAM_TYPE, len(CHANNELS), pylsl.IRREGULAR_RATE, pylsl.cf_double64, f"rtclass-{self.name}")
+        chans = info.desc().append_child("channels")
+        for label in CHANNELS:
+            chans.append_child("channel").append_child_value("label", label)
+        try:
+            self._outlet = pylsl.StreamOutlet(info)
+        except Exception as exc:
+            raise PublishError(f"cannot create LSL outlet {self.name!r}: {exc}") from exc
+
+    def publish(self, spikes: np.ndarray) -> None:
+        n = spikes.size
+        if n == 0:
+            return
+        values = np.empty((n, len(CHANNELS)))
+        values[:, 0] = spikes["sample"]
+        values[:, 1] = spikes["unit"]
+        values[:, 2] = spikes["channel"]
+        values[:, 3] = spikes["cell_type"]
+        values[:, 4] = spikes["confidence"]
+        self._outlet.push_chunk(values, spikes["t_source"].tolist())
+
+    def close(self) -> None:
+        del self._outlet

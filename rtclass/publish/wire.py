@@ -1,0 +1,61 @@
+"""Wire format v1 of labeled spikes (ZMQ) — the contract with decoders.
+
+A message is two frames ``[topic, payload]``:
+
+* topic ``b"spikes/<cell_type>"`` (cell_type one of CELL_TYPE_NAMES), payload = packed
+  little-endian records of SPIKE_DTYPE (28 bytes each), in sample order;
+* topic ``b"units"``, payload = the unit table as UTF-8 JSON.
+
+This module imports numpy only, so a decoder process that uses it stays light.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WIRE_VERSION = 1
+SPIKE_DTYPE = np.dtype(
+    [
+        ("sample", "<i8"),
+        ("unit", "<i4"),
+        ("channel", "<i2"),
+        ("cell_type", "<i2"),
+        ("confidence", "<f4"),
+        ("t_source", "<f8"),
+    ]
+)
+assert SPIKE_DTYPE.itemsize == 28
+#: cell_type_code -> name; code 0 is "unlabeled"
+CELL_TYPE_NAMES = ("unlabeled", "PkC_ss", "PkC_cs", "MLI", "GoC", "MFB")
+SPIKES_PREFIX = b"spikes/"
+UNITS_TOPIC = b"units"
+#: unit id of spikes that belong to no unit
+NO_UNIT = -1
+
+
+class WireError(ValueError):
+    """A message that is not wire format v1."""
+
+
+def cell_type_code(name: str) -> int:
+    try:
+        return CELL_TYPE_NAMES.index(name)
+    except ValueError:
+        raise WireError(f"unknown cell type {name!r}; known: {', '.join(CELL_TYPE_NAMES)}") from None
+
+
+def spike_topic(code: int) -> bytes:
+    return SPIKES_PREFIX + CELL_TYPE_NAMES[code].encode()
+
+
+def encode_spikes(records: np.ndarray) -> bytes:
+    return np.ascontiguousarray(records, dtype=SPIKE_DTYPE).tobytes()
+
+
+def decode_spikes(payload: bytes) -> np.ndarray:
+    if len(payload) % SPIKE_DTYPE.itemsize:
+        raise WireError(
+            f"spike payload of {len(payload)} bytes is not a whole number of "
+            f"{SPIKE_DTYPE.itemsize}-byte records"
+        )
+    return np.frombuffer(payload, dtype=SPIKE_DTYPE)

@@ -1,0 +1,42 @@
+"""ZMQ PUB of labeled spikes, wire format v1 (see ``wire``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import zmq
+
+from rtclass.ingest.zmq import CLOSE_LINGER_MS, bind_socket
+from rtclass.publish.wire import UNITS_TOPIC, encode_spikes, spike_topic
+
+
+class ZmqSpikePublisher:
+    """One message per cell type present in a batch, so subscribers filter by topic prefix."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self._sock = bind_socket(zmq.Context.instance(), zmq.PUB, address, "the spike publisher")
+        self.messages = 0
+
+    def publish(self, spikes: np.ndarray) -> None:
+        if spikes.size == 0:
+            return
+        codes = spikes["cell_type"]
+        first = codes[0]
+        if (codes == first).all():
+            self._sock.send_multipart([spike_topic(int(first)), encode_spikes(spikes)], copy=False)
+            self.messages += 1
+            return
+        for code in np.unique(codes):
+            self._sock.send_multipart([spike_topic(int(code)), encode_spikes(spikes[codes == code])], copy=False)
+            self.messages += 1
+
+    def publish_units(self, table_json: bytes) -> None:
+        self._sock.send_multipart([UNITS_TOPIC, table_json])
+
+    @property
+    def endpoint(self) -> str:
+        """The bound address (the real port when bound to ``:*``)."""
+        return self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def close(self) -> None:
+        self._sock.close(linger=CLOSE_LINGER_MS)

@@ -1,0 +1,82 @@
+import numpy as np
+import pylsl
+import pytest
+
+from rtclass.errors import InputError, StreamNotFoundError
+from rtclass.ingest.lsl import LslRawSender, LslSource
+from tests.netutil import unique_name
+
+FS = 30000.0
+
+
+def _source(name, ch=4, timeout=5.0):
+    return LslSource(name, ch, FS, timeout, 2.0, gap_tolerance_ms=2.0, int16_uv_per_bit=2.0)
+
+
+def _pull(src, n_samples, timeout=5.0):
+    got, waited = [], 0.0
+    while sum(c.n_samples for c in got) < n_samples and waited < timeout:
+        c = src.read(0.2)
+        waited += 0.2 if c is None else 0.0
+        if c is not None:
+            got.append(c)
+    return got
+
+
+def test_round_trip_and_gap_detection():
+    name = unique_name("rt-lsl")
+    sender = LslRawSender(name, 4, FS, 30)
+    src = _source(name)
+    src.open()
+    assert sender.wait_for_subscriber(5.0)
+    rng = np.random.default_rng(0)
+    blocks = [rng.normal(size=(30, 4)).astype(np.float32) for _ in range(4)]
+    t0 = pylsl.local_clock()
+    sender.send(blocks[0], 0, t0 + 29 / FS)
+    sender.send(blocks[1], 30, t0 + 59 / FS)
+    sender.send(blocks[2], 60, t0 + 89 / FS + 0.010)  # 10 ms (300 samples) lost before this one
+    sender.send(blocks[3], 90, t0 + 119 / FS + 0.010)
+    chunks = _pull(src, 120)
+    data = np.concatenate([c.data for c in chunks])
+    np.testing.assert_allclose(data, np.concatenate(blocks), rtol=1e-6)
+    assert src.stats.gaps == 1 and src.stats.samples_dropped == 300
+    assert chunks[-1].end_sample == 120 + 300  # indices keep the source's timeline
+    src.close()
+    sender.close()
+
+
+def test_channel_count_mismatch():
+    name = unique_name("rt-lsl")
+    sender = LslRawSender(name, 8, FS, 30)
+    with pytest.raises(InputError, match="has 8 channels but the config expects 4"):
+        _source(name).open()
+    sender.close()
+
+
+def test_wrong_sample_format():
+    name = unique_name("rt-lsl")
+    info = pylsl.StreamInfo(name, "Neuropixels", 4, FS, pylsl.cf_double64, name)
+    outlet = pylsl.StreamOutlet(info)
+    with pytest.raises(InputError, match="double64"):
+        _source(name).open()
+    del outlet
+
+
+def test_int16_stream_is_scaled():
+    name = unique_name("rt-lsl")
+    info = pylsl.StreamInfo(name, "Neuropixels", 4, FS, pylsl.cf_int16, name)
+    outlet = pylsl.StreamOutlet(info)
+    src = _source(name)
+    src.open()
+    assert outlet.wait_for_consumers(5.0)
+    block = np.arange(120, dtype=np.int16).reshape(30, 4)
+    outlet.push_chunk(block)
+    chunks = _pull(src, 30)
+    np.testing.assert_allclose(np.concatenate([c.data for c in chunks]), block * 2.0)
+    src.close()
+    del outlet
+
+
+def test_stream_not_found():
+    with pytest.raises(StreamNotFoundError, match="no LSL stream named"):
+        _source(unique_name("nobody"), timeout=0.3).open()

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import zmq
+
+from rtclass.errors import InputError, PublishError, StreamNotFoundError
+from rtclass.ingest import rawframe
+from rtclass.ingest.zmq import ZmqRawSender, ZmqSource
+from tests.netutil import free_port, in_thread
+
+
+def _blocks(n_blocks, n=30, ch=4):
+    rng = np.random.default_rng(0)
+    return [rng.integers(-100, 100, (n, ch)).astype(np.int16) for _ in range(n_blocks)]
+
+
+def _serve(sender: ZmqRawSender, messages):
+    assert sender.wait_for_subscriber(5.0)
+    for m in messages:
+        if isinstance(m, list):
+            sender._sock.send_multipart(m)
+        else:
+            block, first = m
+            sender.send(block, first, first / 30000.0, 2.0)
+
+
+def _source(addr, ch=4, timeout=5.0):
+    return ZmqSource(addr, ch, 30000.0, timeout, 1.0)
+
+
+def test_round_trip_with_gap_and_malformed_frames():
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    sender = ZmqRawSender(addr)
+    blocks = _blocks(5)
+    msgs = [(blocks[0], 0), (blocks[1], 30), [b"raw", b"junk", b""], (blocks[2], 90), (blocks[3], 90), (blocks[4], 120)]
+    src = _source(addr)
+    t = in_thread(_serve, sender, msgs)
+    src.open()
+    chunks = []
+    while len(chunks) < 4:
+        c = src.read(2.0)
+        assert c is not None or src.stats.malformed, "timed out"
+        if c is not None:
+            chunks.append(c)
+    t.join()
+    assert [c.first_sample for c in chunks] == [0, 30, 90, 120]
+    assert chunks[2].gap_before == 30
+    np.testing.assert_allclose(chunks[0].data, blocks[0] * 2.0)
+    s = src.stats
+    assert (s.gaps, s.samples_dropped, s.malformed, s.samples_in) == (1, 30, 2, 120)  # junk + repeated block
+    src.close()
+    sender.close()
+
+
+def test_channel_count_mismatch_is_an_error_at_start():
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    sender = ZmqRawSender(addr)
+    t = in_thread(_serve, sender, [(b, i * 30) for i, b in enumerate(_blocks(3, ch=8))])
+    src = _source(addr, ch=4)
+    with pytest.raises(InputError, match="has 8 channels but the config expects 4"):
+        src.open()
+    t.join()
+    src.close()
+    sender.close()
+
+
+def test_no_publisher_times_out_with_advice():
+    src = _source(f"tcp://127.0.0.1:{free_port()}", timeout=0.3)
+    with pytest.raises(StreamNotFoundError, match="rtclass replay"):
+        src.open()
+    src.close()
+
+
+def test_port_in_use():
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    first = ZmqRawSender(addr)
+    with pytest.raises(PublishError, match="in use"):
+        ZmqRawSender(addr)
+    first.close()
+
+
+def test_frame_helpers_reject_wrong_dtype_on_the_wire():
+    frames = rawframe.encode(np.zeros((2, 2), np.int16), 0, 0.0)
+    frames[1] = frames[1][:5] + bytes([3]) + frames[1][6:]
+    with pytest.raises(rawframe.FrameError):
+        rawframe.decode(frames)
+    assert zmq.zmq_version()
