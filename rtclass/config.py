@@ -108,7 +108,7 @@ class DetectConfig:
     noise_time_constant_s: float = param(
         10.0, "memory of the noise estimate (exponential forgetting)", "s", 0.1, 3600.0
     )
-    noise_subsample: int = param(4, "every n-th sample feeds the noise estimate", "samples", 1, 1000)
+    noise_subsample: int = param(16, "every n-th sample feeds the noise estimate", "samples", 1, 1000)
     noise_bin_uv: float = param(0.5, "resolution of the per-channel |amplitude| histogram", "uV", 0.001, 100.0)
     noise_n_bins: int = param(
         256, "bins of that histogram (noise MAD beyond bins x resolution saturates)", "", 16, 65536
@@ -287,5 +287,19 @@ def parameter_table_markdown() -> str:
     return "\n".join(rows)
 
 
+def update_readme(path: str | Path) -> None:
+    """Rewrite the table between the README's ``parameters:start/end`` markers."""
+    path = Path(path)
+    text = path.read_text()
+    head, rest = text.split("<!-- parameters:start -->\n", 1)
+    _, tail = rest.split("\n<!-- parameters:end -->", 1)
+    path.write_text(f"{head}<!-- parameters:start -->\n{parameter_table_markdown()}\n<!-- parameters:end -->{tail}")
+
+
 if __name__ == "__main__":
-    print(parameter_table_markdown())
+    import sys
+
+    if len(sys.argv) > 1:
+        update_readme(sys.argv[1])
+    else:
+        print(parameter_table_markdown())

@@ -62,4 +62,5 @@ def test_bad_toml_file(tmp_path):
 
 def test_readme_parameter_table_is_generated_from_the_code():
     readme = (ROOT / "README.md").read_text()
-    assert parameter_table_markdown() in readme, "run `python -m rtclass.config` and paste the table into README.md"
+    table = readme.split("<!-- parameters:start -->\n", 1)[1].split("\n<!-- parameters:end -->", 1)[0]
+    assert table == parameter_table_markdown(), "run `python -m rtclass.config README.md` to regenerate it"

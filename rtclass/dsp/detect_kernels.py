@@ -143,6 +143,12 @@ def detect_stream(
         gp = g - sweep
         if gp < warmup_end:
             continue
+        # most time points cross no threshold: a vectorisable test skips them
+        crossing = False
+        for c in range(n_ch):
+            crossing |= work[p, c] <= -threshold[c]
+        if not crossing:
+            continue
         for c in range(n_ch):
             v = work[p, c]
             if (

@@ -87,6 +87,16 @@ def median_inplace(a):
     return (lower + upper) * 0.5
 
 
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=True, inline="always")
+def _row_mean(row):
+    """Mean of a row; fastmath lets the sum use several accumulators (the order of additions is
+    fixed by the compiled code, so results do not depend on chunking)."""
+    total = np.float32(0.0)
+    for c in range(row.shape[0]):
+        total += row[c]
+    return total / row.shape[0]
+
+
 #: indices into the median-reference state vector
 MEDIAN_PREV, MEAN_PREV, DENSITY = 0, 1, 2
 
@@ -98,12 +108,13 @@ def subtract_median_reference(x, state, bracket, scratch, target_in_bracket):
 
     A full selection over C values costs ~6 us per time point at C = 384. Instead, the median
     is first guessed from the previous one shifted by the change of the row mean (the common
-    mode moves both), refined by one Newton step on the row's empirical distribution, and the
-    values in a narrow bracket around the guess (about ``target_in_bracket`` of them, from a
-    running estimate of the density of values near the median) are gathered; if both middle
-    order statistics fall in the bracket, selecting among those few values gives the exact
-    median. Otherwise a full selection runs. Either way the result is the exact median; only
-    the cost depends on the guess.
+    mode moves both), refined by one Newton step on the row's empirical distribution; counting
+    the values below both ends of a narrow bracket around the guess (about
+    ``target_in_bracket`` values wide, from a running estimate of the density of values near the
+    median) tells whether both middle order statistics lie inside it; if so, the few values
+    inside are gathered and the median selected among them. Otherwise a full selection runs.
+    Either way the result is the exact median; only the cost depends on the guess. The counting
+    passes are branch-free so they vectorise.
 
     state: float64 [3] (previous median, previous mean, values per uV near the median), updated.
     bracket: float32 [C + 1] and scratch: float32 [C] work space.
@@ -114,28 +125,30 @@ def subtract_median_reference(x, state, bracket, scratch, target_in_bracket):
     lo_rank = k - 1 if even else k
     for t in range(n):
         row = x[t]
-        mean = 0.0
-        for c in range(n_ch):
-            mean += row[c]
-        mean /= n_ch
+        mean = _row_mean(row)
         density = state[DENSITY]
-        guess = state[MEDIAN_PREV] + (mean - state[MEAN_PREV])
+        guess = np.float32(state[MEDIAN_PREV] + (mean - state[MEAN_PREV]))
         below = 0
         for c in range(n_ch):
-            below += np.int64(row[c] < guess)
-        guess += (k + 0.5 - below) / density
+            below += np.int32(row[c] < guess)
+        guess = guess + np.float32((k + 0.5 - below) / density)
         half = target_in_bracket / density
         lo = np.float32(guess - half)
         hi = np.float32(guess + half)
         n_lo = 0
-        n_in = 0
-        for c in range(n_ch):  # branch-free gather of the values inside [lo, hi]
+        n_le_hi = 0
+        for c in range(n_ch):
             v = row[c]
-            n_lo += np.int64(v < lo)
-            bracket[n_in] = v
-            n_in += np.int64((v >= lo) & (v <= hi))
-        if n_lo <= lo_rank and n_lo + n_in > k:
-            inside = bracket[:n_in]
+            n_lo += np.int32(v < lo)
+            n_le_hi += np.int32(v <= hi)
+        n_in = n_le_hi - n_lo
+        if n_lo <= lo_rank and n_le_hi > k:
+            j = 0
+            for c in range(n_ch):  # branch-free gather (a branch here costs 2x)
+                v = row[c]
+                bracket[j] = v
+                j += np.int32((v >= lo) & (v <= hi))
+            inside = bracket[:j]
             upper = kth_smallest(inside, k - n_lo)
             if even:
                 lower = inside[0]
@@ -148,10 +161,10 @@ def subtract_median_reference(x, state, bracket, scratch, target_in_bracket):
         else:
             for c in range(n_ch):
                 scratch[c] = row[c]
-            m = median_inplace(scratch)
+            m = np.float32(median_inplace(scratch))
             n_in = 0
             for c in range(n_ch):
-                n_in += np.int64(abs(row[c] - m) <= half)
+                n_in += np.int32(abs(row[c] - m) <= half)
             n_in = max(n_in, 1)
         state[MEDIAN_PREV] = m
         state[MEAN_PREV] = mean
