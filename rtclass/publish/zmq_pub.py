@@ -23,11 +23,11 @@ class ZmqSpikePublisher:
         codes = spikes["cell_type"]
         first = codes[0]
         if (codes == first).all():
-            self._sock.send_multipart([spike_topic(int(first)), encode_spikes(spikes)], copy=False)
+            self._sock.send_multipart([spike_topic(int(first)), encode_spikes(spikes)])
             self.messages += 1
             return
         for code in np.unique(codes):
-            self._sock.send_multipart([spike_topic(int(code)), encode_spikes(spikes[codes == code])], copy=False)
+            self._sock.send_multipart([spike_topic(int(code)), encode_spikes(spikes[codes == code])])
             self.messages += 1
 
     def publish_units(self, table_json: bytes) -> None:

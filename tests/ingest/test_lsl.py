@@ -80,3 +80,28 @@ def test_int16_stream_is_scaled():
 def test_stream_not_found():
     with pytest.raises(StreamNotFoundError, match="no LSL stream named"):
         _source(unique_name("nobody"), timeout=0.3).open()
+
+
+def test_a_stream_that_disappears_and_comes_back_is_recovered_with_a_gap():
+    name = unique_name("rt-lsl")
+    sender = LslRawSender(name, 4, FS, 30)
+    src = _source(name)
+    src.open()
+    assert sender.wait_for_subscriber(5.0)
+    t0 = pylsl.local_clock()
+    sender.send(np.zeros((30, 4), np.float32), 0, t0)
+    assert sum(c.n_samples for c in _pull(src, 30)) == 30
+    sender.close(drain_s=0.0)  # the acquisition goes away ...
+    assert src.read(0.2) is None
+    sender = LslRawSender(name, 4, FS, 30)  # ... and comes back (same name and source id)
+    deadline = pylsl.local_clock() + 20.0
+    got = []
+    while not got and pylsl.local_clock() < deadline:
+        sender.send(np.ones((30, 4), np.float32), 0, pylsl.local_clock())
+        c = src.read(0.2)
+        if c is not None:
+            got.append(c)
+    assert got, "the inlet did not recover"
+    assert src.stats.gaps >= 1 and got[0].gap_before > 0
+    src.close()
+    sender.close(drain_s=0.0)
