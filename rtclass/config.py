@@ -151,6 +151,8 @@ class SimulateConfig:
     common_mode_uv: float = param(6.0, "noise shared by all channels in 300-6000 Hz (what CMR removes)", "uV", 0.0, 1000.0)
     lfp_uv: float = param(80.0, "slow common local-field component below ~10 Hz", "uV", 0.0, 10000.0)
     amplitude_scale: float = param(1.0, "multiplies every unit's amplitude (harder or easier sets)", "", 0.01, 100.0)
+    drift_um: float = param(0.0, "slow probe drift: units move +- this far along the probe (0 = none)", "um", 0.0, 500.0)
+    drift_period_s: float = param(120.0, "period of that (sinusoidal) drift", "s", 1.0, 1e6)
 
 
 @dataclass(frozen=True)

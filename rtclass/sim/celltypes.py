@@ -95,7 +95,7 @@ SPECS: dict[str, CellTypeSpec] = {
         "PkC_cs",
         "PCL",
         # C4: rate 1.2 Hz (0.64-2.0), CV ~ CV2 ~ 0.9, ISI P5 ~ 100 ms -> Poisson + dead time
-        FiringSpec((0.6, 2.0), (1.0, 1.5), (60.0, 100.0), (0.0, 0.1), (0.5, 2.0)),
+        FiringSpec((0.6, 2.0), (0.7, 1.2), (40.0, 80.0), (0.0, 0.1), (0.5, 2.0)),
         # initial spike + 2-4 decrementing spikelets at 2-3 ms (Burroughs 2017), broad positivity
         ShapeSpec(
             (0.3, 0.45), (0.2, 0.5), (0.5, 0.9), (0.2, 0.4),
@@ -117,7 +117,7 @@ SPECS: dict[str, CellTypeSpec] = {
         "GoC",
         "GCL",
         # C4: rate 16 Hz (5-43), CV2 0.63 -> k ~ 3, CV 0.65, ISI P5 ~ 14 ms
-        FiringSpec((5.0, 40.0), (2.5, 5.0), (3.0, 5.0), (0.15, 0.3), (0.3, 2.0)),
+        FiringSpec((5.0, 40.0), (1.8, 4.0), (3.0, 5.0), (0.15, 0.3), (0.3, 2.0)),
         # C4: broad: half-width 0.53, trough-to-peak 1.16 (0.91-1.39), peak/trough 0.6
         ShapeSpec((0.48, 0.65), (0.45, 0.75), (0.9, 1.4), (0.25, 0.4), amplitude_uv=(30.0, 150.0)),
         0.012,
@@ -127,8 +127,8 @@ SPECS: dict[str, CellTypeSpec] = {
         "GCL",
         # C4: rate 11 Hz (4.6-39), CV 1.42, CV2 0.94, modal ISI ~ 1 ms: bursts of 500-1000 Hz
         FiringSpec(
-            (3.0, 20.0), (0.8, 1.5), (0.6, 0.8), (0.2, 0.4), (0.3, 2.0),
-            burst_rate_hz=(1.0, 5.0), burst_spikes=(1.0, 5.0), burst_isi_ms=(1.0, 2.0),
+            (2.0, 12.0), (0.8, 1.5), (0.6, 0.8), (0.2, 0.4), (0.3, 2.0),
+            burst_rate_hz=(0.5, 3.0), burst_spikes=(1.0, 5.0), burst_isi_ms=(1.0, 2.0),
         ),
         # C4: narrowest: half-width 0.25, trough-to-peak 0.40 (0.30-0.51); triphasic (Phyllum)
         ShapeSpec(

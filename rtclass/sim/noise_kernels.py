@@ -2,9 +2,12 @@
 
 Random numbers come from splitmix64 (64-bit state carried by the caller). A Gaussian value is
 the sum of two entries of a 65,536-entry table of standard-normal quantiles, divided by sqrt(2):
-exactly Gaussian in shape up to the table's resolution, tails reaching 5.9 sd, and about ten
-times cheaper than a library normal draw. Values are consumed in time-major order with all
-state passed in, so a stream generated in any chunking is identical.
+Gaussian in shape up to the table's resolution, tails reaching 5.9 sd. Per time point, the
+independent per-channel values are read as a window starting at a random offset into a bank of
+2**20 such values drawn once (one random number per time point instead of one per channel: the
+window of two time points overlaps with probability ~1e-3, the stream never repeats as a
+whole). Values are consumed in time-major order with all state passed in, so a stream
+generated in any chunking is identical.
 """
 
 from __future__ import annotations
@@ -58,24 +61,36 @@ def fill_gaussian(out, state, table):
         i += 2
 
 
+#: log2 of the number of values in the white-noise bank
+BANK_BITS = 20
+
+
+def white_bank(state: np.ndarray, table: np.ndarray, n_channels: int) -> np.ndarray:
+    """2**BANK_BITS standard-normal values (plus a channel row of wrap-around), drawn from
+    ``state``."""
+    bank = np.empty((1 << BANK_BITS) + n_channels + 4, np.float32)
+    fill_gaussian(bank, state, table)
+    return bank
+
+
 @numba.jit(nopython=True, nogil=True, cache=True, fastmath=True)
-def fill_background(out, state, table, sd, spatial, cm_gain, cm_sd, lowpass_alpha, lp, lfp_alpha, lfp_sd, lfp, white):
+def fill_background(out, state, table, bank, sd, spatial, cm_gain, cm_sd, lowpass_alpha, lp, lfp_alpha, lfp_sd, lfp):
     """Background noise of a probe, [n, C] float32 in uV, written into ``out``.
 
-    Per time point: independent Gaussian values per channel (plus 2 padding values each side)
-    are mixed along the channel axis with ``spatial`` = (w0, w1, w2) weights for offsets 0, +-1,
+    Per time point: independent Gaussian values per channel (plus 2 padding values each side),
+    a window of ``bank`` at a random offset, are mixed along the channel axis with ``spatial`` = (w0, w1, w2) weights for offsets 0, +-1,
     +-2 (neighbouring contacts share noise), scaled per channel by ``sd``; a common-mode value
     ``cm_sd * N(0,1)`` times each channel's ``cm_gain`` is added; the sum goes through a one-pole
     low-pass (``lowpass_alpha``, state ``lp``) like the headstage's anti-alias filter; a slow
     common local-field component (one-pole low-pass of white noise, state ``lfp[0]``) is added.
-    white: float32 [C + 4] scratch.
     """
     n, n_ch = out.shape
     w0 = spatial[0]
     w1 = spatial[1]
     w2 = spatial[2]
+    bank_mask = np.uint64((1 << BANK_BITS) - 1)
     for t in range(n):
-        fill_gaussian(white, state, table)
+        white = bank[np.int64(splitmix64(state) & bank_mask) :]
         r = splitmix64(state)
         cm = (table[r & _MASK] + table[(r >> _S16) & _MASK]) * _INV_SQRT2 * cm_sd
         drive = (table[(r >> _S32) & _MASK] + table[(r >> _S48) & _MASK]) * _INV_SQRT2 * lfp_sd

@@ -20,8 +20,10 @@ from rtclass.errors import ConfigError
 from rtclass.probe import Probe, neuropixels
 from rtclass.sim import spike_trains as st
 from rtclass.sim.celltypes import CELL_TYPES, CS_PAUSE_MS, LAYERS, SPECS
-from rtclass.sim.noise_kernels import fill_background, normal_table
-from rtclass.sim.waveforms import PRE_MS, draw, draw_log, footprint, time_course
+from rtclass.sim.noise_kernels import fill_background, normal_table, white_bank
+from rtclass.sim.waveforms import (
+    PRE_MS, contact_gain_mix, draw, draw_log, footprint, footprint_channels, smoothed, time_course,
+)
 
 SAMPLE_RATE_HZ = 30000.0
 #: units sit this far (um) from the probe plane
@@ -86,10 +88,13 @@ class SimUnit:
     id: int
     cell_type: str
     layer: str
-    xyz_um: np.ndarray
-    amplitude_uv: float  # trough depth on the peak channel
-    channels: np.ndarray  # [K] contacts in the footprint
-    waves_uv: np.ndarray  # [T, K] waveform on those contacts, uV
+    xyz_um: np.ndarray  # x across the shank, y along it, z distance from the probe plane
+    amplitude_uv: float  # trough depth on the peak channel (at zero drift)
+    course: np.ndarray  # [T] waveform shape, trough -1 at trough_index
+    smooth: np.ndarray  # [T] the shape distant contacts see
+    scale_uv: float  # uV per unit of relative footprint amplitude
+    channels: np.ndarray  # [K] contacts the unit reaches (over the whole drift range)
+    waves_uv: np.ndarray  # [T, K] waveform on those contacts at zero drift, uV
     trough_index: int
     peak_channel: int
     partner: int = -1  # PkC_ss <-> PkC_cs of the same Purkinje cell
@@ -152,11 +157,14 @@ class Simulation:
             )
         xyz = np.array([xz[0], y, xz[1]])
         course, trough = time_course(spec.shape, rng, self.fs)
-        channels, waves = footprint(course, xyz, pos, self.fs)
+        smooth = smoothed(course, self.fs)
+        channels = footprint_channels(xyz, pos, self.cfg.drift_um)
+        waves = footprint(course, smooth, xyz, pos, channels)
         peak = int(np.argmax(-waves[trough]))
         amplitude = draw_log(rng, spec.shape.amplitude_uv) * self.cfg.amplitude_scale
-        waves = waves * (amplitude / -waves[trough, peak])
-        return SimUnit(len(self.units), name, spec.layer, xyz, amplitude, channels, waves, trough, int(channels[peak]))
+        scale = amplitude / -waves[trough, peak]
+        return SimUnit(len(self.units), name, spec.layer, xyz, amplitude, course, smooth, float(scale), channels,
+                       waves * np.float32(scale), trough, int(channels[peak]))
 
     def _place_units(self, rng: np.random.Generator) -> None:
         for name, ys in self._counts(rng).items():
@@ -240,23 +248,30 @@ class Simulation:
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def add_spikes(out, first, times, units, scales, trough, length, waves, channels):
-    """Add each listed spike's waveform (``waves[u, :length[u], k]`` on ``channels[u, k]``,
-    trough at ``trough`` samples) to ``out`` = samples [first, first + n) of the recording,
-    clipped to that range."""
+def add_spikes(out, first, times, units, scales, trough, length, course, smooth, channels, contacts, unit_xyz,
+               unit_scale, drift_um, drift_period):
+    """Add each listed spike to ``out`` = samples [first, first + n) of the recording, clipped
+    to that range. A spike's footprint is computed where its unit is at that moment: moved
+    ``drift_um * sin(2 pi t / drift_period)`` along the probe (t, period in samples)."""
     n = out.shape[0]
     for i in range(times.shape[0]):
         u = units[i]
         onset = times[i] - trough - first
         a = max(0, -onset)
         b = min(length[u], n - onset)
-        s = scales[i]
+        if a >= b:
+            continue
+        shift = drift_um * np.sin(2.0 * np.pi * times[i] / drift_period) if drift_um > 0 else 0.0
         for k in range(channels.shape[1]):
             c = channels[u, k]
             if c < 0:
                 break
+            gain, mix = contact_gain_mix(contacts[c, 0] - unit_xyz[u, 0], contacts[c, 1] - unit_xyz[u, 1] - shift,
+                                         unit_xyz[u, 2])
+            g = np.float32(scales[i] * unit_scale[u] * gain)
+            m = np.float32(mix)
             for j in range(a, b):
-                out[onset + j, c] += s * waves[u, j, k]
+                out[onset + j, c] += g * ((1 - m) * course[u, j] + m * smooth[u, j])
 
 
 def _band_power_fraction(b: np.ndarray, a: np.ndarray, fs: float) -> float:
@@ -276,6 +291,7 @@ class TraceSynthesizer:
         rng = np.random.default_rng(sim._noise_seed)
         self._state = np.array([sim._noise_seed], np.uint64)
         self._table = normal_table()
+        self._bank = white_bank(self._state, self._table, n_ch)
         alpha = 1 - np.exp(-2 * np.pi * ANTIALIAS_HZ / fs)
         in_band = _band_power_fraction(np.array([alpha]), np.array([1.0, alpha - 1.0]), fs)
         self._sd = (sim.noise_sd_uv / np.sqrt(in_band)).astype(np.float32)
@@ -289,18 +305,26 @@ class TraceSynthesizer:
         self._lfp_alpha = float(lfp_alpha)
         self._lfp_sd = np.float32(cfg.lfp_uv / np.sqrt(lfp_alpha / (2 - lfp_alpha)))
         self._lfp = np.zeros(1)
-        self._white = np.zeros(n_ch + 4, np.float32)
         units = sim.units
         n_units = max(len(units), 1)
-        t_max = max((u.waves_uv.shape[0] for u in units), default=1)
+        t_max = max((u.course.size for u in units), default=1)
         k_max = max((u.channels.size for u in units), default=1)
-        self._waves = np.zeros((n_units, t_max, k_max), np.float32)
+        self._course = np.zeros((n_units, t_max), np.float32)
+        self._smooth = np.zeros((n_units, t_max), np.float32)
         self._channels = np.full((n_units, k_max), -1, np.int32)
         self._length = np.zeros(n_units, np.int64)
+        self._xyz = np.zeros((n_units, 3))
+        self._unit_scale = np.zeros(n_units)
         for u in units:
-            self._waves[u.id, : u.waves_uv.shape[0], : u.channels.size] = u.waves_uv
+            self._course[u.id, : u.course.size] = u.course
+            self._smooth[u.id, : u.smooth.size] = u.smooth
             self._channels[u.id, : u.channels.size] = u.channels
-            self._length[u.id] = u.waves_uv.shape[0]
+            self._length[u.id] = u.course.size
+            self._xyz[u.id] = u.xyz_um
+            self._unit_scale[u.id] = u.scale_uv
+        self._contacts = sim.probe.positions_um.astype(np.float64)
+        self._drift = float(cfg.drift_um)
+        self._drift_period = float(cfg.drift_period_s * fs)
         self._trough = int(round(PRE_MS * fs / 1000))
         self._t_max = t_max
         self.next_sample = 0
@@ -311,14 +335,15 @@ class TraceSynthesizer:
         first = self.next_sample
         out = np.empty((n, sim.n_channels), np.float32)
         fill_background(
-            out, self._state, self._table, self._sd, self._spatial, self._cm_gain, self._cm_sd,
-            self._alpha, self._lp, self._lfp_alpha, self._lfp_sd, self._lfp, self._white,
+            out, self._state, self._table, self._bank, self._sd, self._spatial, self._cm_gain, self._cm_sd,
+            self._alpha, self._lp, self._lfp_alpha, self._lfp_sd, self._lfp,
         )
         lo = np.searchsorted(sim.spike_times, first - (self._t_max - self._trough))
         hi = np.searchsorted(sim.spike_times, first + n + self._trough)
         add_spikes(
             out, first, sim.spike_times[lo:hi], sim.spike_units[lo:hi], sim.spike_scales[lo:hi],
-            self._trough, self._length, self._waves, self._channels,
+            self._trough, self._length, self._course, self._smooth, self._channels, self._contacts, self._xyz,
+            self._unit_scale, self._drift, self._drift_period,
         )
         self.next_sample += n
         return out

@@ -10,6 +10,7 @@ content of a spike decays faster than its slow phases.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
@@ -74,22 +75,35 @@ def time_course(spec: ShapeSpec, rng: np.random.Generator, fs: float) -> tuple[n
     return w.astype(np.float32), trough
 
 
-def footprint(
-    course: np.ndarray,
-    unit_xyz_um: np.ndarray,
-    contacts_um: np.ndarray,
-    fs: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Waveforms on the contacts a unit reaches: ``(channels [K], waveforms [T, K])``, relative
-    amplitudes (1 on a contact right under the unit)."""
-    dx = contacts_um[:, 0] - unit_xyz_um[0]
-    dy = contacts_um[:, 1] - unit_xyz_um[1]
-    z = unit_xyz_um[2]
-    r = np.sqrt(dx**2 + dy**2 + z**2)
-    gain = (z / r) ** FALLOFF_EXPONENT
-    channels = np.flatnonzero(gain >= FOOTPRINT_CUTOFF)
-    smooth = gaussian_filter1d(course, BROADENING_SD_MS * fs / 1000, mode="constant")
-    lateral = np.sqrt(dx[channels] ** 2 + dy[channels] ** 2)
-    mix = lateral / (lateral + BROADENING_HALF_UM)
+def smoothed(course: np.ndarray, fs: float) -> np.ndarray:
+    """The waveform as distant contacts see it (high frequencies faded)."""
+    return gaussian_filter1d(course, BROADENING_SD_MS * fs / 1000, mode="constant").astype(np.float32)
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def contact_gain_mix(dx, dy, z):
+    """Relative amplitude and share of the smoothed shape on a contact at (dx, dy) um from a
+    unit that is z um from the probe plane."""
+    lateral = np.sqrt(dx * dx + dy * dy)
+    r = np.sqrt(lateral * lateral + z * z)
+    return (z / r) ** FALLOFF_EXPONENT, lateral / (lateral + BROADENING_HALF_UM)
+
+
+def footprint_channels(unit_xyz_um: np.ndarray, contacts_um: np.ndarray, drift_um: float) -> np.ndarray:
+    """Contacts a unit reaches anywhere within +-drift_um along the probe."""
+    reach = np.zeros(contacts_um.shape[0], bool)
+    for d in np.linspace(-drift_um, drift_um, 2 * int(np.ceil(drift_um)) + 1 if drift_um > 0 else 1):
+        gain, _ = contact_gain_mix(contacts_um[:, 0] - unit_xyz_um[0], contacts_um[:, 1] - unit_xyz_um[1] - d,
+                                   unit_xyz_um[2])
+        reach |= gain >= FOOTPRINT_CUTOFF
+    return np.flatnonzero(reach).astype(np.int32)
+
+
+def footprint(course: np.ndarray, smooth: np.ndarray, unit_xyz_um: np.ndarray, contacts_um: np.ndarray,
+              channels: np.ndarray, drift_um: float = 0.0) -> np.ndarray:
+    """Waveforms ``[T, K]`` on ``channels`` of a unit moved ``drift_um`` along the probe,
+    relative amplitude (1 on a contact right under the unit)."""
+    gain, mix = contact_gain_mix(contacts_um[channels, 0] - unit_xyz_um[0],
+                                 contacts_um[channels, 1] - unit_xyz_um[1] - drift_um, unit_xyz_um[2])
     waves = (1 - mix)[None, :] * course[:, None] + mix[None, :] * smooth[:, None]
-    return channels.astype(np.int32), (waves * gain[channels][None, :]).astype(np.float32)
+    return (waves * gain[None, :]).astype(np.float32)

@@ -95,3 +95,58 @@ def test_noise_level_and_common_mode(sim, sim_data):
 def test_bad_layer_stacks(change, words):
     with pytest.raises(ConfigError, match=words):
         Simulation(replace(SimulateConfig(duration_s=1.0), **change))
+
+
+def test_drift_moves_units_along_the_probe():
+    cfg = SimulateConfig(duration_s=1.0, seed=2, drift_um=40.0, drift_period_s=4.0)
+    sim = Simulation(cfg)
+    unit = max(sim.units, key=lambda u: u.amplitude_uv)
+    syn = sim.synthesizer()
+    from rtclass.sim.recording import add_spikes
+
+    # one spike of the unit at each drift extreme: t = period / 4 (+40 um) and 3 period / 4 (-40 um)
+    out_up = np.zeros((200, sim.n_channels), np.float32)
+    out_down = np.zeros((200, sim.n_channels), np.float32)
+    for out, t in ((out_up, int(1.0 * sim.fs)), (out_down, int(3.0 * sim.fs))):
+        add_spikes(out, t - 50, np.array([t], np.int64), np.array([unit.id], np.int32), np.ones(1, np.float32),
+                   syn._trough, syn._length, syn._course, syn._smooth, syn._channels, syn._contacts, syn._xyz,
+                   syn._unit_scale, syn._drift, syn._drift_period)
+    y = sim.probe.positions_um[:, 1]
+    peak_up = y[np.argmin(out_up.min(0))]
+    peak_down = y[np.argmin(out_down.min(0))]
+    assert peak_up - peak_down >= 60  # 80 um apart, to the contact grid's resolution
+
+
+def test_files_read_back_with_the_right_scale_and_same_seed_same_bytes(tmp_path):
+    from rtclass.ingest.spikeglx import open_recording
+    from rtclass.sim.writer import uv_per_bit, write_simulation
+
+    cfg = SimulateConfig(duration_s=0.5, seed=4, probe="np2")
+    path_a, sim = write_simulation(cfg, tmp_path / "a")
+    path_b, _ = write_simulation(cfg, tmp_path / "b")
+    assert path_a.read_bytes() == path_b.read_bytes()
+    rec = open_recording(path_a)
+    expect = sim.synthesizer().read(sim.n_samples)
+    assert np.abs(rec.read_uv(0, sim.n_samples) - expect).max() <= uv_per_bit("np2") / 2 + 1e-3
+    assert rec.samples[:, 384].max() == 0  # sync channel
+    gt = tmp_path / "a" / "ground_truth"
+    types = (gt / "cluster_cell_type.tsv").read_text().split()
+    assert types[:2] == ["cluster_id", "cell_type"] and set(types[3::2]) <= set(CELL_TYPES)
+    layers = (gt / "cluster_layer.tsv").read_text().split()[3::2]
+    assert set(layers) <= {"ML", "PCL", "GCL", "WM"}
+    assert np.load(gt / "templates.npy").shape == (len(sim.units), 90, 384)
+
+
+def test_bad_simulation_settings(tmp_path):
+    from rtclass.config import build_section
+    from rtclass.errors import PublishError
+    from rtclass.sim.writer import write_simulation
+
+    with pytest.raises(ConfigError, match="duration_s"):
+        build_section("simulate", SimulateConfig, {"duration_s": 0.0})
+    with pytest.raises(ConfigError, match="probe"):
+        build_section("simulate", SimulateConfig, {"probe": "np3"})
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PublishError, match="cannot create output folder"):
+        write_simulation(SimulateConfig(duration_s=0.1), blocker / "sub")
