@@ -116,6 +116,38 @@ class DetectConfig:
 
 
 @dataclass(frozen=True)
+class UnitsConfig:
+    templates: str = param("", "a Kilosort/phy folder whose templates identify the units (`--templates`); empty: discover units online")
+    discovery: bool = param(True, "without templates, discover units online (false: publish unit -1)")
+    match_pre_ms: float = param(0.33, "match window before the trough", "ms", 0.05, 2.0)
+    match_post_ms: float = param(0.67, "match window after the trough (also the added latency)", "ms", 0.1, 5.0)
+    match_radius_um: float = param(60.0, "a template covers the channels within this radius of its peak channel", "um", 0.0, 500.0)
+    candidate_radius_um: float = param(80.0, "templates peaking within this radius of a spike's channel compete for it", "um", 0.0, 1000.0)
+    max_shift_samples: int = param(2, "alignment search around the detected trough", "samples", 0, 10)
+    max_residual: float = param(
+        8.0, "with given templates, a match may leave at most this many times the energy noise alone would leave", "", 1.0, 100.0
+    )
+    discovery_max_residual: float = param(
+        5.0, "the same while discovering units: stricter, so that spikes of units not yet found stay unassigned", "", 1.0, 100.0
+    )
+    amplitude_tolerance: float = param(
+        0.3, "a fit may differ from its unit's typical amplitude by this fraction (plus the fit's own noise)", "", 0.0, 10.0
+    )
+    adapt_spikes: int = param(
+        200, "templates follow the data: running mean over this many matched spikes (0 = fixed templates)", "spikes", 0, 1000000
+    )
+    discovery_interval_s: float = param(0.5, "data time between discovery rounds", "s", 0.05, 3600.0)
+    discovery_min_spikes: int = param(40, "spikes a cluster needs to become a unit", "", 5, 100000)
+    discovery_max_snippets: int = param(800, "unexplained snippets kept per channel for discovery", "", 50, 1000000)
+    discovery_zones_per_round: int = param(6, "channels clustered per discovery round (bounds its cost)", "", 1, 4096)
+    merge_similarity: float = param(
+        0.9, "a new cluster this similar (correlation) to a known template is that unit, not a new one", "", 0.0, 1.0
+    )
+    pca_components: int = param(6, "features per snippet for clustering", "", 1, 64)
+    table_interval_s: float = param(1.0, "the unit table is published at most this often (when it changed)", "s", 0.05, 3600.0)
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     zmq: bool = param(True, "publish labeled spikes on a ZMQ PUB socket (wire format v1)")
     zmq_address: str = param("tcp://127.0.0.1:5560", "where the ZMQ PUB socket binds")
@@ -161,6 +193,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    units: UnitsConfig = field(default_factory=UnitsConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     run: RunConfig = field(default_factory=RunConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)

@@ -29,7 +29,7 @@ SNR_FLOOR = 5.0
 def _greedy_match(gt_t, gt_ch, det_t, det_ch, near, tol):
     n_gt = gt_t.shape[0]
     n_det = det_t.shape[0]
-    gt_hit = np.zeros(n_gt, np.bool_)
+    gt_match = np.full(n_gt, -1, np.int64)
     det_hit = np.zeros(n_det, np.bool_)
     lo = 0
     for i in range(n_gt):
@@ -47,9 +47,9 @@ def _greedy_match(gt_t, gt_ch, det_t, det_ch, near, tol):
                     best = j
             j += 1
         if best >= 0:
-            gt_hit[i] = True
+            gt_match[i] = best
             det_hit[best] = True
-    return gt_hit, det_hit
+    return gt_match, det_hit
 
 
 @dataclass
@@ -75,6 +75,22 @@ class DetectionScore:
         }
 
 
+def match_detections(det_samples, det_channels, gt_samples, gt_units, unit_peak_channels, positions_um,
+                     sample_rate_hz, tolerance_ms=DEFAULT_TOLERANCE_MS, radius_um=DEFAULT_RADIUS_UM) -> np.ndarray:
+    """Index of the detection matched to each ground-truth spike (-1: missed), by the rule of
+    ``score_detection``; inputs in any order."""
+    d = positions_um[:, None, :] - positions_um[None, :, :]
+    near = np.sqrt((d**2).sum(-1)) <= radius_um
+    go = np.argsort(gt_samples, kind="stable")
+    do = np.argsort(det_samples, kind="stable")
+    tol = int(round(tolerance_ms * 1e-3 * sample_rate_hz))
+    m, _ = _greedy_match(gt_samples[go].astype(np.int64), unit_peak_channels[gt_units[go]].astype(np.int64),
+                         det_samples[do].astype(np.int64), det_channels[do].astype(np.int64), near, tol)
+    out = np.full(gt_samples.size, -1, np.int64)
+    out[go] = np.where(m >= 0, do[np.maximum(m, 0)], -1)
+    return out
+
+
 def score_detection(
     det_samples: np.ndarray,
     det_channels: np.ndarray,
@@ -92,12 +108,12 @@ def score_detection(
     go = np.argsort(gt_samples, kind="stable")
     do = np.argsort(det_samples, kind="stable")
     tol = int(round(tolerance_ms * 1e-3 * sample_rate_hz))
-    gt_hit, det_hit = _greedy_match(
+    gt_match, det_hit = _greedy_match(
         gt_samples[go].astype(np.int64), unit_peak_channels[gt_units[go]].astype(np.int64),
         det_samples[do].astype(np.int64), det_channels[do].astype(np.int64), near, tol,
     )
     n_units = unit_peak_channels.size
-    found = np.bincount(gt_units[go], weights=gt_hit, minlength=n_units)
+    found = np.bincount(gt_units[go], weights=gt_match >= 0, minlength=n_units)
     total = np.bincount(gt_units, minlength=n_units)
     recall = np.divide(found, total, out=np.zeros(n_units), where=total > 0)
     return DetectionScore(
@@ -137,3 +153,74 @@ def measured_noise_sd(data_uv: np.ndarray, preprocess: PreprocessConfig, sample_
         CommonMedianReference(data_uv.shape[1]).process(y)
     y = y[int(settle_ms * 1e-3 * sample_rate_hz) :]
     return np.median(np.abs(y), axis=0) / MAD_PER_SD
+
+
+#: coincidence window of sorting comparisons (SpikeInterface's compare_sorter_to_ground_truth default)
+SORTING_DELTA_MS = 0.4
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _coincidences(gt_t, gt_u, so_t, so_u, n_gt_units, n_so_units, delta):
+    """counts[i, j]: spikes of ground-truth unit i with a spike of sorted unit j within delta."""
+    counts = np.zeros((n_gt_units, n_so_units), np.int64)
+    seen = np.full(n_so_units, -1, np.int64)
+    lo = 0
+    n_so = so_t.shape[0]
+    for i in range(gt_t.shape[0]):
+        t = gt_t[i]
+        while lo < n_so and so_t[lo] < t - delta:
+            lo += 1
+        j = lo
+        while j < n_so and so_t[j] <= t + delta:
+            u = so_u[j]
+            if seen[u] != i:  # one coincidence per (ground-truth spike, sorted unit)
+                seen[u] = i
+                counts[gt_u[i], u] += 1
+            j += 1
+    return counts
+
+
+@dataclass
+class SortingScore:
+    """Per ground-truth unit: the sorted unit it was paired with (-1: none), and accuracy =
+    tp / (tp + fn + fp), recall = tp / n_gt, precision = tp / n_sorted of that pair."""
+
+    matched_unit: np.ndarray
+    accuracy: np.ndarray
+    recall: np.ndarray
+    precision: np.ndarray
+
+    def well_detected(self, selected: np.ndarray, threshold: float = 0.8) -> float:
+        """Fraction of the selected ground-truth units with accuracy >= threshold."""
+        return float((self.accuracy[selected] >= threshold).mean()) if selected.any() else float("nan")
+
+
+def score_sorting(gt_samples: np.ndarray, gt_units: np.ndarray, sorted_samples: np.ndarray, sorted_units: np.ndarray,
+                  n_gt_units: int, sample_rate_hz: float, delta_ms: float = SORTING_DELTA_MS) -> SortingScore:
+    """Compare a sort to ground truth the way SpikeInterface's ``compare_sorter_to_ground_truth``
+    does: coincidences within ``delta_ms``, agreement = tp / (n_gt + n_sorted - tp), ground-truth
+    and sorted units paired one to one by the Hungarian method on agreement. Sorted spikes with
+    unit < 0 are ignored."""
+    from scipy.optimize import linear_sum_assignment
+
+    keep = sorted_units >= 0
+    so_t, so_u = sorted_samples[keep], sorted_units[keep]
+    ids, so_idx = np.unique(so_u, return_inverse=True)
+    go, oo = np.argsort(gt_samples, kind="stable"), np.argsort(so_t, kind="stable")
+    counts = _coincidences(gt_samples[go].astype(np.int64), gt_units[go].astype(np.int64), so_t[oo].astype(np.int64),
+                           so_idx[oo].astype(np.int64), n_gt_units, max(ids.size, 1),
+                           int(round(delta_ms * 1e-3 * sample_rate_hz)))
+    n_gt = np.bincount(gt_units, minlength=n_gt_units).astype(float)
+    n_so = np.bincount(so_idx, minlength=max(ids.size, 1)).astype(float)
+    agreement = counts / np.maximum(n_gt[:, None] + n_so[None, :] - counts, 1)
+    rows, cols = linear_sum_assignment(-agreement)
+    matched = np.full(n_gt_units, -1)
+    acc, rec, prec = np.zeros(n_gt_units), np.zeros(n_gt_units), np.zeros(n_gt_units)
+    for r, c in zip(rows, cols):
+        if counts[r, c] == 0 or ids.size == 0:
+            continue
+        matched[r] = ids[c]
+        acc[r] = agreement[r, c]
+        rec[r] = counts[r, c] / max(n_gt[r], 1)
+        prec[r] = counts[r, c] / max(n_so[c], 1)
+    return SortingScore(matched, acc, rec, prec)

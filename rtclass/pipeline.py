@@ -26,10 +26,14 @@ from rtclass.metrics import StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe
 from rtclass.publish.files import SpikeLog
 from rtclass.publish.wire import NO_UNIT, SPIKE_DTYPE
+from rtclass.units.discovery import OnlineDiscovery
+from rtclass.units.matching import ASSIGNED_DTYPE, TemplateMatcher, warm_up_matching
+from rtclass.units.table import UnitTable
+from rtclass.units.templates import TemplateBank, bandpassed_templates, bank_from_dense, read_phy_templates
 
 log = logging.getLogger("rtclass.pipeline")
 
-STAGES = ("guard", "filter", "reference", "detect", "publish")  # as timed in metrics.json
+STAGES = ("guard", "filter", "reference", "detect", "match", "publish")  # as timed in metrics.json
 #: how long one read waits for data before the loop checks stop/duration again
 READ_TIMEOUT_S = 0.05
 #: spike batches the live view's "active channels" looks back over
@@ -42,28 +46,39 @@ BLOCK_SAMPLES = 300
 
 class DetectionChain:
     """The signal stages of one probe, run in order on each block of samples:
-    guard -> band-pass -> common median reference -> threshold detector.
+    guard -> band-pass -> common median reference -> threshold detector -> template matcher
+    (with online discovery when no templates were given).
 
     Large chunks are processed in blocks of at most ``BLOCK_SAMPLES`` so that every stage works
     on cache-resident data (results do not depend on the blocking: every stage is chunk
     invariant). ``times_s`` holds the time each stage spent on the last ``process`` call.
     """
 
-    STAGES = ("guard", "filter", "reference", "detect")
+    STAGES = ("guard", "filter", "reference", "detect", "match")
 
-    def __init__(self, cfg: Config, probe: Probe, sample_rate_hz: float):
+    def __init__(self, cfg: Config, probe: Probe, sample_rate_hz: float, bank: TemplateBank | None = None):
         n = probe.n_channels
         self.guard = NonFiniteGuard()
         self.filter = BandpassFilter(cfg.preprocess, n, sample_rate_hz)
         self.reference = CommonMedianReference(n) if cfg.preprocess.common_reference == "median" else None
+        self.bank = bank
+        self.matcher: TemplateMatcher | None = None
+        self.discovery: OnlineDiscovery | None = None
+        if bank is None and cfg.units.discovery:
+            self.bank = bank = new_bank(cfg, probe, sample_rate_hz)
+            self.discovery = OnlineDiscovery(cfg.units, bank, sample_rate_hz)
+        sweep = int(round(cfg.detect.exclude_sweep_ms * 1e-3 * sample_rate_hz))
+        if bank is not None:
+            self.matcher = TemplateMatcher(cfg.units, bank, sweep, discovering=self.discovery is not None)
         self.detector = ThresholdDetector(
             cfg.detect, probe.neighbours(cfg.detect.radius_um), probe.neighbours(cfg.detect.echo_radius_um),
-            sample_rate_hz,
+            sample_rate_hz, history=self.matcher.history if self.matcher is not None else 0,
         )
         self.times_s = [0.0] * len(self.STAGES)
 
     def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
-        """float32 [n, C] uV (repaired in place if non-finite) -> peaks (PEAK_DTYPE)."""
+        """float32 [n, C] uV (repaired in place if non-finite) -> spikes (ASSIGNED_DTYPE) whose
+        unit is decided, in sample order."""
         times = [0.0] * len(self.STAGES)
         found = []
         for a in range(0, data.shape[0], BLOCK_SAMPLES):
@@ -76,10 +91,43 @@ class DetectionChain:
             if self.reference is not None:
                 self.reference.process(y)
             times[2] += watch.lap()
-            found.append(self.detector.process(y, first_sample + a))
+            peaks = self.detector.process(y, first_sample + a)
             times[3] += watch.lap()
+            if self.matcher is None:
+                spikes = np.zeros(peaks.size, ASSIGNED_DTYPE)
+                spikes["sample"], spikes["channel"], spikes["unit"] = peaks["sample"], peaks["channel"], NO_UNIT
+                spikes["amplitude"] = -peaks["amplitude"]
+            else:
+                det = self.detector
+                spikes = self.matcher.process(det.work, det.work_first, peaks, det.noise_sd, det.noise_from)
+                if self.discovery is not None:
+                    self.discovery.add(self.matcher.unassigned)
+                    self.matcher.unassigned.clear()
+                    self.discovery.maybe_run(first_sample + a + block.shape[0])
+            times[4] += watch.lap()
+            found.append(spikes)
         self.times_s = times
         return found[0] if len(found) == 1 else np.concatenate(found)
+
+
+def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:
+    u = cfg.units
+    pre = int(round(u.match_pre_ms * 1e-3 * sample_rate_hz))
+    width = pre + int(round(u.match_post_ms * 1e-3 * sample_rate_hz))
+    return TemplateBank(probe, width, pre, u.match_radius_um, u.candidate_radius_um)
+
+
+def bank_from_templates(cfg: Config, probe: Probe, sample_rate_hz: float, templates: np.ndarray,
+                        unit_ids: np.ndarray, in_uv: bool) -> TemplateBank:
+    """A bank of known templates ``[U, T, C]`` (raw or zero-phase filtered), passed through
+    this pipeline's causal band-pass so their shapes match the filtered stream. ``in_uv``: the
+    templates are in uV (a simulator's), else their scale is arbitrary (Kilosort's) and each
+    unit's amplitude is learnt from its first matches."""
+    bank = new_bank(cfg, probe, sample_rate_hz)
+    sos = BandpassFilter(cfg.preprocess, 1, sample_rate_hz).sos
+    bank_from_dense(bank, bandpassed_templates(templates, sos), unit_ids, templates.shape[1] // 2,
+                    weight=cfg.units.adapt_spikes, in_uv=in_uv)
+    return bank
 
 
 class Publisher(Protocol):
@@ -108,11 +156,18 @@ class Status:
 
 
 class Pipeline:
-    def __init__(self, cfg: Config, source: Source, publishers: list[Publisher] | None = None, probe: Probe | None = None):
+    def __init__(self, cfg: Config, source: Source, publishers: list[Publisher] | None = None, probe: Probe | None = None,
+                 bank: TemplateBank | None = None):
+        """``bank``: known templates (else ``[units] templates`` names a phy folder to load, or
+        units are discovered online)."""
         self.cfg = cfg
         self.source = source
         self.publishers = list(publishers or [])
         self._probe = probe
+        self._bank = bank
+        self.table: UnitTable | None = None
+        self._table_sent = (-1, -1)
+        self._table_due = 0.0
         self.log = SpikeLog()
         self.info: StreamInfo | None = None
         self.times = StageTimes(STAGES)
@@ -142,7 +197,14 @@ class Pipeline:
             raise InputError(
                 f"probe geometry has {self._probe.n_channels} channels, the stream {info.n_channels}"
             )
-        self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz)
+        bank = self._bank
+        if bank is None and cfg.units.templates:
+            dense, ids = read_phy_templates(cfg.units.templates, info.n_channels)
+            bank = bank_from_templates(cfg, self._probe, info.sample_rate_hz, dense, ids, in_uv=False)
+            log.info("loaded %d templates of %d units from %s", bank.n, np.unique(ids).size, cfg.units.templates)
+        self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz, bank)
+        if self.chain.bank is not None:
+            self.table = UnitTable(self.chain.bank, info.sample_rate_hz)
         self._warm_up(info)
         return info
 
@@ -152,6 +214,7 @@ class Pipeline:
         DetectionChain(self.cfg, self.probe, info.sample_rate_hz).process(
             np.zeros((WARMUP_SAMPLES, info.n_channels), np.float32), 0
         )
+        warm_up_matching()
 
     @property
     def detector(self) -> ThresholdDetector:
@@ -172,22 +235,39 @@ class Pipeline:
         if self._first_sample is None:
             self._first_sample = chunk.first_sample
             self._t_start = time.perf_counter()
-        peaks = self.chain.process(chunk.data, chunk.first_sample)
+        found = self.chain.process(chunk.data, chunk.first_sample)
         watch = Stopwatch()
-        spikes = np.zeros(peaks.size, SPIKE_DTYPE)
-        if peaks.size:
+        spikes = np.zeros(found.size, SPIKE_DTYPE)
+        if found.size:
             fs = self.info.sample_rate_hz
-            spikes["sample"] = peaks["sample"]
-            spikes["unit"] = NO_UNIT
-            spikes["channel"] = peaks["channel"]
-            spikes["t_source"] = chunk.t_last - (chunk.end_sample - 1 - peaks["sample"]) / fs
+            spikes["sample"] = found["sample"]
+            spikes["unit"] = found["unit"]
+            spikes["channel"] = found["channel"]
+            spikes["t_source"] = chunk.t_last - (chunk.end_sample - 1 - found["sample"]) / fs
             for pub in self.publishers:
                 pub.publish(spikes)
-            self.log.append(spikes, -peaks["amplitude"])
+            self.log.append(spikes, found["amplitude"])
+            if self.table is not None:
+                self.table.update(found)
+        if self.table is not None:
+            self._publish_table(chunk.end_sample)
         t_pub = watch.lap()
         self.times.record([*self.chain.times_s, t_pub], chunk.n_samples / self.info.sample_rate_hz)
         self._samples += chunk.n_samples
         return spikes
+
+    def _publish_table(self, now_sample: int) -> None:
+        """Send the unit table when units appeared, at most every ``table_interval_s``."""
+        state = (self.chain.bank.n, self.table.version)
+        now = time.monotonic()
+        if state == self._table_sent or now < self._table_due:
+            return
+        payload = self.table.to_json(now_sample)
+        for pub in self.publishers:
+            send = getattr(pub, "publish_units", None)
+            if send is not None:
+                send(payload)
+        self._table_sent, self._table_due = state, now + self.cfg.units.table_interval_s
 
     def run(
         self,
@@ -264,6 +344,7 @@ class Pipeline:
             "realtime_factor": data_s / busy if busy > 0 else None,
             "chunks_over_budget": self.times.over_budget,
             "stage_time_per_chunk": self.times.summary(),
+            "units": self.chain.bank.n if self.chain.bank is not None else 0,
             "n_channels": self.info.n_channels,
             "sample_rate_hz": fs,
         }

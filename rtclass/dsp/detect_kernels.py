@@ -95,8 +95,8 @@ def detect_stream(
 ):
     """Feed ``n_new`` new samples and decide every sample that became decidable.
 
-    work: float32 [2 * sweep + n_new, C]: the last ``2 * sweep`` samples of earlier chunks, then
-        the new ones (global index of ``work[2 * sweep]`` is ``first_sample``).
+    work: float32 [H + n_new, C]: the last H >= 2 * sweep samples of earlier chunks, then the
+        new ones (global index of ``work[H]`` is ``first_sample``).
     neighbours: int32 [C, K] channel indices (-1 padded), symmetric relation.
     suppress: int32 [C, K2] channels within the echo-suppression radius (-1 padded).
     last_t, last_amp: int64 / float32 [C]: last accepted peak per channel (updated).
@@ -120,7 +120,7 @@ def detect_stream(
     ratio = params[7]
     inv_bin = 1.0 / bin_width
     found = 0
-    base = 2 * sweep
+    base = work.shape[0] - n_new
     for i in range(n_new):
         g = first_sample + i
         pos = base + i

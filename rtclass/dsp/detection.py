@@ -9,6 +9,8 @@ import numpy as np
 from rtclass.config import DetectConfig
 from rtclass.dsp.detect_kernels import detect_stream
 
+#: samples of new data the detector's buffer holds before it grows
+BUFFER_SAMPLES = 3000
 #: record of one detected peak
 PEAK_DTYPE = np.dtype([("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4")])
 
@@ -21,13 +23,16 @@ class ThresholdDetector:
     running MAD estimate (see ``detect_kernels``); detection starts after the warm-up.
     Echoes (the causal filter's second trough, a large spike's late arrival on farther
     contacts) are suppressed, see ``detect_kernels``.
-    State: the last 2 * sweep samples, the noise histograms and thresholds, the last accepted
-    peak per channel.
+    State: the last ``history`` samples, the noise histograms and thresholds, the last
+    accepted peak per channel. After ``process``, ``work`` holds the history plus the new data
+    (``work[0]`` at global index ``work_first``).
     """
 
-    def __init__(self, cfg: DetectConfig, neighbours: np.ndarray, suppress: np.ndarray, sample_rate_hz: float):
+    def __init__(self, cfg: DetectConfig, neighbours: np.ndarray, suppress: np.ndarray, sample_rate_hz: float,
+                 history: int = 0):
         """neighbours / suppress: ``Probe.neighbours`` within the exclusion radius and within the
-        echo-suppression radius."""
+        echo-suppression radius. history: samples of past data to keep in ``work`` beyond the
+        detector's own need (2 * sweep), for later stages that look back (the matcher)."""
         self.cfg = cfg
         self.neighbours = np.ascontiguousarray(neighbours, dtype=np.int32)
         self.suppress = np.ascontiguousarray(suppress, dtype=np.int32)
@@ -37,6 +42,7 @@ class ThresholdDetector:
         self.update = max(1, int(round(cfg.noise_update_ms * 1e-3 * sample_rate_hz)))
         self.warmup = int(math.ceil(cfg.noise_warmup_ms * 1e-3 * sample_rate_hz / self.update)) * self.update
         decay = math.exp(-cfg.noise_update_ms * 1e-3 / cfg.noise_time_constant_s)
+        self.history = max(history, 2 * self.sweep)
         self.refractory = int(round(cfg.echo_refractory_ms * 1e-3 * sample_rate_hz))
         self._params = np.array(
             [cfg.threshold_sd, cfg.noise_bin_uv, decay, cfg.noise_subsample, self.update, 0.0,
@@ -46,10 +52,14 @@ class ThresholdDetector:
         self.reset()
 
     def reset(self) -> None:
-        self.tail = np.zeros((2 * self.sweep, self.n_channels), np.float32)
+        self._buf = np.zeros((self.history + BUFFER_SAMPLES, self.n_channels), np.float32)
+        self._len = self.history  # valid rows in _buf: history + the last call's data
+        self.work = self._buf[: self.history]
+        self.work_first = -self.history
         self.hist = np.zeros((self.n_channels, self.cfg.noise_n_bins), np.float32)
         self.noise_sd = np.full(self.n_channels, np.inf, np.float32)
         self.threshold = np.full(self.n_channels, np.inf, np.float32)
+        self.noise_from = 0  # global index from which the current noise_sd applies
         self.last_t = np.full(self.n_channels, np.iinfo(np.int64).min // 2, np.int64)
         self.last_amp = np.zeros(self.n_channels, np.float32)
         self.started_at: int | None = None
@@ -78,14 +88,27 @@ class ThresholdDetector:
             end = first_sample + self.warmup
             self._params[5] = -(-end // self.update) * self.update
         n_new = data.shape[0]
-        work = np.concatenate([self.tail, data]) if self.sweep else data
+        h = self.history
+        # the last call's data stayed in place for later stages; now its tail becomes history
+        if h and self._len > h:
+            self._buf[:h] = self._buf[self._len - h : self._len].copy()
+        if h + n_new > self._buf.shape[0]:
+            grown = np.zeros((h + n_new, self.n_channels), np.float32)
+            grown[:h] = self._buf[:h]
+            self._buf = grown
+        self._buf[h : h + n_new] = data
+        self._len = h + n_new
+        work = self._buf[: h + n_new]
         out_s, out_c, out_a = self._outputs(n_new)
         n = detect_stream(
             work, n_new, first_sample, self.sweep, self.neighbours, self.suppress, self.hist,
             self.noise_sd, self.threshold, self.last_t, self.last_amp, self._params, out_s, out_c, out_a,
         )
-        if self.sweep:
-            self.tail = work[-2 * self.sweep :].copy()
+        self.work = work  # valid until the next call
+        boundary = (first_sample + n_new) // self.update * self.update
+        if boundary > first_sample and boundary >= self._params[5]:
+            self.noise_from = int(boundary)  # noise_sd was refreshed at this sample
+        self.work_first = first_sample - h
         peaks = np.empty(n, PEAK_DTYPE)
         peaks["sample"] = out_s[:n]
         peaks["channel"] = out_c[:n]

@@ -30,6 +30,10 @@ SAMPLE_RATE_HZ = 30000.0
 UNIT_DISTANCE_UM = (10.0, 60.0)
 #: and up to this far (um) beyond the outermost contact columns
 UNIT_LATERAL_MARGIN_UM = 20.0
+#: two cell bodies are at least this far apart (um; somata are 10-25 um across)
+MIN_SEPARATION_UM = 20.0
+#: placement attempts before a unit is placed regardless of its neighbours (a crowded layer)
+PLACEMENT_TRIES = 50
 #: sd of the per-spike amplitude jitter (fraction of the unit amplitude)
 AMPLITUDE_JITTER = 0.06
 #: band the noise levels of the config refer to
@@ -147,14 +151,25 @@ class Simulation:
                 out[name] = ys
         return out
 
-    def _new_unit(self, name: str, y: float, rng: np.random.Generator, xz=None) -> SimUnit:
-        spec = SPECS[name]
+    def _free_spot(self, y: float, rng: np.random.Generator) -> tuple[float, float]:
+        """x and z for a cell body at depth y, at least MIN_SEPARATION_UM from the others."""
         pos = self.probe.positions_um
-        if xz is None:
+        taken = np.array([u.xyz_um for u in self.units]) if self.units else np.zeros((0, 3))
+        for _ in range(PLACEMENT_TRIES):
             xz = (
                 rng.uniform(pos[:, 0].min() - UNIT_LATERAL_MARGIN_UM, pos[:, 0].max() + UNIT_LATERAL_MARGIN_UM),
                 rng.uniform(*UNIT_DISTANCE_UM),
             )
+            d = np.sqrt(((taken - [xz[0], y, xz[1]]) ** 2).sum(1)) if taken.size else np.inf
+            if np.all(d >= MIN_SEPARATION_UM):
+                break
+        return xz
+
+    def _new_unit(self, name: str, y: float, rng: np.random.Generator, xz=None) -> SimUnit:
+        spec = SPECS[name]
+        pos = self.probe.positions_um
+        if xz is None:
+            xz = self._free_spot(y, rng)
         xyz = np.array([xz[0], y, xz[1]])
         course, trough = time_course(spec.shape, rng, self.fs)
         smooth = smoothed(course, self.fs)

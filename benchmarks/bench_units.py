@@ -1,0 +1,139 @@
+"""Unit assignment on the simulated probe: accuracy with the true templates given, accuracy of
+online discovery without them (SpikeInterface's compare_sorter_to_ground_truth definition), per
+SNR band; and throughput / per-chunk time with matching on (384 channels, one core).
+
+    python benchmarks/bench_units.py [--duration 60] [--out benchmarks/results/units.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine, pin_to_one_core  # noqa: E402
+
+from rtclass.config import Config, SimulateConfig  # noqa: E402
+from rtclass.evaluation import filtered_template_peaks, match_detections, score_sorting  # noqa: E402
+from rtclass.pipeline import DetectionChain, bank_from_templates  # noqa: E402
+from rtclass.sim.recording import Simulation  # noqa: E402
+
+SNR_BANDS = ((5.0, 8.0), (8.0, 12.0), (12.0, np.inf))
+CHUNK = 30  # 1 ms
+
+
+def run(cfg: Config, sim: Simulation, data: np.ndarray, bank) -> tuple[np.ndarray, DetectionChain, dict]:
+    chain = DetectionChain(cfg, sim.probe, sim.fs, bank)
+    times, out = [], []
+    for a in range(0, data.shape[0], CHUNK):
+        out.append(chain.process(data[a : a + CHUNK].copy(), a))
+        times.append(chain.times_s)
+    t = np.array(times)
+    total = t.sum(1)
+    perf = {
+        "realtime_factor": data.shape[0] / sim.fs / total.sum(),
+        "per_chunk_us": {"p50": float(np.percentile(total, 50) * 1e6), "p99": float(np.percentile(total, 99) * 1e6),
+                         "max": float(total.max() * 1e6)},
+        "stage_mean_us": {s: float(t[:, i].mean() * 1e6) for i, s in enumerate(DetectionChain.STAGES)},
+        "chunks_over_budget": int((total > CHUNK / sim.fs).sum()),
+    }
+    return np.concatenate(out), chain, perf
+
+
+def band_table(values: np.ndarray, snr: np.ndarray) -> dict:
+    return {f"{lo:g}-{hi:g}": {"mean": float(values[(snr >= lo) & (snr < hi)].mean()),
+                               "units": int(((snr >= lo) & (snr < hi)).sum())}
+            for lo, hi in SNR_BANDS if ((snr >= lo) & (snr < hi)).any()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "units.json"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a [units] key")
+    args = ap.parse_args()
+    pinned = pin_to_one_core()
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    cfg = Config().replace(units=overrides) if overrides else Config()
+    sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
+    data = sim.synthesizer().read(sim.n_samples)
+    n_units = len(sim.units)
+    res = {"machine": describe_machine(pinned), "data": {"seconds": args.duration, "units": n_units, "seed": args.seed},
+           "units_config_overrides": overrides}
+
+    # --- true templates given
+    bank = bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(n_units), in_uv=True)
+    warm = DetectionChain(cfg, sim.probe, sim.fs, bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(n_units), in_uv=True))
+    warm.process(data[:30000].copy(), 0)  # compile / load kernels
+    spikes, chain, perf = run(cfg, sim, data, bank)
+    det = chain.detector
+    start = det.started_at + det.warmup + det.sweep + 30
+    snr, peak = filtered_template_peaks(sim.dense_templates(), det.noise_sd, cfg.preprocess, sim.fs)
+    sel_gt = sim.spike_times >= start
+    gt_t, gt_u = sim.spike_times[sel_gt], sim.spike_units[sel_gt]
+    sp = spikes[spikes["sample"] >= start]
+    # per ground-truth spike: the detection that found it (score_detection's rule) and its unit
+    hit = match_detections(sp["sample"], sp["channel"], gt_t, gt_u, peak, sim.probe.positions_um, sim.fs)
+    detected = hit >= 0
+    right = detected & (sp["unit"][np.maximum(hit, 0)] == gt_u)
+    acc_detected = np.array([right[(gt_u == u) & detected].mean() if ((gt_u == u) & detected).any() else np.nan
+                             for u in range(n_units)])
+    acc_all = np.array([right[gt_u == u].mean() if (gt_u == u).any() else np.nan for u in range(n_units)])
+    ok = snr >= 5
+    res["with_true_templates"] = {
+        "performance": perf,
+        "spikes_right_unit_of_detected_snr_ge_5": float(right[detected & ok[gt_u]].mean()),
+        "spikes_right_unit_of_all_snr_ge_5": float(right[ok[gt_u]].mean()),
+        "unassigned_fraction": float((sp["unit"] < 0).mean()),
+        "right_unit_of_detected_by_snr": band_table(acc_detected, snr),
+        "right_unit_of_all_by_snr": band_table(acc_all, snr),
+    }
+
+    # --- no templates: online discovery
+    spikes, chain, perf = run(cfg, sim, data, None)
+    sp = spikes[spikes["sample"] >= start]
+    sc = score_sorting(gt_t, gt_u, sp["sample"], sp["unit"], n_units, sim.fs)
+    half = sim.n_samples // 2  # steady state: units found in the first half, scored on the second
+    late = gt_t >= half
+    sc_late = score_sorting(gt_t[late], gt_u[late], sp["sample"][sp["sample"] >= half], sp["unit"][sp["sample"] >= half],
+                            n_units, sim.fs)
+    res["discovery"] = {
+        "well_detected_snr_ge_5_second_half": sc_late.well_detected(ok),
+        "performance": perf,
+        "units_found": int(chain.bank.n),
+        "well_detected_snr_ge_5": sc.well_detected(ok),
+        "well_detected_snr_ge_8": sc.well_detected(snr >= 8),
+        "accuracy_by_snr": band_table(sc.accuracy, snr),
+        "per_unit": [{"unit": u, "type": sim.units[u].cell_type, "snr": float(snr[u]), "accuracy": float(sc.accuracy[u]),
+                      "recall": float(sc.recall[u]), "precision": float(sc.precision[u]), "sorted_id": int(sc.matched_unit[u])}
+                     for u in range(n_units)],
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    t, g = res["with_true_templates"], res["discovery"]
+    print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); {args.duration:g} s, {n_units} units")
+    print(f"true templates: right unit for {t['spikes_right_unit_of_detected_snr_ge_5']:.3f} of detected spikes of SNR>=5 units "
+          f"({t['spikes_right_unit_of_all_snr_ge_5']:.3f} of all their spikes); "
+          f"{t['performance']['realtime_factor']:.1f}x RT, chunk p99 {t['performance']['per_chunk_us']['p99']:.0f} us")
+    for band, v in t["right_unit_of_detected_by_snr"].items():
+        print(f"    SNR {band:>8}: {v['mean']:.3f} of detected, {t['right_unit_of_all_by_snr'][band]['mean']:.3f} of all ({v['units']} units)")
+    print(f"discovery: {g['units_found']} units found; well detected (accuracy >= 0.8): {g['well_detected_snr_ge_5']:.2f} of SNR>=5 units, "
+          f"{g['well_detected_snr_ge_8']:.2f} of SNR>=8; second half alone: {g['well_detected_snr_ge_5_second_half']:.2f} of SNR>=5; "
+          f"{g['performance']['realtime_factor']:.1f}x RT, "
+          f"chunk p99 {g['performance']['per_chunk_us']['p99']:.0f} us, max {g['performance']['per_chunk_us']['max']:.0f} us")
+    for band, v in g["accuracy_by_snr"].items():
+        print(f"    SNR {band:>8}: mean accuracy {v['mean']:.3f} ({v['units']} units)")
+    for row in g["per_unit"]:
+        if row["snr"] >= 5:
+            print(f"      unit {row['unit']:3d} {row['type']:7s} snr {row['snr']:5.1f} acc {row['accuracy']:.2f} "
+                  f"rec {row['recall']:.2f} prec {row['precision']:.2f} -> {row['sorted_id']}")
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Unit assignment stage: template matching of detected peaks (see ``match_kernels``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rtclass.config import UnitsConfig
+from rtclass.dsp.detection import PEAK_DTYPE
+from rtclass.units.match_kernels import match_peaks
+from rtclass.units.templates import TemplateBank
+
+#: noise levels below this (uV) are taken as this (dead or not yet estimated channels)
+NOISE_FLOOR_UV = 0.5
+#: a detected spike with its unit (-1: unassigned): amplitude = trough depth at detection (uV),
+#: fit = fitted template amplitude (uV trough depth on the unit's peak channel), score = energy the
+#: template leaves unexplained over what noise alone would leave (~1 for a good match)
+ASSIGNED_DTYPE = np.dtype(
+    [("sample", "<i8"), ("unit", "<i4"), ("channel", "<i2"), ("amplitude", "<f4"), ("fit", "<f4"), ("score", "<f4")]
+)
+
+
+class TemplateMatcher:
+    """Assigns each detected peak to a unit once ``post`` samples after it have arrived (the
+    match window's end: this is the stage's added latency).
+
+    State: the last few samples of filtered data (enough for any pending peak's window) and the
+    peaks still waiting for their window. ``process`` returns the peaks it decided, in sample
+    order, and keeps the unassigned ones' snippets for discovery in ``unassigned``.
+    """
+
+    def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sweep: int, discovering: bool = False):
+        self.cfg = cfg
+        self.max_residual = cfg.discovery_max_residual if discovering else cfg.max_residual
+        self.bank = bank
+        self.max_shift = cfg.max_shift_samples
+        self.post = bank.width - bank.pre
+        #: past samples the matcher needs to see (the detector keeps them in its ``work``)
+        self.history = bank.width + 2 * self.max_shift + sweep + 1
+        self.pending = np.zeros(0, PEAK_DTYPE)
+        ones = np.ones(bank.probe.n_channels, np.float32)
+        self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
+        self.unassigned: list[tuple[int, int, np.ndarray]] = []  # (sample, channel, snippet [W, K])
+        self.collect_unassigned = discovering
+
+    def _weights(self, noise_sd: np.ndarray, noise_from: int) -> None:
+        """Channel weights (inverse noise variance) per noise epoch: a peak is weighted with the
+        noise levels in force at its own sample, whatever the chunking."""
+        if noise_from != self._epoch:
+            self._prev_inv_var, self._epoch = self._inv_var, noise_from
+            self._inv_var = (1.0 / np.maximum(noise_sd, NOISE_FLOOR_UV) ** 2).astype(np.float32)
+
+    def process(self, work: np.ndarray, work_first: int, peaks: np.ndarray, noise_sd: np.ndarray,
+                noise_from: int) -> np.ndarray:
+        """work: filtered samples ``[L, C]`` with ``work[0]`` at global index ``work_first``,
+        covering at least ``history`` samples before the newest; peaks: newly detected;
+        noise_sd: the noise level per channel (uV) in force from sample ``noise_from`` on."""
+        self._weights(noise_sd, noise_from)
+        end = work_first + work.shape[0]
+        todo = np.concatenate([self.pending, peaks]) if self.pending.size else peaks
+        waiting = todo["sample"] + self.post + self.max_shift > end
+        # a window that starts before the data we kept (stream start) cannot be matched
+        ready = ~waiting & (todo["sample"] - self.bank.pre - self.max_shift >= work_first)
+        self.pending = todo[waiting]
+        go = todo[ready]
+        out = np.zeros(go.size, ASSIGNED_DTYPE)
+        out["sample"] = go["sample"]
+        out["channel"] = go["channel"]
+        out["amplitude"] = -go["amplitude"]
+        out["unit"] = -1
+        if go.size and self.bank.n:
+            b = self.bank
+            idx = np.empty(go.size, np.int32)
+            amp = np.empty(go.size, np.float32)
+            score = np.empty(go.size, np.float32)
+            shift = np.empty(go.size, np.int32)
+            match_peaks(
+                work, work_first, go["sample"], go["channel"].astype(np.int64), b.candidates, b.local, b.waves, b.channels,
+                b.norm2, b.amp, b.amp_n, b.matched, self._prev_inv_var, self._inv_var, self._epoch, b.pre,
+                self.max_shift, self.max_residual,
+                self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, idx, amp, score, shift,
+            )
+            hit = idx >= 0
+            out["unit"][hit] = b.ids[idx[hit]]
+            out["fit"] = amp
+            out["score"] = score
+        if self.collect_unassigned:
+            for s, c in zip(out["sample"][out["unit"] < 0], out["channel"][out["unit"] < 0]):
+                t0 = s - work_first - self.bank.pre
+                chans = self.bank.local_channels(int(c))
+                self.unassigned.append((int(s), int(c), work[t0 : t0 + self.bank.width][:, chans].copy()))
+        return out
+
+
+def warm_up_matching() -> None:
+    """Compile (or load from cache) the matching kernel on a tiny problem."""
+    work = np.zeros((8, 1), np.float32)
+    work[3, 0] = -1.0
+    waves = np.zeros((1, 4, 1), np.float32)
+    waves[0, 1, 0] = -1.0
+    out = [np.zeros(1, np.int32), np.zeros(1, np.float32), np.zeros(1, np.float32), np.zeros(1, np.int32)]
+    match_peaks(work, 0, np.array([3], np.int64), np.array([0], np.int64), np.zeros((1, 1), np.int32),
+                np.zeros((1, 1), np.int32), waves,
+                np.zeros((1, 1), np.int32), np.ones(1, np.float32), np.ones(1, np.float32), np.ones(1, np.int64),
+                np.zeros(1, np.int64), np.ones(1, np.float32), np.ones(1, np.float32), 0, 1, 1, 2.0, 0.5, 10, *out)

@@ -1,0 +1,211 @@
+"""Unit templates: what the matcher compares detected spikes against.
+
+A ``TemplateBank`` holds, per unit, a short waveform (``pre`` samples before the trough,
+``width`` in all) on every channel, non-zero on its *support* (the channels around its peak
+channel), scaled so that the trough on the peak channel is -1 (a fitted amplitude is then the
+spike's trough depth in uV). Keeping templates dense lets the matcher compare all candidates on
+the same channels (those around the detected spike), where a unit that does not reach a channel
+predicts zero there. Templates come from a
+prior Kilosort/phy sort (``from_phy_folder``), from the simulator's ground truth, or from online
+discovery; the bank grows, and a unit's id never changes.
+
+Kilosort/phy facts used: ``templates.npy`` is ``(n_templates, n_time, n_channels)`` in whitened
+space; ``whitening_mat_inv.npy`` (n_channels x n_channels) unwhitens it (``template @ W_inv``);
+``channel_map.npy`` gives the stream channel of each template channel; templates map to cluster
+ids through ``spike_templates.npy`` and ``spike_clusters.npy`` (the cluster most of a template's
+spikes ended in, as phy curation may have merged or split them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import sosfilt
+
+from rtclass.errors import InputError
+from rtclass.probe import Probe
+
+#: templates the bank reserves room for before it grows
+INITIAL_CAPACITY = 64
+
+
+class TemplateBank:
+    """Growable arrays of unit templates, plus per-channel candidate lists for the matcher."""
+
+    def __init__(self, probe: Probe, width: int, pre: int, match_radius_um: float, candidate_radius_um: float):
+        self.probe = probe
+        self.width = width
+        self.pre = pre
+        self._dist = probe.distances_um()
+        self.local = probe.neighbours(match_radius_um)  # [C, K] channels around each channel
+        self.k = self.local.shape[1]
+        self.candidate_radius_um = candidate_radius_um
+        n_ch = probe.n_channels
+        self.n = 0
+        self.ids = np.zeros(INITIAL_CAPACITY, np.int32)
+        self.peak_channel = np.zeros(INITIAL_CAPACITY, np.int32)
+        self.channels = np.full((INITIAL_CAPACITY, self.k), -1, np.int32)  # support, peak channel first
+        self.waves = np.zeros((INITIAL_CAPACITY, width, n_ch), np.float32)
+        self.norm2 = np.zeros(INITIAL_CAPACITY, np.float32)
+        self.amp = np.zeros(INITIAL_CAPACITY, np.float32)  # typical trough depth (uV) of the unit's spikes
+        self.amp_n = np.zeros(INITIAL_CAPACITY, np.int64)  # observations behind amp
+        self.matched = np.zeros(INITIAL_CAPACITY, np.int64)  # spikes matched so far (adaptation weight)
+        self.candidates = np.full((n_ch, 1), -1, np.int32)
+        self.next_id = 0
+
+    def _grow(self) -> None:
+        cap = 2 * self.ids.size
+        for name in ("ids", "peak_channel", "norm2", "amp", "amp_n", "matched"):
+            old = getattr(self, name)
+            new = np.zeros(cap, old.dtype)
+            new[: old.size] = old
+            setattr(self, name, new)
+        ch = np.full((cap, self.k), -1, np.int32)
+        ch[: self.channels.shape[0]] = self.channels
+        self.channels = ch
+        w = np.zeros((cap, self.width, self.waves.shape[2]), np.float32)
+        w[: self.waves.shape[0]] = self.waves
+        self.waves = w
+
+    def local_channels(self, peak_channel: int) -> np.ndarray:
+        row = self.local[peak_channel]
+        return row[row >= 0]
+
+    def add(self, waves: np.ndarray, peak_channel: int, unit_id: int | None = None, weight: int = 0,
+            in_uv: bool = True) -> int:
+        """Add a template given on ``local_channels(peak_channel)`` (``[width, K]``); returns its
+        unit id (a new one unless given). ``weight``: how many spikes the template already
+        stands for (adaptation moves it by 1 / (weight + matches)). ``in_uv``: the template is
+        in uV, so its trough depth is the unit's typical amplitude (else it is learnt from the
+        first matches)."""
+        chans = self.local_channels(peak_channel)
+        if waves.shape != (self.width, chans.size):
+            raise ValueError(f"template shape {waves.shape}, expected {(self.width, chans.size)}")
+        depth = -waves[self.pre, 0]  # local channels start with the peak channel itself
+        if not np.isfinite(waves).all() or depth <= 0:
+            raise InputError(f"template for channel {peak_channel} has no negative trough at its centre")
+        if self.n == self.ids.size:
+            self._grow()
+        i = self.n
+        uid = self.next_id if unit_id is None else int(unit_id)
+        self.next_id = max(self.next_id, uid + 1)
+        self.ids[i] = uid
+        self.peak_channel[i] = peak_channel
+        self.channels[i] = -1
+        self.channels[i, : chans.size] = chans
+        self.waves[i] = 0
+        self.waves[i][:, chans] = waves / depth
+        self.norm2[i] = float((self.waves[i] ** 2).sum())
+        self.amp[i] = depth if in_uv else 0.0
+        self.amp_n[i] = max(weight, 1) if in_uv else 0
+        self.matched[i] = weight
+        self.n += 1
+        self._update_candidates()
+        return uid
+
+    def _update_candidates(self) -> None:
+        near = self._dist[:, self.peak_channel[: self.n]] <= self.candidate_radius_um  # [C, n]
+        width = max(1, int(near.sum(1).max()))
+        cand = np.full((near.shape[0], width), -1, np.int32)
+        for c in range(near.shape[0]):
+            idx = np.flatnonzero(near[c])
+            cand[c, : idx.size] = idx
+        self.candidates = cand
+
+    def similarity(self, waves: np.ndarray, peak_channel: int, max_shift: int) -> tuple[float, int]:
+        """Best normalised correlation of a candidate template (on ``local_channels(peak)``)
+        with any bank template peaking nearby, on those channels, over shifts; returns
+        (similarity, bank index)."""
+        chans = self.local_channels(peak_channel)
+        best, best_i = -1.0, -1
+        for i in range(self.n):
+            if self._dist[peak_channel, self.peak_channel[i]] > self.candidate_radius_um:
+                continue
+            other = self.waves[i][:, chans]
+            for s in range(-max_shift, max_shift + 1):
+                a = waves[max(s, 0) : self.width + min(s, 0)]
+                b = other[max(-s, 0) : self.width + min(-s, 0)]
+                den = np.sqrt((a * a).sum() * (b * b).sum())
+                sim = float((a * b).sum() / den) if den > 0 else 0.0
+                if sim > best:
+                    best, best_i = sim, i
+        return best, best_i
+
+
+def bandpassed_templates(templates_uv: np.ndarray, sos: np.ndarray) -> np.ndarray:
+    """Templates ``[U, T, C]`` passed through the pipeline's causal band-pass along time, so
+    their shapes are the ones the matcher sees in filtered data."""
+    return sosfilt(sos.astype(np.float64), templates_uv.astype(np.float64), axis=1).astype(np.float32)
+
+
+def bank_from_dense(bank: TemplateBank, templates: np.ndarray, unit_ids: np.ndarray, trough_index: int,
+                    weight: int, in_uv: bool) -> None:
+    """Fill ``bank`` from dense templates ``[U, T, C]`` (filtered), the trough of each on its
+    deepest channel near ``trough_index``; each counts as ``weight`` spikes."""
+    for tpl, uid in zip(templates, unit_ids):
+        depth = -tpl.min(axis=0)
+        peak = int(depth.argmax())
+        t_min = int(tpl[:, peak].argmin())
+        start = t_min - bank.pre
+        if start < 0 or start + bank.width > tpl.shape[0]:
+            start = min(max(trough_index - bank.pre, 0), tpl.shape[0] - bank.width)
+        chans = bank.local_channels(peak)
+        bank.add(tpl[start : start + bank.width][:, chans], peak, int(uid), weight, in_uv)
+
+
+def _load(path: Path, what: str) -> np.ndarray:
+    if not path.exists():
+        raise InputError(f"{path} is missing: a Kilosort/phy folder needs {what}")
+    try:
+        return np.load(path)
+    except Exception as exc:  # noqa: BLE001 - numpy raises several kinds
+        raise InputError(f"cannot read {path}: {exc}") from exc
+
+
+def read_phy_templates(folder: str | Path, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unwhitened templates ``[n_templates, n_time, n_channels]`` on the stream's channels and
+    the cluster id of each template, from a Kilosort/phy folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"templates folder {folder} does not exist")
+    tpl = _load(folder / "templates.npy", "templates.npy (n_templates, n_time, n_channels)")
+    if tpl.ndim != 3:
+        raise InputError(f"{folder / 'templates.npy'} has shape {tpl.shape}; expected (n_templates, n_time, n_channels)")
+    if not np.isfinite(tpl).all():
+        raise InputError(f"{folder / 'templates.npy'} contains NaN or Inf values; re-export the sort")
+    winv_path = folder / "whitening_mat_inv.npy"
+    if winv_path.exists():
+        winv = np.load(winv_path)
+        if winv.shape != (tpl.shape[2], tpl.shape[2]):
+            raise InputError(f"{winv_path} has shape {winv.shape}; expected {(tpl.shape[2], tpl.shape[2])}")
+        tpl = tpl @ winv
+    chan_map = _load(folder / "channel_map.npy", "channel_map.npy").ravel().astype(np.int64)
+    if chan_map.size != tpl.shape[2]:
+        raise InputError(
+            f"{folder / 'channel_map.npy'} lists {chan_map.size} channels but templates.npy has {tpl.shape[2]}"
+        )
+    if chan_map.max() >= n_channels:
+        raise InputError(
+            f"{folder / 'channel_map.npy'} refers to channel {chan_map.max()} but the stream has {n_channels} channels; "
+            "the sort does not fit this probe/stream"
+        )
+    dense = np.zeros((tpl.shape[0], tpl.shape[1], n_channels), np.float32)
+    dense[:, :, chan_map] = tpl
+    spike_templates_path = folder / "spike_templates.npy"
+    clusters_path = folder / "spike_clusters.npy"
+    cluster_of = np.arange(tpl.shape[0])
+    keep = np.ones(tpl.shape[0], bool)
+    if spike_templates_path.exists() and clusters_path.exists():
+        st = np.load(spike_templates_path).ravel()
+        sc = np.load(clusters_path).ravel()
+        if st.size != sc.size:
+            raise InputError(f"{spike_templates_path} and {clusters_path} have different lengths ({st.size}, {sc.size})")
+        for t in range(tpl.shape[0]):
+            members = sc[st == t]
+            keep[t] = members.size > 0  # Kilosort keeps unused templates; they belong to no cluster
+            if members.size:
+                vals, counts = np.unique(members, return_counts=True)
+                cluster_of[t] = vals[counts.argmax()]
+    # a curated cluster made of several templates keeps all of them, under one unit id
+    return dense[keep], cluster_of[keep]

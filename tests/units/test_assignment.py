@@ -1,0 +1,120 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from rtclass.config import Config, SimulateConfig
+from rtclass.errors import InputError
+from rtclass.evaluation import filtered_template_peaks, match_detections, score_sorting
+from rtclass.pipeline import DetectionChain, bank_from_templates, run_live
+from rtclass.sim.recording import Simulation
+from rtclass.units.templates import read_phy_templates
+from tests.conftest import random_cuts
+
+
+def _true_bank(cfg, sim):
+    return bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(len(sim.units)), in_uv=True)
+
+
+def _run(cfg, sim, data, bank, cuts):
+    chain, out, a = DetectionChain(cfg, sim.probe, sim.fs, bank), [], 0
+    for b in cuts:
+        out.append(chain.process(data[a:b].copy(), a))
+        a = b
+    return np.concatenate(out), chain
+
+
+def test_matching_is_chunk_invariant(sim, sim_data):
+    cfg = Config()
+    x = sim_data[: 3 * 30000]
+    whole, _ = _run(cfg, sim, x, _true_bank(cfg, sim), [x.shape[0]])
+    assert (whole["unit"] >= 0).sum() > 500
+    chunked, _ = _run(cfg, sim, x, _true_bank(cfg, sim), random_cuts(x.shape[0], np.random.default_rng(4)))
+    assert np.array_equal(whole, chunked)
+
+
+def test_true_templates_give_the_right_units(sim, sim_data):
+    cfg = Config()
+    out, chain = _run(cfg, sim, sim_data, _true_bank(cfg, sim), range(30, sim_data.shape[0] + 30, 30))
+    det = chain.detector
+    start = det.warmup + det.sweep + 30
+    snr, peak = filtered_template_peaks(sim.dense_templates(), det.noise_sd, cfg.preprocess, sim.fs)
+    sel = sim.spike_times >= start
+    gt_t, gt_u = sim.spike_times[sel], sim.spike_units[sel]
+    sp = out[out["sample"] >= start]
+    hit = match_detections(sp["sample"], sp["channel"], gt_t, gt_u, peak, sim.probe.positions_um, sim.fs)
+    mine = (hit >= 0) & (snr[gt_u] >= 5)
+    right = sp["unit"][hit[mine]] == gt_u[mine]
+    assert right.mean() >= 0.9
+
+
+def _phy_folder(src, dst, id_offset):
+    """The simulator's ground truth as a Kilosort-style folder with other cluster ids."""
+    shutil.copytree(src, dst)
+    clusters = np.load(dst / "spike_clusters.npy")
+    np.save(dst / "spike_clusters.npy", clusters * 10 + id_offset)
+    return dst
+
+
+def test_a_phy_folder_in_gives_its_cluster_ids_out(recording, tmp_path):
+    folder = _phy_folder(recording.parent / "ground_truth", tmp_path / "ks", 3)
+    cfg = Config().replace(source={"speed": 0.0}, publish={"zmq": False, "lsl": False}, units={"templates": str(folder)})
+    out = tmp_path / "run"
+    run_live(cfg, f"file:{recording}", str(out))
+    got = np.load(out / "spike_clusters.npy")
+    times = np.load(out / "spike_times.npy")
+    gt_t = np.load(folder / "spike_times.npy")
+    gt_c = np.load(folder / "spike_clusters.npy")
+    assigned = got[got >= 0]
+    assert assigned.size > 0.5 * got.size
+    assert set(np.unique(assigned)) <= set(np.unique(gt_c))  # only ids of the sort
+    # the spike nearest in time to each true spike mostly carries that spike's cluster id
+    idx = np.clip(np.searchsorted(times, gt_t), 0, times.size - 1)
+    close = np.abs(times[idx] - gt_t) <= 15
+    assert (got[idx][close] == gt_c[close]).mean() > 0.8
+
+
+def test_discovery_finds_the_clear_units_and_keeps_their_ids():
+    cfg = Config()
+    sim = Simulation(SimulateConfig(duration_s=24.0, seed=11))
+    data = sim.synthesizer().read(sim.n_samples)
+    out, chain = _run(cfg, sim, data, None, range(300, sim.n_samples + 300, 300))
+    det = chain.detector
+    snr, _ = filtered_template_peaks(sim.dense_templates(), det.noise_sd, cfg.preprocess, sim.fs)
+    n = len(sim.units)
+    halves = []
+    for lo, hi in ((8 * 30000, 16 * 30000), (16 * 30000, 24 * 30000)):
+        g = (sim.spike_times >= lo) & (sim.spike_times < hi)
+        s = (out["sample"] >= lo) & (out["sample"] < hi)
+        halves.append(score_sorting(sim.spike_times[g], sim.spike_units[g], out["sample"][s], out["unit"][s], n, sim.fs))
+    clear = np.flatnonzero((snr >= 8) & (np.bincount(sim.spike_units, minlength=n) >= 100))
+    assert clear.size >= 5
+    found = [u for u in clear if halves[1].recall[u] >= 0.5]
+    assert len(found) >= 0.9 * clear.size, (clear, halves[1].recall[clear])
+    stable = [u for u in found if halves[0].matched_unit[u] == halves[1].matched_unit[u]]
+    assert len(stable) >= 0.9 * len(found)
+    ids = chain.bank.ids[: chain.bank.n]
+    assert np.array_equal(ids, np.arange(ids.size))  # ids are handed out once, in order
+
+
+def test_bad_phy_folders(recording, tmp_path):
+    src = recording.parent / "ground_truth"
+    missing = tmp_path / "missing"
+    shutil.copytree(src, missing)
+    (missing / "templates.npy").unlink()
+    with pytest.raises(InputError, match="templates.npy is missing"):
+        read_phy_templates(missing, 384)
+    with pytest.raises(InputError, match="refers to channel 383 but the stream has 100"):
+        read_phy_templates(src, 100)
+    nan = tmp_path / "nan"
+    shutil.copytree(src, nan)
+    t = np.load(nan / "templates.npy")
+    t[0, 0, 0] = np.nan
+    np.save(nan / "templates.npy", t)
+    with pytest.raises(InputError, match="NaN"):
+        read_phy_templates(nan, 384)
+    short = tmp_path / "short"
+    shutil.copytree(src, short)
+    np.save(short / "spike_clusters.npy", np.load(short / "spike_clusters.npy")[:-1])
+    with pytest.raises(InputError, match="different lengths"):
+        read_phy_templates(short, 384)
