@@ -130,6 +130,12 @@ class UnitsConfig:
     discovery_max_residual: float = param(
         5.0, "the same while discovering units: stricter, so that spikes of units not yet found stay unassigned", "", 1.0, 100.0
     )
+    min_explained: float = param(
+        0.5, "with given templates, a match that removes this fraction of the snippet's energy is accepted anyway (overlaps)", "", 0.0, 1.0
+    )
+    discovery_min_explained: float = param(
+        0.9, "the same while discovering units", "", 0.0, 1.0
+    )
     amplitude_tolerance: float = param(
         0.3, "a fit may differ from its unit's typical amplitude by this fraction (plus the fit's own noise)", "", 0.0, 10.0
     )

@@ -10,9 +10,10 @@ snippet's energy left unexplained, ``||x - a T||^2``, is compared with what nois
 leave (channels weighted by their inverse noise variance, so the ratio is ~1 for a spike the
 template explains and grows with what it leaves out). Every candidate is scored at the detected
 alignment; the two best are then re-scored over shifts of up to ``max_shift`` samples. The one
-leaving the least wins if its ratio is at most ``max_residual``; otherwise the peak stays
-unassigned (unit -1). Unlike a fraction of the snippet's energy, this criterion does not demand
-more of small units than of large ones.
+leaving the least wins if its ratio is at most ``max_residual`` (unlike a fraction of the
+snippet's energy, this does not demand more of small units than of large ones), or if it removes
+at least ``min_explained`` of the snippet's energy (two overlapping spikes: the larger one is
+explained, the other is left); otherwise the peak stays unassigned (unit -1).
 
 With adaptation on, the winning template moves (on its own support) towards ``x / a`` and its
 typical amplitude
@@ -34,9 +35,10 @@ AMPLITUDE_NOISE_SDS = 3.0
 
 @numba.jit(nopython=True, nogil=True, cache=True)
 def _fit(work, t0, u, s, waves, local, inv_var, amp, amp_n, tolerance):
-    """(residual ratio, amplitude) of template u at shift s on the channels ``local``: the
-    snippet's energy left after subtracting ``a * T``, over what noise alone would leave (each
-    channel weighted by 1 / its noise variance): ~1 for a spike the template explains."""
+    """(residual ratio, amplitude, explained fraction) of template u at shift s on the channels
+    ``local``: the snippet's energy left after subtracting ``a * T``, over what noise alone would
+    leave (each channel weighted by 1 / its noise variance; ~1 for a spike the template explains),
+    and the fraction of the snippet's energy the fit removed."""
     width = waves.shape[1]
     dot = 0.0
     energy = 0.0
@@ -55,13 +57,14 @@ def _fit(work, t0, u, s, waves, local, inv_var, amp, amp_n, tolerance):
             tt += wgt * v * v
         n += width
     if dot <= 0.0 or tt <= 0.0 or n == 0:
-        return np.inf, 0.0
+        return np.inf, 0.0, 0.0
     a = dot / tt
     # not this unit's size (neighbouring units often share a shape): the gate widens by the fit's
     # own noise, whose sd is 1 / sqrt(<T, T>) with channels weighted by inverse noise variance
     if amp_n[u] >= MIN_AMPLITUDE_OBSERVATIONS and abs(a - amp[u]) > tolerance * amp[u] + AMPLITUDE_NOISE_SDS / np.sqrt(tt):
-        return np.inf, a
-    return (energy - 2.0 * a * dot + a * a * tt) / n, a
+        return np.inf, a, 0.0
+    left = energy - 2.0 * a * dot + a * a * tt
+    return left / n, a, 1.0 - left / energy
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -84,6 +87,7 @@ def match_peaks(
     pre,
     max_shift,
     max_residual,
+    min_explained,
     tolerance,
     adapt_spikes,
     out_index,
@@ -109,23 +113,28 @@ def match_peaks(
             u = cand[j]
             if u < 0:
                 break
-            score, _ = _fit(work, t0, u, 0, waves, near, weights, amp, amp_n, tolerance)
+            score, _, _ = _fit(work, t0, u, 0, waves, near, weights, amp, amp_n, tolerance)
             if score < first_score:
                 second, second_score = first, first_score
                 first, first_score = u, score
             elif score < second_score:
                 second, second_score = u, score
         best_i = -1
-        best_score = max_residual
+        best_score = np.inf
         best_a = 0.0
         best_s = 0
+        best_explained = 0.0
         for u in (first, second):
             if u < 0:
                 continue
             for s in range(-max_shift, max_shift + 1):
-                score, a = _fit(work, t0, u, s, waves, near, weights, amp, amp_n, tolerance)
+                score, a, explained = _fit(work, t0, u, s, waves, near, weights, amp, amp_n, tolerance)
                 if score < best_score:
-                    best_score, best_i, best_a, best_s = score, u, a, s
+                    best_score, best_i, best_a, best_s, best_explained = score, u, a, s, explained
+        # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
+        # most of the snippet anyway
+        if best_i >= 0 and best_score > max_residual and best_explained < min_explained:
+            best_i = -1
         out_index[i] = best_i
         out_amp[i] = best_a
         out_score[i] = best_score if best_i >= 0 else np.inf

@@ -31,6 +31,7 @@ class TemplateMatcher:
     def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sweep: int, discovering: bool = False):
         self.cfg = cfg
         self.max_residual = cfg.discovery_max_residual if discovering else cfg.max_residual
+        self.min_explained = cfg.discovery_min_explained if discovering else cfg.min_explained
         self.bank = bank
         self.max_shift = cfg.max_shift_samples
         self.post = bank.width - bank.pre
@@ -76,7 +77,7 @@ class TemplateMatcher:
             match_peaks(
                 work, work_first, go["sample"], go["channel"].astype(np.int64), b.candidates, b.local, b.waves, b.channels,
                 b.norm2, b.amp, b.amp_n, b.matched, self._prev_inv_var, self._inv_var, self._epoch, b.pre,
-                self.max_shift, self.max_residual,
+                self.max_shift, self.max_residual, self.min_explained,
                 self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, idx, amp, score, shift,
             )
             hit = idx >= 0
@@ -101,4 +102,4 @@ def warm_up_matching() -> None:
     match_peaks(work, 0, np.array([3], np.int64), np.array([0], np.int64), np.zeros((1, 1), np.int32),
                 np.zeros((1, 1), np.int32), waves,
                 np.zeros((1, 1), np.int32), np.ones(1, np.float32), np.ones(1, np.float32), np.ones(1, np.int64),
-                np.zeros(1, np.int64), np.ones(1, np.float32), np.ones(1, np.float32), 0, 1, 1, 2.0, 0.5, 10, *out)
+                np.zeros(1, np.int64), np.ones(1, np.float32), np.ones(1, np.float32), 0, 1, 1, 2.0, 0.5, 0.5, 10, *out)
