@@ -98,6 +98,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from rtclass.classify.features import extract_features
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("features", total=1.0)
+        feats = extract_features(args.folder, lambda k, n: bar.update(task, completed=k / n))
+    print(f"{feats.cluster_id.size} clusters with features (waveforms from {feats.waveform_source}), "
+          f"{len(feats.skipped)} skipped")
+    if args.save_features:
+        feats.save(args.save_features)
+        print(f"saved {args.save_features}")
+    print("no classifier model is available yet: features only (cluster_predicted_cell_type.tsv not written)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtclass", description="Real-time cell-type labels for Neuropixels probes.")
     p.add_argument("--version", action="version", version=f"rtclass {__version__}")
@@ -135,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--duration", type=float, help="stop after this many seconds of data")
     u.add_argument("--out", required=True, help="folder for the output files")
     u.set_defaults(func=cmd_run)
+    c = sub.add_parser("classify", help="C4 features (and cell types) of a Kilosort/phy folder, offline")
+    c.add_argument("folder", help="Kilosort/phy output folder")
+    c.add_argument("--save-features", dest="save_features", help="write cluster_id, acg3d, waveform to this .npz")
+    c.set_defaults(func=cmd_classify)
     return p
 
 

@@ -150,6 +150,7 @@ class UnitsConfig:
         0.9, "a new cluster this similar (correlation) to a known template is that unit, not a new one", "", 0.0, 1.0
     )
     pca_components: int = param(6, "features per snippet for clustering", "", 1, 64)
+    acg_window_ms: int = param(100, "plain autocorrelogram kept per unit: lags 1 .. this (1 ms bins)", "ms", 10, 2000)
     table_interval_s: float = param(1.0, "the unit table is published at most this often (when it changed)", "s", 0.05, 3600.0)
 
 

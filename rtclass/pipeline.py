@@ -26,6 +26,7 @@ from rtclass.metrics import StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe
 from rtclass.publish.files import SpikeLog
 from rtclass.publish.wire import NO_UNIT, SPIKE_DTYPE
+from rtclass.units.bank import UnitBank
 from rtclass.units.discovery import OnlineDiscovery
 from rtclass.units.matching import ASSIGNED_DTYPE, TemplateMatcher, warm_up_matching
 from rtclass.units.table import UnitTable
@@ -47,7 +48,7 @@ BLOCK_SAMPLES = 300
 class DetectionChain:
     """The signal stages of one probe, run in order on each block of samples:
     guard -> band-pass -> common median reference -> threshold detector -> template matcher
-    (with online discovery when no templates were given).
+    (with online discovery when no templates were given) -> per-unit features (UnitBank).
 
     Large chunks are processed in blocks of at most ``BLOCK_SAMPLES`` so that every stage works
     on cache-resident data (results do not depend on the blocking: every stage is chunk
@@ -68,8 +69,10 @@ class DetectionChain:
             self.bank = bank = new_bank(cfg, probe, sample_rate_hz)
             self.discovery = OnlineDiscovery(cfg.units, bank, sample_rate_hz)
         sweep = int(round(cfg.detect.exclude_sweep_ms * 1e-3 * sample_rate_hz))
+        self.features: UnitBank | None = None
         if bank is not None:
             self.matcher = TemplateMatcher(cfg.units, bank, sweep, discovering=self.discovery is not None)
+            self.features = UnitBank(n, sample_rate_hz, cfg.units.acg_window_ms, bank.k)
         self.detector = ThresholdDetector(
             cfg.detect, probe.neighbours(cfg.detect.radius_um), probe.neighbours(cfg.detect.echo_radius_um),
             sample_rate_hz, history=self.matcher.history if self.matcher is not None else 0,
@@ -104,6 +107,7 @@ class DetectionChain:
                     self.discovery.add(self.matcher.unassigned)
                     self.matcher.unassigned.clear()
                     self.discovery.maybe_run(first_sample + a + block.shape[0])
+                self.features.update(spikes["sample"], spikes["unit"], self.bank.channels_for, block, first_sample + a)
             times[4] += watch.lap()
             found.append(spikes)
         self.times_s = times

@@ -68,6 +68,11 @@ class TemplateBank:
         w[: self.waves.shape[0]] = self.waves
         self.waves = w
 
+    def channels_for(self, unit_id: int) -> np.ndarray:
+        """The channels around the peak channel of a unit's (first) template."""
+        i = int(np.flatnonzero(self.ids[: self.n] == unit_id)[0])
+        return self.local_channels(int(self.peak_channel[i]))
+
     def local_channels(self, peak_channel: int) -> np.ndarray:
         row = self.local[peak_channel]
         return row[row >= 0]

@@ -1,0 +1,416 @@
+"""Live per-unit features: plain ACG, C4's 3D-ACG and the mean waveform, updated spike by spike.
+
+``UnitBank`` keeps, for every unit, arrays whose size does not grow with the recording:
+
+* a ring of the unit's recent spike times (1 ms bins), ``RING_SPIKES`` deep;
+* a plain ACG: counts per 1 ms lag up to ``acg_window_ms``, updated on each spike with the
+  spikes inside the window only;
+* for the 3D-ACG (definition in ``c4_features``): a reference spike is *finalised* once a spike
+  1001 ms later exists - exactly when C4 would start using it. Its smoothed rate is computed then
+  (it no longer changes), it is counted in a histogram over ``FINE_RATE_BINS`` log-spaced rate
+  bins, and the presence of spikes at each lag the log resampling reads (129 of the 1000 lags) is
+  added to that fine bin's lag counts. At read time the 10 rate-bin edges are the quantiles of
+  all spikes' rates (the fine histogram, plus the exact rates of the spikes of the last second),
+  fine bins are folded into the 10 rate bins by their centre, and each row is its lag counts over
+  its reference spikes. The only approximation is the fine binning of rates: spikes in the fine
+  bin that straddles an edge go to one side. Measured error: see the README and the tests;
+* a running mean of raw snippets (C4 takes waveforms from the raw, unfiltered data: 60 samples
+  either side of the spike, median removed per channel) on the channels around the unit's peak
+  channel; C4's waveform is the preprocessed trace of the channel with the largest swing.
+
+Memory per unit: fine lag counts (192 x 129 int32 = 99 KB) dominate; with the ring, ACG and waveform
+about 110 KB, so 1000 units take about 110 MB.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+
+from rtclass.units.c4_features import (
+    HALF_WINDOW_BINS,
+    LOG_LAGS_MS,
+    N_RATE_BINS,
+    SMOOTH_BINS,
+    c4_acg_from_bins,
+    log_acg_from_positive_lags,
+    preprocess_waveform,
+)
+
+#: spike times kept per unit (covers > 1.3 s at up to ~1.5 kHz)
+RING_SPIKES = 2048
+#: reference spikes kept exactly (rate and lag presence) before a unit switches to fine bins
+EXACT_SPIKES = 4096
+#: per-unit fine rate bins, edged at quantiles of the exact spikes' rates, plus one bin below
+#: and one above
+FINE_RATE_BINS = 256
+#: the range is widened by this factor on each side (log scale) to leave room for drift
+CALIBRATION_MARGIN = 1.25
+#: the integer lags (ms) np.interp reads when resampling 1..1000 ms at logspace(0, 3, 100)
+LAGS = np.unique(np.concatenate([np.floor(LOG_LAGS_MS), np.ceil(LOG_LAGS_MS)]).astype(np.int64))
+LAG_INDEX = np.full(HALF_WINDOW_BINS + 1, -1, np.int64)
+LAG_INDEX[LAGS] = np.arange(LAGS.size)
+#: raw snippet kept per spike for the waveform: samples before / after the spike
+WAVE_PRE = 60
+WAVE_POST = 60
+#: the waveform running mean becomes an exponential average over this many spikes
+WAVE_MEMORY = 1000
+INITIAL_UNITS = 16
+
+N_FINE = FINE_RATE_BINS + 2  # [below, fine bins..., above]
+LAG_WORDS = (LAGS.size + 63) // 64  # lag presence of one reference spike, as bits
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _smoothed_rate_at(ring, seq0, n_seq, k, half):
+    """C4's smoothed rate at spike sequence index k (ring holds indices seq0..n_seq-1), using
+    the segments between ISI midpoints; valid once spikes exist > 125 ms after it."""
+    r = ring.shape[0]
+    s = ring[k % r]
+    lo = max(0, s - half)
+    hi = s + half
+    total = 0.0
+    # segments of spikes j (1 <= j <= n_seq - 2) overlapping [lo, hi): start from the last spike
+    # at or before lo (its segment may reach into the window)
+    j = k
+    while j > seq0 and ring[j % r] > lo:
+        j -= 1
+    while j <= n_seq - 2:
+        if j >= 1 and j - 1 >= seq0:
+            t_prev = ring[(j - 1) % r]
+            t = ring[j % r]
+            t_next = ring[(j + 1) % r]
+            start = t_prev + (t - t_prev) // 2
+            stop = t + (t_next - t) // 2
+            if start >= hi:
+                break
+            if stop > start:
+                a = max(start, lo)
+                b = min(stop, hi)
+                if b > a:
+                    total += (b - a) / ((stop - start) * 1e-3)
+        j += 1
+    return total / (hi - lo)
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _fine_bin(rate, log_edges):
+    """0 below the first edge, len(edges) above the last, else 1 + the bin between edges."""
+    if rate <= 0.0:
+        return 0
+    return np.searchsorted(log_edges, np.log(rate), side="right")
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _to_fine_bins(u, ex_rate, ex_bits, ex_used, grid, rate_hist, ref_hist, lag_counts):
+    """Switch unit u from exact records to fine bins and fold the records in. The bins' edges are
+    quantiles of the recorded rates (log scale), so each holds about the same number of spikes;
+    the outer edges are pushed out by CALIBRATION_MARGIN of the range to leave room for drift."""
+    n = ex_rate.shape[1]
+    n_edges = grid.shape[1]
+    logs = np.empty(n)
+    m = 0
+    for j in range(n):
+        if ex_rate[u, j] > 0.0:
+            logs[m] = np.log(ex_rate[u, j])
+            m += 1
+    if m < 2:
+        for k in range(n_edges):
+            grid[u, k] = np.log(0.1) + k * (np.log(1e4) / (n_edges - 1))
+    else:
+        srt = np.sort(logs[:m])
+        for k in range(n_edges):
+            grid[u, k] = srt[int(round(k / (n_edges - 1) * (m - 1)))]
+        width = max(srt[m - 1] - srt[0], np.log(1.01))
+        grid[u, 0] -= (CALIBRATION_MARGIN - 1) * width
+        grid[u, n_edges - 1] += (CALIBRATION_MARGIN - 1) * width
+        for k in range(1, n_edges):  # equal rates give equal edges: keep them strictly increasing
+            if grid[u, k] <= grid[u, k - 1]:
+                grid[u, k] = grid[u, k - 1] + 1e-12
+    for j in range(n):
+        f = _fine_bin(ex_rate[u, j], grid[u])
+        rate_hist[u, f] += 1
+        if ex_used[u, j]:
+            ref_hist[u, f] += 1
+            for li in range(lag_counts.shape[2]):
+                if (ex_bits[u, j, li // 64] >> np.uint64(li % 64)) & np.uint64(1):
+                    lag_counts[u, f, li] += 1
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _add_spikes(units, bins, ring, n_seq, seq0, next_ref, n_exact, ex_rate, ex_bits, ex_used, grid, acg, rate_hist,
+                ref_hist, lag_counts, lost, lag_index, half, window):
+    """Feed spikes (unit index, 1 ms bin; in time order) into the per-unit state."""
+    r = ring.shape[1]
+    n_ex = ex_rate.shape[1]
+    one = np.uint64(1)
+    for i in range(units.shape[0]):
+        u = units[i]
+        b = bins[i]
+        # plain ACG: lags to earlier spikes within the window
+        j = n_seq[u] - 1
+        while j >= seq0[u]:
+            lag = b - ring[u, j % r]
+            if lag > window:
+                break
+            if lag >= 1:
+                acg[u, lag - 1] += 1
+            j -= 1
+        # append
+        ring[u, n_seq[u] % r] = b
+        n_seq[u] += 1
+        if n_seq[u] - seq0[u] > r:
+            seq0[u] = n_seq[u] - r
+            if next_ref[u] < seq0[u]:
+                lost[u] += seq0[u] - next_ref[u]
+                next_ref[u] = seq0[u]
+        # finalise reference spikes that now have a spike >= 1001 ms after them
+        while next_ref[u] < n_seq[u] - 1:
+            k = next_ref[u]
+            s = ring[u, k % r]
+            if b < s + HALF_WINDOW_BINS + 1:
+                break
+            rate = _smoothed_rate_at(ring[u], seq0[u], n_seq[u], k, half)
+            used = s >= HALF_WINDOW_BINS  # C4 uses spikes at least 1 s after time 0
+            exact = n_exact[u] < n_ex
+            e = n_exact[u]
+            f = 0
+            if exact:
+                ex_rate[u, e] = rate
+                ex_used[u, e] = used
+                for w in range(ex_bits.shape[2]):
+                    ex_bits[u, e, w] = 0
+            else:
+                f = _fine_bin(rate, grid[u])
+                rate_hist[u, f] += 1
+                if used:
+                    ref_hist[u, f] += 1
+            if used:
+                m = k + 1
+                while m < n_seq[u]:
+                    lag = ring[u, m % r] - s
+                    if lag > HALF_WINDOW_BINS:
+                        break
+                    if lag >= 1:
+                        li = lag_index[lag]
+                        if li >= 0:
+                            if exact:
+                                ex_bits[u, e, li // 64] |= one << np.uint64(li % 64)
+                    m += 1
+                if not exact:
+                    # presence, not count: mark each lag once
+                    m = k + 1
+                    last = -1
+                    while m < n_seq[u]:
+                        lag = ring[u, m % r] - s
+                        if lag > HALF_WINDOW_BINS:
+                            break
+                        if lag >= 1 and lag != last:
+                            li = lag_index[lag]
+                            if li >= 0:
+                                lag_counts[u, f, li] += 1
+                            last = lag
+                        m += 1
+            if exact:
+                n_exact[u] += 1
+                if n_exact[u] == n_ex:
+                    _to_fine_bins(u, ex_rate, ex_bits, ex_used, grid, rate_hist, ref_hist, lag_counts)
+            next_ref[u] += 1
+
+
+class UnitBank:
+    """Per-unit feature state for units identified by integer ids (any order of arrival)."""
+
+    def __init__(self, n_channels: int, sample_rate_hz: float, acg_window_ms: float, wave_channels: int):
+        self.fs = sample_rate_hz
+        #: C4 bins spike times in 1 ms bins of 30 samples (it assumes 30 kHz)
+        self.samples_per_bin = max(1, int(round(sample_rate_hz / 1000)))
+        self.n_channels = n_channels
+        self.window = int(acg_window_ms)
+        self.k = wave_channels
+        self.index: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self._alloc(INITIAL_UNITS)
+        self._raw = np.zeros((0, n_channels), np.float32)
+        self._raw_first = 0
+        self._pending: list[tuple[int, int]] = []  # (sample, unit index) waiting for WAVE_POST samples
+
+    def _alloc(self, cap: int) -> None:
+        def grow(name, shape, dtype, fill=0):
+            old = getattr(self, name, None)
+            new = np.full((cap, *shape), fill, dtype)
+            if old is not None:
+                new[: old.shape[0]] = old
+            setattr(self, name, new)
+
+        grow("ring", (RING_SPIKES,), np.int64)
+        for name in ("n_seq", "seq0", "next_ref", "lost", "wave_n"):
+            grow(name, (), np.int64)
+        grow("n_exact", (), np.int64)
+        grow("ex_rate", (EXACT_SPIKES,), np.float64)
+        grow("ex_bits", (EXACT_SPIKES, LAG_WORDS), np.uint64)
+        grow("ex_used", (EXACT_SPIKES,), np.bool_)
+        grow("grid", (FINE_RATE_BINS + 1,), np.float64)  # log-rate edges of the fine bins
+        grow("acg", (self.window,), np.int64)
+        grow("rate_hist", (N_FINE,), np.int64)
+        grow("ref_hist", (N_FINE,), np.int64)
+        grow("lag_counts", (N_FINE, LAGS.size), np.int32)
+        grow("wave", (WAVE_PRE + WAVE_POST, self.k), np.float32)
+        grow("wave_channels", (self.k,), np.int32, -1)
+        self.capacity = cap
+
+    def unit_index(self, unit_id: int, channels: np.ndarray) -> int:
+        i = self.index.get(unit_id)
+        if i is None:
+            i = len(self.index)
+            if i == self.capacity:
+                self._alloc(2 * self.capacity)
+            self.index[unit_id] = i
+            self.wave_channels[i, : min(self.k, channels.size)] = channels[: self.k]
+        return i
+
+    @property
+    def memory_bytes_per_unit(self) -> int:
+        arrays = ("ring", "n_seq", "seq0", "next_ref", "lost", "wave_n", "n_exact", "ex_rate", "ex_bits", "ex_used",
+                  "grid", "acg", "rate_hist", "ref_hist", "lag_counts", "wave", "wave_channels")
+        return sum(getattr(self, a).nbytes for a in arrays) // self.capacity
+
+    # ----------------------------------------------------------------------------- updates
+    def update(self, samples: np.ndarray, units: np.ndarray, channels_of, raw: np.ndarray | None = None,
+               raw_first: int = 0) -> None:
+        """Feed assigned spikes (sample index, unit id; in time order; unit < 0 ignored).
+        ``channels_of(unit_id)`` gives a new unit's waveform channels. ``raw``: the raw (not
+        filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
+        keep = units >= 0
+        samples, units = samples[keep], units[keep]
+        with self.lock:
+            idx = np.array([self.unit_index(int(u), channels_of(int(u))) for u in units], np.int64)
+            if idx.size:
+                _add_spikes(idx, samples // self.samples_per_bin, self.ring, self.n_seq, self.seq0,
+                            self.next_ref, self.n_exact, self.ex_rate, self.ex_bits, self.ex_used, self.grid,
+                            self.acg, self.rate_hist, self.ref_hist, self.lag_counts, self.lost, LAG_INDEX,
+                            SMOOTH_BINS // 2, self.window)
+            if raw is not None:
+                self._pending += list(zip(samples.tolist(), idx.tolist()))
+                self._update_waveforms(raw, raw_first)
+
+    def _update_waveforms(self, raw: np.ndarray, first: int) -> None:
+        if self._raw.shape[0] and self._raw_first + self._raw.shape[0] == first:
+            buf = np.concatenate([self._raw, raw])
+            buf_first = self._raw_first
+        else:
+            buf, buf_first = raw, first
+        end = buf_first + buf.shape[0]
+        still = []
+        for s, i in self._pending:
+            if s + WAVE_POST > end:
+                still.append((s, i))
+                continue
+            a = s - WAVE_PRE - buf_first
+            if a < 0:
+                continue  # its start scrolled out (a gap in the stream): skip this spike
+            chans = self.wave_channels[i]
+            chans = chans[chans >= 0]
+            snip = buf[a : a + WAVE_PRE + WAVE_POST][:, chans]
+            snip = snip - np.median(snip, axis=0)
+            self.wave_n[i] += 1
+            rate = 1.0 / min(self.wave_n[i], WAVE_MEMORY)
+            self.wave[i, :, : chans.size] += rate * (snip - self.wave[i, :, : chans.size])
+        self._pending = still
+        cut = max(0, buf.shape[0] - (WAVE_PRE + WAVE_POST))
+        self._raw = buf[cut:].copy()
+        self._raw_first = buf_first + cut
+
+    # ----------------------------------------------------------------------------- reading
+    def spike_count(self, unit_id: int) -> int:
+        i = self.index.get(unit_id)
+        return 0 if i is None else int(self.n_seq[i])
+
+    def plain_acg(self, unit_id: int) -> np.ndarray:
+        """Spike counts at lags 1..window ms (the ACG is symmetric)."""
+        return self.acg[self.index[unit_id]].copy()
+
+    def _tail_rates(self, i: int) -> np.ndarray:
+        """Current (offline-as-of-now) rates of the spikes not finalised yet (the last second),
+        from the ring spikes around them only."""
+        from rtclass.units.c4_features import instantaneous_rate
+
+        n, s0, k = int(self.n_seq[i]), int(self.seq0[i]), int(self.next_ref[i])
+        if k >= n:
+            return np.zeros(0)
+        half = SMOOTH_BINS // 2
+        seq = np.arange(s0, n)
+        bins = self.ring[i, seq % RING_SPIKES]
+        first_tail = self.ring[i, k % RING_SPIKES]
+        # start two spikes before the window of the first tail spike: its segments are then whole
+        j0 = max(0, int(np.searchsorted(bins, first_tail - half, side="right")) - 2)
+        if s0 > 0 or j0 > 0:
+            base = int(bins[j0])
+            part = bins[j0:] - base
+            fr = instantaneous_rate(part, int(part[-1]) + 1)  # before j0's next segment: not needed
+        else:  # the whole train is in the ring: the rate array starts at time 0, as offline
+            base = 0
+            fr = instantaneous_rate(bins, int(bins[-1]) + 1)
+        csum = np.concatenate([[0.0], np.cumsum(fr)])
+        tail = self.ring[i, np.arange(k, n) % RING_SPIKES] - base
+        lo = np.maximum(tail - half, 0)
+        hi = np.minimum(tail + half, fr.size)
+        return (csum[hi] - csum[lo]) / (hi - lo)
+
+    def acg3d(self, unit_id: int) -> np.ndarray:
+        """C4's network input (10, 101) for this unit from the spikes seen so far."""
+        with self.lock:
+            i = self.index[unit_id]
+            tail = self._tail_rates(i)
+            n_ex = int(self.n_exact[i])
+            if n_ex < EXACT_SPIKES:
+                values, weights = self.ex_rate[i, :n_ex].copy(), np.ones(n_ex)
+                used = self.ex_used[i, :n_ex].copy()
+                bits = self.ex_bits[i, :n_ex].copy()
+                lags = np.unpackbits(bits.view(np.uint8).reshape(n_ex, -1), axis=1, bitorder="little")[:, : LAGS.size]
+                ref = used.astype(np.float32)
+                lags = lags.astype(np.float32) * ref[:, None]
+            else:
+                g = self.grid[i]
+                inner = np.exp(0.5 * (g[:-1] + g[1:]))
+                values = np.concatenate([[np.exp(g[0])], inner, [np.exp(g[-1])]])
+                weights = self.rate_hist[i].astype(np.float64)
+                ref = self.ref_hist[i].astype(np.float32)
+                lags = self.lag_counts[i].astype(np.float32)
+        edges = _weighted_quantiles(np.concatenate([values, tail]), np.concatenate([weights, np.ones(tail.size)]),
+                                    np.linspace(0, 1, N_RATE_BINS + 2)[1:-1])
+        which = np.minimum(np.searchsorted(edges, values, side="left"), N_RATE_BINS - 1)
+        member = np.zeros((N_RATE_BINS, values.size), np.float32)
+        member[which, np.arange(values.size)] = 1.0
+        n = member @ ref  # reference spikes per rate bin
+        rows = member
+        positive = np.zeros((N_RATE_BINS, HALF_WINDOW_BINS))
+        positive[:, LAGS - 1] = (rows @ lags) / np.maximum(n, 1)[:, None]
+        return log_acg_from_positive_lags(positive)
+
+    def waveform(self, unit_id: int) -> np.ndarray:
+        """C4's waveform input (90,) from the running mean raw snippet."""
+        with self.lock:
+            i = self.index[unit_id]
+            w = self.wave[i].copy()
+        swing = w.max(0) - w.min(0)
+        return preprocess_waveform(w[:, int(np.argmax(swing))])
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """numpy's 'linear' quantiles of the multiset where each value appears ``weight`` times."""
+    keep = weights > 0
+    v, w = values[keep], weights[keep]
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    n = w.sum()
+    if n == 0:
+        return np.zeros(qs.size)
+    last = np.cumsum(w) - 1  # position of each value's last copy in the sorted multiset
+    pos = (n - 1) * qs
+    lo = np.floor(pos)
+    a = v[np.searchsorted(last, lo)]
+    b = v[np.searchsorted(last, np.minimum(lo + 1, n - 1))]
+    return a + (b - a) * (pos - lo)

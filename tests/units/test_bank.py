@@ -1,0 +1,82 @@
+"""Live per-unit features against C4's offline definition on the same spikes."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtclass.units.bank import EXACT_SPIKES, UnitBank
+from rtclass.units.c4_features import c4_acg, preprocess_waveform
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def trains():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_c4_reference", DATA / "make_c4_reference.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    return maker.trains()
+
+
+def _feed(train, seed, unit=7):
+    bank = UnitBank(4, 30000.0, 100, 4)
+    rng = np.random.default_rng(seed)
+    i = 0
+    while i < train.size:
+        n = int(rng.integers(1, 60))
+        part = train[i : i + n]
+        bank.update(part, np.full(part.size, unit), lambda u: np.arange(4))
+        i += n
+    return bank
+
+
+def test_live_3d_acg_equals_offline_while_exact_and_stays_close_after(trains):
+    for k, t in enumerate(trains):
+        live = _feed(t, k).acg3d(7)
+        offline = c4_acg(t)
+        err = np.abs(live - offline).max() / np.abs(offline).max()
+        if t.size < EXACT_SPIKES:
+            assert err < 1e-6, (k, err)  # every reference spike still kept exactly
+        else:
+            assert err < 0.05, (k, err)  # fine rate bins: a few spikes near the edges move rows
+
+
+def test_live_features_do_not_depend_on_batching(trains):
+    t = trains[1]
+    a, b = _feed(t, 1), _feed(t, 2)
+    assert np.array_equal(a.acg3d(7), b.acg3d(7))
+    assert np.array_equal(a.plain_acg(7), b.plain_acg(7))
+
+
+def test_plain_acg_counts_pairs_within_the_window():
+    ms = np.array([0, 1, 3, 100, 101])
+    bank = UnitBank(4, 30000.0, 100, 4)
+    bank.update(ms * 30, np.zeros(ms.size, int), lambda u: np.arange(4))
+    expect = np.zeros(100, int)
+    for i in range(ms.size):
+        for j in range(i):
+            lag = ms[i] - ms[j]
+            if 1 <= lag <= 100:
+                expect[lag - 1] += 1
+    assert np.array_equal(bank.plain_acg(0), expect)
+    assert expect.sum() == 9  # (0, 101) is outside the 100 ms window
+
+
+def test_waveform_is_the_running_mean_of_raw_snippets():
+    rng = np.random.default_rng(0)
+    n = 40000
+    raw = rng.normal(0, 5, (n, 4)).astype(np.float32)
+    shape = -80 * np.exp(-0.5 * ((np.arange(120) - 60) / 4.0) ** 2) + 25 * np.exp(-0.5 * ((np.arange(120) - 75) / 8.0) ** 2)
+    times = np.arange(200, n - 200, 400)
+    for s in times:
+        raw[s - 60 : s + 60, 1] += shape
+    bank = UnitBank(4, 30000.0, 100, 4)
+    for a in range(0, n, 300):  # spikes arrive with the block that contains them
+        sel = (times >= a) & (times < a + 300)
+        bank.update(times[sel], np.zeros(sel.sum(), int), lambda u: np.arange(4), raw[a : a + 300], a)
+    got = bank.waveform(0)
+    want = preprocess_waveform(shape)
+    assert np.abs(got - want).max() < 0.05
