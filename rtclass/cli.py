@@ -54,6 +54,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if v is not None:
             values[key] = v
     sim_cfg = build_section("simulate", type(cfg.simulate), values)
+    if args.features_only:
+        from rtclass.sim.training import write_training_set
+
+        path = write_training_set(sim_cfg, args.out)
+        print(f"wrote {path}")
+        return 0
     with Progress(transient=True) as bar:
         task = bar.add_task("rendering", total=1.0)
         path, sim = write_simulation(sim_cfg, args.out, lambda done, total: bar.update(task, completed=done / total))
@@ -102,7 +108,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from rtclass.classify.features import extract_features
+    from rtclass.classify.offline import classify_folder, load_model_or_none
 
+    model = load_model_or_none(args.model)  # fail on a bad model before the long feature pass
     with Progress(transient=True) as bar:
         task = bar.add_task("features", total=1.0)
         feats = extract_features(args.folder, lambda k, n: bar.update(task, completed=k / n))
@@ -111,7 +119,35 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.save_features:
         feats.save(args.save_features)
         print(f"saved {args.save_features}")
-    print("no classifier model is available yet: features only (cluster_predicted_cell_type.tsv not written)")
+    if model is None:
+        print("no classifier model found: features only (cluster_predicted_cell_type.tsv not written)")
+        return 0
+    counts = classify_folder(args.folder, feats, model, args.threshold)
+    print(f"labels ({model.path}): " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    print(f"wrote cluster_predicted_cell_type.tsv, cluster_pred_probability.tsv, cluster_confidence_ratio.tsv in {args.folder}")
+    return 0
+
+
+def cmd_import_c4(args: argparse.Namespace) -> int:
+    from rtclass.classify.c4_import import import_c4
+
+    info = import_c4(args.archive, args.out, args.hessians)
+    print(f"wrote {args.out}: {info['summary']} Calibration: {info['calibration']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from rtclass.classify.train import train_command
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("training", total=1.0)
+        results = train_command(args.data, args.out, args.eval or [], args.members, args.epochs, args.seed, args.layer,
+                                lambda k, n: bar.update(task, completed=k / n))
+    for name, ev in results.items():
+        print(f"{name}: balanced accuracy {ev['balanced_accuracy']:.3f} on {ev['units']} units ({ev['description']})")
+    print(f"wrote {args.out}/model.onnx and its model card")
     return 0
 
 
@@ -134,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--probe", choices=("np1", "np2"))
     s.add_argument("--units-per-type", dest="units_per_type", type=int, help="N units of every cell type")
     s.add_argument("--config", help="TOML config with a [simulate] section")
+    s.add_argument("--features-only", dest="features_only", action="store_true",
+                   help="write only the units' C4 features (a classifier training set), no recording")
     s.set_defaults(func=cmd_simulate)
 
     r = sub.add_parser("replay", help="publish a recording as a live stream")
@@ -155,7 +193,25 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classify", help="C4 features (and cell types) of a Kilosort/phy folder, offline")
     c.add_argument("folder", help="Kilosort/phy output folder")
     c.add_argument("--save-features", dest="save_features", help="write cluster_id, acg3d, waveform to this .npz")
+    c.add_argument("--model", help="ONNX classifier (default: the shipped model; 'none': features only)")
+    c.add_argument("--threshold", type=float, default=2.0, help="confidence ratio below which a unit stays unlabeled")
     c.set_defaults(func=cmd_classify)
+
+    t = sub.add_parser("train", help="train a cell-type classifier ensemble and export it to ONNX (needs extra 'train')")
+    t.add_argument("--data", nargs="+", required=True, help="training sets (folders with features.npz)")
+    t.add_argument("--eval", nargs="*", help="held-out sets to report accuracy on")
+    t.add_argument("--out", required=True, help="model folder (model.onnx, model_card.json/.md, metrics.json)")
+    t.add_argument("--members", type=int, default=5, help="ensemble size")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--layer", action="store_true", help="also feed the layer one-hot")
+    t.set_defaults(func=cmd_train)
+
+    i = sub.add_parser("import-c4", help="convert a published C4 ensemble (trained_models.tar.gz) to ONNX")
+    i.add_argument("archive", help="C4's trained_models.tar.gz")
+    i.add_argument("--hessians", help="C4's hessians.pt: bake its Laplace calibration into the graph")
+    i.add_argument("--out", required=True, help="the .onnx file to write (model_card.json beside it)")
+    i.set_defaults(func=cmd_import_c4)
     return p
 
 

@@ -155,10 +155,22 @@ class UnitsConfig:
 
 
 @dataclass(frozen=True)
+class ClassifyConfig:
+    model: str = param("", "ONNX classifier; empty: the shipped default (models/rtclass-c4sim-v1); `none`: no labels")
+    interval_s: float = param(2.0, "how often the live labeler relabels units (its own thread)", "s", 0.05, 3600.0)
+    min_spikes: int = param(100, "units with fewer spikes stay unlabeled (C4's minimum)", "spikes", 3, 10000000)
+    confidence_ratio: float = param(2.0, "label only if top probability / second reaches this (C4's default)", "", 1.0, 1000.0)
+    hysteresis_ticks: int = param(2, "a label changes only after this many consecutive agreeing rounds", "", 1, 1000)
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     zmq: bool = param(True, "publish labeled spikes on a ZMQ PUB socket (wire format v1)")
     zmq_address: str = param("tcp://127.0.0.1:5560", "where the ZMQ PUB socket binds")
     lsl: bool = param(True, "publish spikes on an LSL outlet `<source name>-spikes`")
+    counts_bin_ms: float = param(
+        20.0, "bin of the spike counts per cell type (ZMQ `counts/<type>`, LSL `<source>-counts`); 0 = off", "ms", 0.0, 10000.0
+    )
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,11 @@ class SimulateConfig:
     common_mode_uv: float = param(6.0, "noise shared by all channels in 300-6000 Hz (what CMR removes)", "uV", 0.0, 1000.0)
     lfp_uv: float = param(80.0, "slow common local-field component below ~10 Hz", "uV", 0.0, 10000.0)
     amplitude_scale: float = param(1.0, "multiplies every unit's amplitude (harder or easier sets)", "", 0.01, 100.0)
+    parameter_spread: float = param(
+        0.0, "widen every per-unit parameter range by this fraction (domain randomisation for training sets)", "", 0.0, 5.0
+    )
+    rate_scale: float = param(1.0, "multiplies every firing rate (another preparation or species)", "", 0.05, 20.0)
+    width_scale: float = param(1.0, "multiplies every waveform time constant (another preparation or species)", "", 0.2, 5.0)
     drift_um: float = param(0.0, "slow probe drift: units move +- this far along the probe (0 = none)", "um", 0.0, 500.0)
     drift_period_s: float = param(120.0, "period of that (sinusoidal) drift", "s", 1.0, 1e6)
 
@@ -201,6 +218,7 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     units: UnitsConfig = field(default_factory=UnitsConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     run: RunConfig = field(default_factory=RunConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)

@@ -19,13 +19,14 @@ from rich.table import Table
 
 from rtclass.config import Config, SimulateConfig, from_dict
 from rtclass.errors import PublishError
-from rtclass.evaluation import SNR_FLOOR, filtered_template_peaks, score_detection
+from rtclass.evaluation import SNR_FLOOR, filtered_template_peaks, score_detection, score_sorting
 from rtclass.ingest import make_source
 from rtclass.ingest.lsl import use_loopback_only
 from rtclass.ingest.replay import paced_send
 from rtclass.liveview import LiveView
 from rtclass.pipeline import Pipeline, make_publishers
 from rtclass.publish.files import write_run_output
+from rtclass.publish.wire import CELL_TYPE_NAMES
 from rtclass.sim.recording import Simulation
 
 STREAM_NAME = "rtclass-demo"
@@ -103,7 +104,11 @@ def run_demo(cfg: Config | None = None, duration_s: float | None = None, out_dir
         info = pipe.open()
         pipe.publishers = _publishers(cfg, console)
         with LiveView("rtclass live", console) as view:
-            pipe.run(threading.Event(), duration_s=duration, on_status=view.update)
+            def show(status):
+                status.extra.update(_unit_summary(pipe))
+                view.update(status)
+
+            pipe.run(threading.Event(), duration_s=duration, on_status=show)
     finally:
         pipe.close()
         stop.set()
@@ -112,6 +117,7 @@ def run_demo(cfg: Config | None = None, duration_s: float | None = None, out_dir
             child.terminate()
     metrics = pipe.metrics()
     metrics["detection"] = _score(pipe, sim)
+    metrics["labelling"] = _score_labels(pipe, sim)
     if out_dir is not None:
         write_run_output(out_dir, pipe.log, info, metrics)
     _report(console, metrics, pipe, sim)
@@ -148,6 +154,42 @@ def _score(pipe: Pipeline, sim: Simulation) -> dict[str, Any]:
     return out
 
 
+def _unit_summary(pipe: Pipeline) -> dict[str, str]:
+    bank = pipe.chain.bank
+    if bank is None:
+        return {}
+    out = {"units": f"{bank.n} found"}
+    lab = pipe.labeler
+    if lab is None:
+        out["labels"] = "no classifier model: unlabeled"
+        return out
+    codes = lab.codes
+    counts = [f"{int((codes == c).sum())} {CELL_TYPE_NAMES[c]}" for c in range(1, len(CELL_TYPE_NAMES)) if (codes == c).any()]
+    out["labels"] = ", ".join(counts) if counts else "none yet (units need 100 spikes)"
+    return out
+
+
+def _score_labels(pipe: Pipeline, sim: Simulation) -> dict[str, Any]:
+    """Labelled sorted units whose best-matching ground-truth unit has that cell type."""
+    lab = pipe.labeler
+    if lab is None or pipe.chain.bank is None:
+        return {"labelled_units": 0}
+    spikes = pipe.log.spikes()
+    score = score_sorting(sim.spike_times, sim.spike_units, spikes["sample"], spikes["unit"], len(sim.units), sim.fs)
+    truth = {int(s): sim.units[g].cell_type for g, s in enumerate(score.matched_unit) if s >= 0 and score.accuracy[g] >= 0.5}
+    codes = lab.codes
+    labelled = [u for u in range(codes.size) if codes[u] > 0]
+    judged = [u for u in labelled if u in truth]
+    right = [u for u in judged if CELL_TYPE_NAMES[codes[u]] == truth[u]]
+    return {
+        "labelled_units": len(labelled),
+        "labelled_units_with_a_ground_truth_match": len(judged),
+        "correct": len(right),
+        "accuracy": len(right) / len(judged) if judged else float("nan"),
+        "median_s_to_first_label": float(np.median(list(lab.first_labelled.values()))) if lab.first_labelled else None,
+    }
+
+
 def _report(console: Console, m: dict[str, Any], pipe: Pipeline, sim: Simulation) -> None:
     d = m["detection"]
     t = Table(title="rtclass demo: result", show_header=False)
@@ -161,4 +203,12 @@ def _report(console: Console, m: dict[str, Any], pipe: Pipeline, sim: Simulation
     t.add_row("precision", f"{d['precision']:.3f} of {d['n_detections']} detections")
     for band, r in d["recall_by_snr"].items():
         t.add_row(f"recall, SNR {band}", f"{r:.3f}")
+    t.add_row("units", f"{m.get('units', 0)} found")
+    lab = m["labelling"]
+    if lab.get("labelled_units"):
+        t.add_row("cell-type labels", f"{lab['correct']} of {lab['labelled_units_with_a_ground_truth_match']} labelled units "
+                  f"right ({lab['accuracy']:.2f}); {lab['labelled_units']} labelled in all")
+        t.add_row("labels by type", ", ".join(f"{n} {k}" for k, n in m["labels"]["units_by_type"].items() if n))
+    else:
+        t.add_row("cell-type labels", "none" if pipe.labeler is not None else "no classifier model")
     console.print(t)

@@ -24,8 +24,11 @@ from rtclass.errors import InputError
 from rtclass.ingest.base import Source, StreamInfo
 from rtclass.metrics import StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe
+from rtclass.publish.counts import SpikeCounter, counts_messages
 from rtclass.publish.files import SpikeLog
-from rtclass.publish.wire import NO_UNIT, SPIKE_DTYPE
+from rtclass.classify.labeler import LiveLabeler
+from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
+from rtclass.publish.wire import CELL_TYPE_NAMES, NO_UNIT, SPIKE_DTYPE
 from rtclass.units.bank import UnitBank
 from rtclass.units.discovery import OnlineDiscovery
 from rtclass.units.matching import ASSIGNED_DTYPE, TemplateMatcher, warm_up_matching
@@ -78,6 +81,8 @@ class DetectionChain:
             sample_rate_hz, history=self.matcher.history if self.matcher is not None else 0,
         )
         self.times_s = [0.0] * len(self.STAGES)
+        #: samples after a spike before its unit is decided (detection look-ahead + match window)
+        self.decision_lag = self.detector.sweep + (self.matcher.post + self.matcher.max_shift if self.matcher else 0)
 
     def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
         """float32 [n, C] uV (repaired in place if non-finite) -> spikes (ASSIGNED_DTYPE) whose
@@ -207,10 +212,26 @@ class Pipeline:
             bank = bank_from_templates(cfg, self._probe, info.sample_rate_hz, dense, ids, in_uv=False)
             log.info("loaded %d templates of %d units from %s", bank.n, np.unique(ids).size, cfg.units.templates)
         self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz, bank)
+        self.labeler = self._make_labeler()
+        bin_samples = int(round(cfg.publish.counts_bin_ms * 1e-3 * info.sample_rate_hz))
+        self.counter = SpikeCounter(bin_samples, self.chain.decision_lag) if bin_samples > 0 else None
         if self.chain.bank is not None:
-            self.table = UnitTable(self.chain.bank, info.sample_rate_hz)
+            self.table = UnitTable(self.chain.bank, info.sample_rate_hz, self.labeler)
         self._warm_up(info)
         return info
+
+    def _make_labeler(self) -> LiveLabeler | None:
+        """The live labeler, if the config names a model (or the shipped default exists)."""
+        c = self.cfg.classify
+        if c.model == "none" or self.chain.features is None:
+            return None
+        if not c.model and not DEFAULT_MODEL.exists():
+            log.warning("no classifier model at %s: units stay unlabeled ([classify] model)", DEFAULT_MODEL)
+            return None
+        model = CellTypeModel(c.model or DEFAULT_MODEL)
+        labeler = LiveLabeler(c, model, self.chain.features)
+        labeler.now_s = lambda: self._samples / self.info.sample_rate_hz
+        return labeler
 
     def _warm_up(self, info: StreamInfo) -> None:
         """Run a throw-away chain once so every kernel is compiled (or loaded from numba's
@@ -248,6 +269,8 @@ class Pipeline:
             spikes["unit"] = found["unit"]
             spikes["channel"] = found["channel"]
             spikes["t_source"] = chunk.t_last - (chunk.end_sample - 1 - found["sample"]) / fs
+            if self.labeler is not None:
+                spikes["cell_type"], spikes["confidence"] = self.labeler.label_of(found["unit"])
             for pub in self.publishers:
                 pub.publish(spikes)
             self.log.append(spikes, found["amplitude"])
@@ -255,14 +278,28 @@ class Pipeline:
                 self.table.update(found)
         if self.table is not None:
             self._publish_table(chunk.end_sample)
+        if self.counter is not None:
+            self._publish_counts(spikes, chunk)
         t_pub = watch.lap()
         self.times.record([*self.chain.times_s, t_pub], chunk.n_samples / self.info.sample_rate_hz)
         self._samples += chunk.n_samples
         return spikes
 
+    def _publish_counts(self, spikes: np.ndarray, chunk: Chunk) -> None:
+        starts, counts = self.counter.process(spikes["sample"], spikes["cell_type"].astype(np.int64), chunk.end_sample)
+        if starts.size == 0:
+            return
+        fs = self.info.sample_rate_hz
+        t_ends = chunk.t_last - (chunk.end_sample - 1 - (starts + self.counter.bin)) / fs
+        for pub in self.publishers:
+            if hasattr(pub, "publish_counts"):
+                pub.publish_counts(counts_messages(starts, counts, self.counter.bin))
+            if hasattr(pub, "publish_counts_array"):
+                pub.publish_counts_array(counts, t_ends)
+
     def _publish_table(self, now_sample: int) -> None:
         """Send the unit table when units appeared, at most every ``table_interval_s``."""
-        state = (self.chain.bank.n, self.table.version)
+        state = (self.chain.bank.n, self.table.version, self.labeler.version if self.labeler else 0)
         now = time.monotonic()
         if state == self._table_sent or now < self._table_due:
             return
@@ -280,7 +317,8 @@ class Pipeline:
         on_status: Callable[[Status], None] | None = None,
     ) -> None:
         """Process chunks until the source is finished, ``duration_s`` of data has been
-        processed (default: ``[run] duration_s``, 0 = no limit) or ``stop`` is set."""
+        processed (default: ``[run] duration_s``, 0 = no limit), the source stays quiet for
+        ``[run] idle_timeout_s`` or ``stop`` is set. The labeler runs in its own thread meanwhile."""
         stop = stop or threading.Event()
         duration_s = self.cfg.run.duration_s if duration_s is None else duration_s
         fs = self.info.sample_rate_hz
@@ -290,27 +328,32 @@ class Pipeline:
         next_status = time.monotonic() + interval
         last_spikes, last_t = 0, time.monotonic()
         last_data = time.monotonic()
-        while not stop.is_set():
-            if self.source.finished:
-                break
-            chunk = self.source.read(READ_TIMEOUT_S)
-            now = time.monotonic()
-            if chunk is not None:
-                last_data = now
-                start = chunk.first_sample if self._first_sample is None else self._first_sample
-                if limit is not None and chunk.end_sample - start >= limit:
-                    keep = limit - (chunk.first_sample - start)
-                    if keep > 0:
-                        self.process(Chunk(chunk.data[:keep], chunk.first_sample, chunk.t_last - (chunk.n_samples - keep) / fs, chunk.gap_before))
+        if self.labeler is not None:
+            self.labeler.start()
+        try:
+            while not stop.is_set() and not self.source.finished:
+                chunk = self.source.read(READ_TIMEOUT_S)
+                now = time.monotonic()
+                if chunk is not None:
+                    last_data = now
+                    start = chunk.first_sample if self._first_sample is None else self._first_sample
+                    if limit is not None and chunk.end_sample - start >= limit:
+                        keep = limit - (chunk.first_sample - start)
+                        if keep > 0:
+                            t_last = chunk.t_last - (chunk.n_samples - keep) / fs
+                            self.process(Chunk(chunk.data[:keep], chunk.first_sample, t_last, chunk.gap_before))
+                        break
+                    self.process(chunk)
+                elif idle > 0 and now - last_data > idle:
+                    log.warning("no data for %.1f s: stopping ([run] idle_timeout_s)", idle)
                     break
-                self.process(chunk)
-            elif idle > 0 and now - last_data > idle:
-                log.warning("no data for %.1f s: stopping ([run] idle_timeout_s)", idle)
-                break
-            if on_status is not None and now >= next_status:
-                n = len(self.log)
-                on_status(self.status(spikes_per_s=(n - last_spikes) / (now - last_t)))
-                last_spikes, last_t, next_status = n, now, now + interval
+                if on_status is not None and now >= next_status:
+                    n = len(self.log)
+                    on_status(self.status(spikes_per_s=(n - last_spikes) / (now - last_t)))
+                    last_spikes, last_t, next_status = n, now, now + interval
+        finally:
+            if self.labeler is not None:
+                self.labeler.stop()
 
     # -------------------------------------------------------------------------------- reporting
     def status(self, spikes_per_s: float = 0.0) -> Status:
@@ -349,8 +392,20 @@ class Pipeline:
             "chunks_over_budget": self.times.over_budget,
             "stage_time_per_chunk": self.times.summary(),
             "units": self.chain.bank.n if self.chain.bank is not None else 0,
+            "labels": self._label_summary(),
             "n_channels": self.info.n_channels,
             "sample_rate_hz": fs,
+        }
+
+    def _label_summary(self) -> dict[str, Any]:
+        if self.labeler is None:
+            return {"model": None}
+        codes = self.labeler.codes
+        return {
+            "model": str(self.labeler.model.path),
+            "ticks": self.labeler.ticks,
+            "last_tick_ms": self.labeler.last_tick_s * 1e3,
+            "units_by_type": {CELL_TYPE_NAMES[c]: int((codes == c).sum()) for c in range(1, len(CELL_TYPE_NAMES))},
         }
 
     def close(self) -> None:
@@ -368,9 +423,11 @@ def make_publishers(cfg: Config, stream_name: str, zmq_address: str | None = Non
 
         pubs.append(ZmqSpikePublisher(zmq_address or cfg.publish.zmq_address))
     if cfg.publish.lsl:
-        from rtclass.publish.lsl_pub import LslSpikeOutlet
+        from rtclass.publish.lsl_pub import LslCountsOutlet, LslSpikeOutlet
 
         pubs.append(LslSpikeOutlet(stream_name))
+        if cfg.publish.counts_bin_ms > 0:
+            pubs.append(LslCountsOutlet(stream_name, cfg.publish.counts_bin_ms / 1000))
     return pubs
 
 

@@ -15,6 +15,11 @@ BUFFER_SAMPLES = 3000
 PEAK_DTYPE = np.dtype([("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4")])
 
 
+#: the (shared, read-only) result of a call that finds nothing
+NO_PEAKS = np.zeros(0, PEAK_DTYPE)
+NO_PEAKS.flags.writeable = False
+
+
 class ThresholdDetector:
     """Finds negative peaks in filtered, referenced data.
 
@@ -109,6 +114,8 @@ class ThresholdDetector:
         if boundary > first_sample and boundary >= self._params[5]:
             self.noise_from = int(boundary)  # noise_sd was refreshed at this sample
         self.work_first = first_sample - h
+        if n == 0:
+            return NO_PEAKS
         peaks = np.empty(n, PEAK_DTYPE)
         peaks["sample"] = out_s[:n]
         peaks["channel"] = out_c[:n]

@@ -39,3 +39,34 @@ class LslSpikeOutlet:
 
     def close(self) -> None:
         del self._outlet
+
+
+class LslCountsOutlet:
+    """Regular-rate LSL outlet ``<source>-counts``: one sample per bin, one float32 channel per cell
+    type code (0 unlabeled .. 5 MFB), timestamped with the source time of the bin's end."""
+
+    def __init__(self, source_name: str, bin_s: float):
+        import pylsl
+
+        from rtclass.publish.wire import CELL_TYPE_NAMES
+
+        self.name = f"{source_name}-counts"
+        info = pylsl.StreamInfo(self.name, "SpikeCounts", len(CELL_TYPE_NAMES), 1.0 / bin_s, pylsl.cf_float32,
+                                f"rtclass-{self.name}")
+        chans = info.desc().append_child("channels")
+        for label in CELL_TYPE_NAMES:
+            chans.append_child("channel").append_child_value("label", label)
+        try:
+            self._outlet = pylsl.StreamOutlet(info)
+        except Exception as exc:
+            raise PublishError(f"cannot create LSL outlet {self.name!r}: {exc}") from exc
+
+    def publish_counts_array(self, counts: np.ndarray, t_ends: np.ndarray) -> None:
+        if counts.shape[0]:
+            self._outlet.push_chunk(counts.astype(np.float32), t_ends.tolist())
+
+    def publish(self, spikes: np.ndarray) -> None:  # spikes go to the spike outlet
+        return None
+
+    def close(self) -> None:
+        del self._outlet

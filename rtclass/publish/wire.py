@@ -4,7 +4,9 @@ A message is two frames ``[topic, payload]``:
 
 * topic ``b"spikes/<cell_type>"`` (cell_type one of CELL_TYPE_NAMES), payload = packed
   little-endian records of SPIKE_DTYPE (28 bytes each), in sample order;
-* topic ``b"units"``, payload = the unit table as UTF-8 JSON.
+* topic ``b"units"``, payload = the unit table as UTF-8 JSON;
+* topic ``b"counts/<cell_type>"``, payload = records of COUNTS_DTYPE (bin start sample, bin
+  length in samples, spike count), one per bin that closed.
 
 This module imports numpy only, so a decoder process that uses it stays light.
 """
@@ -29,6 +31,9 @@ assert SPIKE_DTYPE.itemsize == 28
 CELL_TYPE_NAMES = ("unlabeled", "PkC_ss", "PkC_cs", "MLI", "GoC", "MFB")
 SPIKES_PREFIX = b"spikes/"
 UNITS_TOPIC = b"units"
+#: binned counts: topic b"counts/<cell_type>", payload records of COUNTS_DTYPE, one per closed bin
+COUNTS_PREFIX = b"counts/"
+COUNTS_DTYPE = np.dtype([("bin_start", "<i8"), ("bin_samples", "<i4"), ("count", "<i4")])
 #: unit id of spikes that belong to no unit
 NO_UNIT = -1
 

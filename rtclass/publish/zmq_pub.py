@@ -30,6 +30,10 @@ class ZmqSpikePublisher:
             self._sock.send_multipart([spike_topic(int(code)), encode_spikes(spikes[codes == code])])
             self.messages += 1
 
+    def publish_counts(self, messages: list[list[bytes]]) -> None:
+        for m in messages:
+            self._sock.send_multipart(m)
+
     def publish_units(self, table_json: bytes) -> None:
         self._sock.send_multipart([UNITS_TOPIC, table_json])
 

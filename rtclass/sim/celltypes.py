@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 #: cell types in the order of the wire format's cell_type_code (1..5; 0 = unlabeled)
 CELL_TYPES = ("PkC_ss", "PkC_cs", "MLI", "GoC", "MFB")
 #: layer names, as C4's layer input names them
@@ -142,3 +144,60 @@ SPECS: dict[str, CellTypeSpec] = {
 #: simple spikes are silent for this long after each complex spike of the same cell
 #: (Phyllum: >= 7-10 ms; Badura 2013, Zhou 2014: 10-30 ms)
 CS_PAUSE_MS: Range = (8.0, 25.0)
+
+
+#: spikelets never grow from one to the next
+MAX_SPIKELET_DECAY = 0.95
+
+
+def _widen(r: Range, spread: float, log: bool) -> Range:
+    """Widen a range about its centre by ``spread`` of its half-width on each side (plus the same
+    fraction of the centre, so that narrow ranges open up too); log scale for rates."""
+    a, b = r
+    if b <= 0:
+        return r
+    if log and a > 0:
+        la, lb = np.log(a), np.log(b)
+        c, h = (la + lb) / 2, (lb - la) / 2
+        h = h * (1 + spread) + spread * 0.5
+        return (float(np.exp(c - h)), float(np.exp(c + h)))
+    c, h = (a + b) / 2, (b - a) / 2
+    h = h * (1 + spread) + spread * abs(c) * 0.25
+    return (max(0.0, c - h) if a >= 0 else c - h, c + h)
+
+
+def _scale(r: Range, k: float) -> Range:
+    return (r[0] * k, r[1] * k)
+
+
+def regime_specs(spread: float = 0.0, rate_scale: float = 1.0, width_scale: float = 1.0) -> dict[str, CellTypeSpec]:
+    """The cell types with every per-unit range widened by ``spread`` (domain randomisation for
+    training), rates multiplied by ``rate_scale`` and waveform time constants by ``width_scale``
+    (a different preparation or species, for held-out evaluation)."""
+    from dataclasses import fields, replace
+
+    out = {}
+    for name, spec in SPECS.items():
+        f = spec.firing
+        firing = replace(
+            f,
+            rate_hz=_scale(_widen(f.rate_hz, spread, True), rate_scale),
+            gamma_k=_widen(f.gamma_k, spread, True),
+            modulation_depth=_widen(f.modulation_depth, spread, False),
+            burst_rate_hz=_scale(_widen(f.burst_rate_hz, spread, True), rate_scale),
+        )
+        sh = spec.shape
+        changes = {}
+        for fld in fields(sh):
+            r = getattr(sh, fld.name)
+            if fld.name == "amplitude_uv":
+                changes[fld.name] = _widen(r, spread, True)
+            elif fld.name.endswith("_ms"):
+                changes[fld.name] = _scale(_widen(r, spread, False), width_scale)
+            elif fld.name in ("post_ratio", "pre_ratio", "slow_positive_ratio"):
+                changes[fld.name] = _widen(r, spread, False)
+            elif fld.name == "spikelet_decay":
+                lo, hi = _widen(r, spread, False)
+                changes[fld.name] = (lo, min(hi, MAX_SPIKELET_DECAY))
+        out[name] = replace(spec, firing=firing, shape=replace(sh, **changes))
+    return out

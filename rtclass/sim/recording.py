@@ -19,7 +19,7 @@ from rtclass.config import SimulateConfig
 from rtclass.errors import ConfigError
 from rtclass.probe import Probe, neuropixels
 from rtclass.sim import spike_trains as st
-from rtclass.sim.celltypes import CELL_TYPES, CS_PAUSE_MS, LAYERS, SPECS
+from rtclass.sim.celltypes import CELL_TYPES, CS_PAUSE_MS, LAYERS, regime_specs
 from rtclass.sim.noise_kernels import fill_background, normal_table, white_bank
 from rtclass.sim.waveforms import (
     PRE_MS, contact_gain_mix, draw, draw_log, footprint, footprint_channels, smoothed, time_course,
@@ -112,6 +112,7 @@ class Simulation:
         self.fs = sample_rate_hz
         self.probe: Probe = neuropixels(cfg.probe)
         self.n_samples = int(round(cfg.duration_s * sample_rate_hz))
+        self.specs = regime_specs(cfg.parameter_spread, cfg.rate_scale, cfg.width_scale)
         pos = self.probe.positions_um
         self.layers = parse_layers(cfg.layers, float(pos[:, 1].max()), float(pos[:, 1].min()))
         seeds = np.random.SeedSequence(cfg.seed).spawn(4)
@@ -137,7 +138,7 @@ class Simulation:
     def _counts(self, rng: np.random.Generator) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
         for name in CELL_TYPES:
-            spec = SPECS[name]
+            spec = self.specs[name]
             if name == "PkC_cs":
                 continue  # one per PkC_ss, placed with it
             if self.cfg.units_per_type:
@@ -166,7 +167,7 @@ class Simulation:
         return xz
 
     def _new_unit(self, name: str, y: float, rng: np.random.Generator, xz=None) -> SimUnit:
-        spec = SPECS[name]
+        spec = self.specs[name]
         pos = self.probe.positions_um
         if xz is None:
             xz = self._free_spot(y, rng)
@@ -193,7 +194,7 @@ class Simulation:
 
     # ----------------------------------------------------------------------------- spike trains
     def _train(self, name: str, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-        f = SPECS[name].firing
+        f = self.specs[name].firing
         duration = self.cfg.duration_s
         rate = draw_log(rng, f.rate_hz)
         dead = draw(rng, f.dead_time_ms) / 1000
@@ -215,7 +216,7 @@ class Simulation:
             if unit.cell_type == "PkC_ss":
                 ss, _ = self._train("PkC_ss", rng)
                 pause = draw(rng, CS_PAUSE_MS) / 1000
-                dead = SPECS["PkC_ss"].firing.dead_time_ms[0] / 1000
+                dead = self.specs["PkC_ss"].firing.dead_time_ms[0] / 1000
                 trains[unit.id] = st.pause_after(ss, trains[unit.partner], pause, dead)
         times, ids = [], []
         for uid, t in trains.items():

@@ -55,6 +55,8 @@ LAG_INDEX[LAGS] = np.arange(LAGS.size)
 #: raw snippet kept per spike for the waveform: samples before / after the spike
 WAVE_PRE = 60
 WAVE_POST = 60
+#: raw samples kept for snippets: a snippet, plus the decision delay of the spikes, plus a block
+RAW_RING = 1024
 #: the waveform running mean becomes an exponential average over this many spikes
 WAVE_MEMORY = 1000
 INITIAL_UNITS = 16
@@ -220,6 +222,24 @@ def _add_spikes(units, bins, ring, n_seq, seq0, next_ref, n_exact, ex_rate, ex_b
             next_ref[u] += 1
 
 
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _add_snippet(ring, start, channels, wave, rate):
+    """Move ``wave`` [T, K] towards the raw snippet starting at global sample ``start`` (ring
+    indexed modulo its length) on ``channels`` (-1 padded), median removed per channel."""
+    n_ring = ring.shape[0]
+    t_len = wave.shape[0]
+    col = np.empty(t_len, np.float32)
+    for k in range(channels.shape[0]):
+        c = channels[k]
+        if c < 0:
+            break
+        for j in range(t_len):
+            col[j] = ring[(start + j) % n_ring, c]
+        med = np.median(col)
+        for j in range(t_len):
+            wave[j, k] += rate * ((col[j] - med) - wave[j, k])
+
+
 class UnitBank:
     """Per-unit feature state for units identified by integer ids (any order of arrival)."""
 
@@ -233,8 +253,9 @@ class UnitBank:
         self.index: dict[int, int] = {}
         self.lock = threading.Lock()
         self._alloc(INITIAL_UNITS)
-        self._raw = np.zeros((0, n_channels), np.float32)
-        self._raw_first = 0
+        # ring of the latest raw samples (enough for a snippet of any pending spike)
+        self._raw = np.zeros((RAW_RING, n_channels), np.float32)
+        self._raw_end = 0  # global index one past the newest sample in the ring
         self._pending: list[tuple[int, int]] = []  # (sample, unit index) waiting for WAVE_POST samples
 
     def _alloc(self, cap: int) -> None:
@@ -283,45 +304,51 @@ class UnitBank:
         """Feed assigned spikes (sample index, unit id; in time order; unit < 0 ignored).
         ``channels_of(unit_id)`` gives a new unit's waveform channels. ``raw``: the raw (not
         filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
-        keep = units >= 0
-        samples, units = samples[keep], units[keep]
+        if samples.size:
+            keep = units >= 0
+            samples, units = samples[keep], units[keep]
         with self.lock:
-            idx = np.array([self.unit_index(int(u), channels_of(int(u))) for u in units], np.int64)
+            index = self.index
+            idx = np.array([index[u] if u in index else self.unit_index(u, channels_of(u)) for u in units.tolist()],
+                           np.int64)
             if idx.size:
                 _add_spikes(idx, samples // self.samples_per_bin, self.ring, self.n_seq, self.seq0,
                             self.next_ref, self.n_exact, self.ex_rate, self.ex_bits, self.ex_used, self.grid,
                             self.acg, self.rate_hist, self.ref_hist, self.lag_counts, self.lost, LAG_INDEX,
                             SMOOTH_BINS // 2, self.window)
             if raw is not None:
-                self._pending += list(zip(samples.tolist(), idx.tolist()))
+                if idx.size:
+                    self._pending += list(zip(samples.tolist(), idx.tolist()))
                 self._update_waveforms(raw, raw_first)
 
     def _update_waveforms(self, raw: np.ndarray, first: int) -> None:
-        if self._raw.shape[0] and self._raw_first + self._raw.shape[0] == first:
-            buf = np.concatenate([self._raw, raw])
-            buf_first = self._raw_first
-        else:
-            buf, buf_first = raw, first
-        end = buf_first + buf.shape[0]
+        step = RAW_RING // 2
+        for a in range(0, raw.shape[0], step):  # a long block: in pieces, so no pending snippet scrolls out
+            self._ring_add(raw[a : a + step], first + a)
+
+    def _ring_add(self, raw: np.ndarray, first: int) -> None:
+        n = raw.shape[0]
+        if first != self._raw_end:  # a gap: the ring's content no longer continues the stream
+            self._raw_end = first
+        pos = first % RAW_RING
+        head = min(n, RAW_RING - pos)
+        self._raw[pos : pos + head] = raw[:head]
+        self._raw[: n - head] = raw[head:]
+        self._raw_end = first + n
+        if not self._pending:
+            return
+        oldest = self._raw_end - RAW_RING
         still = []
         for s, i in self._pending:
-            if s + WAVE_POST > end:
+            if s + WAVE_POST > self._raw_end:
                 still.append((s, i))
                 continue
-            a = s - WAVE_PRE - buf_first
-            if a < 0:
+            if s - WAVE_PRE < oldest:
                 continue  # its start scrolled out (a gap in the stream): skip this spike
-            chans = self.wave_channels[i]
-            chans = chans[chans >= 0]
-            snip = buf[a : a + WAVE_PRE + WAVE_POST][:, chans]
-            snip = snip - np.median(snip, axis=0)
             self.wave_n[i] += 1
-            rate = 1.0 / min(self.wave_n[i], WAVE_MEMORY)
-            self.wave[i, :, : chans.size] += rate * (snip - self.wave[i, :, : chans.size])
+            _add_snippet(self._raw, s - WAVE_PRE, self.wave_channels[i], self.wave[i],
+                         1.0 / min(self.wave_n[i], WAVE_MEMORY))
         self._pending = still
-        cut = max(0, buf.shape[0] - (WAVE_PRE + WAVE_POST))
-        self._raw = buf[cut:].copy()
-        self._raw_first = buf_first + cut
 
     # ----------------------------------------------------------------------------- reading
     def spike_count(self, unit_id: int) -> int:
@@ -390,10 +417,12 @@ class UnitBank:
         positive[:, LAGS - 1] = (rows @ lags) / np.maximum(n, 1)[:, None]
         return log_acg_from_positive_lags(positive)
 
-    def waveform(self, unit_id: int) -> np.ndarray:
-        """C4's waveform input (90,) from the running mean raw snippet."""
+    def waveform(self, unit_id: int) -> np.ndarray | None:
+        """C4's waveform input (90,) from the running mean raw snippet (None before any)."""
         with self.lock:
             i = self.index[unit_id]
+            if self.wave_n[i] == 0:
+                return None
             w = self.wave[i].copy()
         swing = w.max(0) - w.min(0)
         return preprocess_waveform(w[:, int(np.argmax(swing))])

@@ -19,6 +19,11 @@ ASSIGNED_DTYPE = np.dtype(
 )
 
 
+#: the (shared, read-only) result of a call that decides no spike
+NOTHING = np.zeros(0, ASSIGNED_DTYPE)
+NOTHING.flags.writeable = False
+
+
 class TemplateMatcher:
     """Assigns each detected peak to a unit once ``post`` samples after it have arrived (the
     match window's end: this is the stage's added latency).
@@ -56,6 +61,8 @@ class TemplateMatcher:
         covering at least ``history`` samples before the newest; peaks: newly detected;
         noise_sd: the noise level per channel (uV) in force from sample ``noise_from`` on."""
         self._weights(noise_sd, noise_from)
+        if peaks.size == 0 and self.pending.size == 0:
+            return NOTHING
         end = work_first + work.shape[0]
         todo = np.concatenate([self.pending, peaks]) if self.pending.size else peaks
         waiting = todo["sample"] + self.post + self.max_shift > end

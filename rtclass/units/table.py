@@ -6,14 +6,16 @@ import json
 
 import numpy as np
 
+from rtclass.publish.wire import CELL_TYPE_NAMES
 from rtclass.units.templates import TemplateBank
 
 
 class UnitTable:
     """Per-unit running statistics, updated with every assigned spike batch."""
 
-    def __init__(self, bank: TemplateBank, sample_rate_hz: float):
+    def __init__(self, bank: TemplateBank, sample_rate_hz: float, labeler=None):
         self.bank = bank
+        self.labeler = labeler
         self.fs = sample_rate_hz
         self.count: dict[int, int] = {}
         self.amp_sum: dict[int, float] = {}
@@ -57,8 +59,17 @@ class UnitTable:
                 "mean_amplitude_uv": self.amp_sum.get(uid, 0.0) / n if n else 0.0,
                 "spike_count": n,
                 "firing_rate_hz": n / span if span > 0 else 0.0,
+                **self._label(uid),
             })
         return out
+
+    def _label(self, uid: int) -> dict:
+        lab = self.labeler
+        if lab is None:
+            return {"cell_type": "unlabeled", "cell_type_code": 0, "confidence": 0.0}
+        code, conf = lab.label_of(np.array([uid]))
+        return {"cell_type": CELL_TYPE_NAMES[int(code[0])], "cell_type_code": int(code[0]), "confidence": float(conf[0]),
+                "probabilities": dict(zip(lab.model.classes, lab.probabilities.get(uid, [])))}
 
     def to_json(self, now_sample: int) -> bytes:
         return json.dumps({"units": self.rows(now_sample), "sample": now_sample}).encode()

@@ -1,0 +1,145 @@
+"""The live classifier: inference time vs number of units (one core), and on a simulated
+recording run through the whole live pipeline (true templates, so labels are judged on units
+that are right): how often the live label equals the offline label of the same unit, how soon
+units get a stable label, and how often the label is the true cell type.
+
+    python benchmarks/bench_classifier.py [--duration 120] [--out benchmarks/results/classifier.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine, pin_to_one_core  # noqa: E402
+
+from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel  # noqa: E402
+from rtclass.config import Config, SimulateConfig  # noqa: E402
+from rtclass.ingest.base import SourceStats, StreamInfo  # noqa: E402
+from rtclass.pipeline import Pipeline, bank_from_templates  # noqa: E402
+from rtclass.publish.wire import CELL_TYPE_NAMES  # noqa: E402
+from rtclass.sim.recording import Simulation  # noqa: E402
+from rtclass.units.c4_features import c4_acg  # noqa: E402
+
+
+class SimSource:
+    """The simulator as a finite source (as fast as possible): the benchmark measures labels."""
+
+    def __init__(self, sim: Simulation, chunk: int):
+        self.sim, self.chunk, self.syn = sim, chunk, sim.synthesizer()
+        self.stats = SourceStats()
+
+    def open(self):
+        return StreamInfo("bench", self.sim.n_channels, self.sim.fs)
+
+    @property
+    def finished(self):
+        return self.syn.next_sample >= self.sim.n_samples
+
+    def read(self, timeout_s):
+        from rtclass.chunk import Chunk
+
+        first = self.syn.next_sample
+        data = self.syn.read(min(self.chunk, self.sim.n_samples - first))
+        self.stats.samples_in += data.shape[0]
+        return Chunk(data, first, (first + data.shape[0] - 1) / self.sim.fs)
+
+    def close(self):
+        pass
+
+
+def inference_times(model: CellTypeModel) -> dict:
+    rng = np.random.default_rng(0)
+    out = {}
+    for n in (1, 10, 100, 400, 1000):
+        acg = rng.uniform(0, 2, (n, 10, 101)).astype(np.float32)
+        wave = rng.normal(0, 0.3, (n, 90)).astype(np.float32)
+        model.predict(acg, wave)
+        t = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            model.predict(acg, wave)
+            t.append(time.perf_counter() - t0)
+        out[str(n)] = float(np.median(t) * 1e3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=120.0)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "classifier.json"))
+    args = ap.parse_args()
+    pinned = pin_to_one_core()
+    model = CellTypeModel(args.model)
+    res = {"machine": describe_machine(pinned), "model": args.model, "inference_ms_by_units": inference_times(model)}
+
+    cfg = Config().replace(classify={"model": args.model, "interval_s": 1.0}, publish={"zmq": False, "lsl": False})
+    sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
+    bank = bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(len(sim.units)), in_uv=True)
+    pipe = Pipeline(cfg, SimSource(sim, 300), probe=sim.probe, bank=bank)
+    pipe.open()
+    lab = pipe.labeler
+    history: dict[int, list[tuple[float, int]]] = {}
+    next_tick = cfg.classify.interval_s
+    # labelling rounds on data time (the benchmark runs faster than real time)
+    while not pipe.source.finished:
+        pipe.process(pipe.source.read(0.0))
+        now = pipe.samples_processed / sim.fs
+        if now >= next_tick:
+            lab.tick()
+            for u in range(lab.codes.size):
+                history.setdefault(u, []).append((now, int(lab.codes[u])))
+            next_tick += cfg.classify.interval_s
+    feats = pipe.chain.features
+    units = [u for u in feats.index if feats.spike_count(u) >= cfg.classify.min_spikes and feats.waveform(u) is not None]
+    spikes = pipe.log.spikes()
+    offline_acg = np.stack([c4_acg(np.sort(spikes["sample"][spikes["unit"] == u])) for u in units])
+    waves = np.stack([feats.waveform(u) for u in units])
+    off_names, _, _ = model.label(model.predict(offline_acg, waves), cfg.classify.confidence_ratio)
+    live = {u: CELL_TYPE_NAMES[int(lab.codes[u])] if u < lab.codes.size else "unlabeled" for u in units}
+    agree = np.mean([live[u] == str(o) for u, o in zip(units, off_names)])
+    truth = {u: sim.units[u].cell_type for u in units}
+    labelled = [u for u in units if live[u] != "unlabeled"]
+    correct = np.mean([live[u] == truth[u] for u in labelled]) if labelled else float("nan")
+    # time from a unit's first spike to its last label change (its stable label)
+    first_spike = {u: spikes["sample"][spikes["unit"] == u].min() / sim.fs for u in units}
+    stable = []
+    for u in labelled:
+        h = history.get(u, [])
+        final = h[-1][1]
+        t_stable = next(t for t, c in reversed(h) if c != final) if any(c != final for _, c in h) else h[0][0]
+        last_change = min((t for t, c in h if c == final and t >= t_stable), default=h[-1][0])
+        stable.append(last_change - first_spike[u])
+    res["pipeline"] = {
+        "seconds": args.duration, "units_with_features": len(units), "units_labelled": len(labelled),
+        "live_equals_offline_label": float(agree),
+        "labels_right_vs_ground_truth": float(correct),
+        "median_s_first_spike_to_stable_label": float(np.median(stable)) if stable else None,
+        "by_type": {t: {"units": sum(truth[u] == t for u in units),
+                        "labelled": sum(truth[u] == t for u in labelled),
+                        "right": sum(truth[u] == t and live[u] == t for u in labelled)}
+                    for t in sorted(set(truth.values()))},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); model {args.model}")
+    print("inference (ms) by units: " + ", ".join(f"{k}: {v:.2f}" for k, v in res["inference_ms_by_units"].items()))
+    p = res["pipeline"]
+    print(f"{args.duration:g} s through the live pipeline: {p['units_labelled']} of {p['units_with_features']} units labelled; "
+          f"live label == offline label for {p['live_equals_offline_label']:.3f}; right vs ground truth "
+          f"{p['labels_right_vs_ground_truth']:.3f}; median first spike -> stable label {p['median_s_first_spike_to_stable_label']}")
+    for t, v in p["by_type"].items():
+        print(f"    {t:7s} {v['units']:3d} units, {v['labelled']:3d} labelled, {v['right']:3d} right")
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

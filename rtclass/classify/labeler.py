@@ -1,0 +1,106 @@
+"""The live labeler: labels units from their current features, off the hot path.
+
+Every ``interval_s`` its thread reads the features of the units with at least ``min_spikes``
+spikes from the ``UnitBank``, runs the ONNX model on the batch, and proposes for each unit the top
+class if its confidence ratio (top probability / second, as in C4) reaches the threshold, else
+``unlabeled``. A unit's published label changes only after the same proposal on
+``hysteresis_ticks`` consecutive ticks. The hot path reads the current labels (per-unit code and
+confidence arrays, replaced as a whole, so a reader never sees half an update) and never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from rtclass.classify.model import CellTypeModel
+from rtclass.config import ClassifyConfig
+from rtclass.publish.wire import CELL_TYPE_NAMES
+from rtclass.units.bank import UnitBank
+
+log = logging.getLogger("rtclass.labeler")
+
+
+class LiveLabeler:
+    def __init__(self, cfg: ClassifyConfig, model: CellTypeModel, features: UnitBank, layers_of=None):
+        self.cfg = cfg
+        self.model = model
+        self.features = features
+        self.layers_of = layers_of  # unit id -> layer name, when the model takes the layer
+        self.codes = np.zeros(0, np.int16)  # by unit id: cell_type_code in force
+        self.confidence = np.zeros(0, np.float32)
+        self.probabilities: dict[int, list[float]] = {}
+        self._proposal: dict[int, tuple[str, int]] = {}  # unit -> (proposed label, consecutive ticks)
+        self.version = 0
+        self.ticks = 0
+        self.last_tick_s = 0.0
+        self.first_labelled: dict[int, float] = {}  # unit -> data time (s) of its first label
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.now_s = lambda: 0.0  # data time, set by the pipeline
+
+    def tick(self) -> int:
+        """One labelling round; returns how many units changed label."""
+        t0 = time.perf_counter()
+        ready = [u for u in list(self.features.index) if self.features.spike_count(u) >= self.cfg.min_spikes]
+        waves = {u: self.features.waveform(u) for u in ready}
+        units = [u for u in ready if waves[u] is not None]
+        self.ticks += 1
+        if not units:
+            return 0
+        acg = np.stack([self.features.acg3d(u) for u in units])
+        wave = np.stack([waves[u] for u in units])
+        layers = [self.layers_of(u) for u in units] if self.model.use_layer and self.layers_of else None
+        probs = self.model.predict(acg, wave, layers)
+        names, _, ratio = self.model.label(probs, self.cfg.confidence_ratio)
+        codes, conf = self.codes.copy(), self.confidence.copy()
+        top = int(max(units)) + 1
+        if codes.size < top:
+            codes = np.concatenate([codes, np.zeros(top - codes.size, np.int16)])
+            conf = np.concatenate([conf, np.zeros(top - conf.size, np.float32)])
+        changed = 0
+        for u, name, r, p in zip(units, names, ratio, probs):
+            self.probabilities[u] = [float(v) for v in p]
+            prev, n = self._proposal.get(u, (None, 0))
+            n = n + 1 if name == prev else 1
+            self._proposal[u] = (name, n)
+            code = CELL_TYPE_NAMES.index(str(name))
+            if n >= self.cfg.hysteresis_ticks and codes[u] != code:
+                codes[u] = code
+                changed += 1
+                if code and u not in self.first_labelled:
+                    self.first_labelled[u] = self.now_s()
+            conf[u] = float(r) if codes[u] else 0.0
+        self.codes, self.confidence = codes, conf
+        if changed:
+            self.version += 1
+        self.last_tick_s = time.perf_counter() - t0
+        return changed
+
+    def label_of(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cell_type_code, confidence) for an array of unit ids (-1 and unknown: 0)."""
+        codes, conf = self.codes, self.confidence
+        ok = (units >= 0) & (units < codes.size)
+        c = np.zeros(units.size, np.int16)
+        f = np.zeros(units.size, np.float32)
+        c[ok], f[ok] = codes[units[ok]], conf[units[ok]]
+        return c, f
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.cfg.interval_s):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the labeler must never take the pipeline down
+                log.exception("labelling round failed; the pipeline goes on with the previous labels")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="rtclass-labeler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,88 @@
+"""The classifier on the live path: an ONNX model run by onnxruntime (never torch)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rtclass.classify.layout import (
+    DEFAULT_CONFIDENCE_RATIO,
+    INPUT_NAME,
+    LAYOUT,
+    META_CLASSES,
+    META_LAYOUT,
+    META_USE_LAYER,
+    assemble,
+    confidence_ratio,
+    input_size,
+)
+from rtclass.errors import ModelError
+
+#: where the shipped models live (a source checkout or editable install)
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = MODELS_DIR / "rtclass-c4sim-v1" / "model.onnx"
+CARD_NAME = "model_card.json"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class CellTypeModel:
+    """Loads and checks an rtclass/C4 ONNX classifier; ``predict`` gives class probabilities."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ModelError(f"model file {self.path} does not exist; pass --model M.onnx or build the default "
+                             "model with `python models/build_default_model.py`")
+        card = self.path.with_name(CARD_NAME)
+        self.card = json.loads(card.read_text()) if card.exists() else {}
+        if self.card.get("sha256") and self.card["sha256"] != sha256(self.path):
+            raise ModelError(f"{self.path} does not match the sha256 in {card}: the file was changed or corrupted")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{self.path} is not a valid ONNX model ({str(exc).splitlines()[0]})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get(META_LAYOUT) != LAYOUT:
+            raise ModelError(
+                f"{self.path} was not made for rtclass's feature layout (layout {meta.get(META_LAYOUT)!r}, "
+                f"expected {LAYOUT!r}); export it with `rtclass train`/`rtclass import-c4`"
+            )
+        self.classes = tuple(meta[META_CLASSES].split(","))
+        self.use_layer = meta.get(META_USE_LAYER) == "1"
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].shape[-1] != input_size(self.use_layer):
+            raise ModelError(
+                f"{self.path} takes {[(i.name, i.shape) for i in inputs]}; expected one input {INPUT_NAME!r} "
+                f"of {input_size(self.use_layer)} features"
+            )
+
+    def predict(self, acg3d: np.ndarray, waveform: np.ndarray, layers=None) -> np.ndarray:
+        """Probabilities ``[n, n_classes]`` in ``self.classes`` order."""
+        if acg3d.shape[0] == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        if self.use_layer and layers is None:
+            layers = ["unknown"] * acg3d.shape[0]
+        x = assemble(acg3d, waveform, layers if self.use_layer else None)
+        return self.session.run(None, {INPUT_NAME: x})[0]
+
+    def label(self, probabilities: np.ndarray, threshold: float = DEFAULT_CONFIDENCE_RATIO):
+        """(class names, top probability, confidence ratio); below the threshold: 'unlabeled'."""
+        ratio = confidence_ratio(probabilities)
+        top = probabilities.argmax(1)
+        names = np.array([self.classes[i] if r >= threshold else "unlabeled" for i, r in zip(top, ratio)])
+        return names, probabilities.max(1), ratio

@@ -1,0 +1,39 @@
+"""``rtclass classify KS_DIR``: C4-style cell types of a Kilosort/phy folder, written as C4 does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rtclass.classify.features import FeatureSet
+from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
+from rtclass.publish.files import write_tsv
+
+
+def load_model_or_none(path: str | None) -> CellTypeModel | None:
+    if path == "none":
+        return None
+    if path is None:
+        return CellTypeModel(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else None
+    return CellTypeModel(path)
+
+
+def classify_folder(folder: str | Path, feats: FeatureSet, model: CellTypeModel, threshold: float) -> dict[str, int]:
+    """Predict every featured cluster; write C4's three per-cluster files into ``folder``."""
+    folder = Path(folder)
+    layers = None
+    if model.use_layer:
+        layer_file = folder / "cluster_layer.tsv"
+        table = dict(line.split("\t")[:2] for line in layer_file.read_text().splitlines()[1:]) if layer_file.exists() else {}
+        layers = [table.get(str(c), "unknown") for c in feats.cluster_id]
+    probs = model.predict(feats.acg3d, feats.waveform, layers)
+    names, top, ratio = model.label(probs, threshold)
+    ids = feats.cluster_id
+    write_tsv(folder / "cluster_predicted_cell_type.tsv", "predicted_cell_type", ids, list(names))
+    write_tsv(folder / "cluster_pred_probability.tsv", "pred_probability", ids, [f"{v:.4f}" for v in top])
+    write_tsv(folder / "cluster_confidence_ratio.tsv", "confidence_ratio", ids, [f"{v:.3f}" for v in ratio])
+    out: dict[str, int] = {}
+    for n in names:
+        out[str(n)] = out.get(str(n), 0) + 1
+    return dict(sorted(out.items()))

@@ -1,0 +1,88 @@
+"""The decoder side: rtclass.client against the publisher, and binned counts."""
+
+import numpy as np
+import pytest
+
+from rtclass.client import Subscriber, UnitTable
+from rtclass.publish.counts import SpikeCounter, counts_messages
+from rtclass.publish.wire import SPIKE_DTYPE
+from rtclass.publish.zmq_pub import ZmqSpikePublisher
+from tests.netutil import free_port
+
+
+def _spikes(n, seed=0):
+    rng = np.random.default_rng(seed)
+    s = np.zeros(n, SPIKE_DTYPE)
+    s["sample"] = np.sort(rng.integers(0, 300000, n))
+    s["unit"] = rng.integers(0, 8, n)
+    s["cell_type"] = s["unit"] % 6
+    s["channel"] = s["unit"] * 10
+    return s
+
+
+def test_subscriber_gets_exactly_the_spikes_of_its_cell_types():
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    pub = ZmqSpikePublisher(addr)
+    spikes = _spikes(2000)
+    with Subscriber(addr, cell_types=["PkC_cs", "GoC"], timeout_s=2.0) as sub:
+        # slow joiner: send probes until the subscription is live
+        probe = np.zeros(1, SPIKE_DTYPE)
+        probe["cell_type"], probe["sample"] = 2, -1
+        for _ in range(100):
+            pub.publish(probe)
+            if sub.receive(0.05) is not None:
+                break
+        for a in range(0, spikes.size, 100):
+            pub.publish(spikes[a : a + 100])
+        got = []
+        while True:
+            b = sub.receive(0.5)
+            if b is None:
+                break
+            got.append(b)
+    pub.close()
+    got = np.concatenate(got)
+    got = got[got["sample"] >= 0]
+    want = spikes[np.isin(spikes["cell_type"], [2, 4])]
+    assert np.array_equal(np.sort(got["sample"]), np.sort(want["sample"]))
+    assert set(np.unique(got["cell_type"])) == {2, 4}
+
+
+def test_unknown_cell_type_and_dead_address():
+    with pytest.raises(ValueError, match="unknown cell type"):
+        Subscriber("tcp://127.0.0.1:1", cell_types=["Purkinje"])
+    from rtclass.client import SubscriberError
+
+    with Subscriber(f"tcp://127.0.0.1:{free_port()}", timeout_s=0.3) as sub:
+        with pytest.raises(SubscriberError, match="nothing from"):
+            next(iter(sub))
+
+
+def test_counts_equal_the_spikes_binned_offline():
+    spikes = _spikes(5000, seed=3)
+    bin_samples, lag = 600, 40
+    counter = SpikeCounter(bin_samples, lag)
+    starts, counts = [], []
+    for end in range(3000, 300000 + 3000, 3000):  # chunks of 100 ms; a spike is decided `lag` after it
+        sel = (spikes["sample"] >= end - 3000 - lag) & (spikes["sample"] < end - lag)
+        s, c = counter.process(spikes["sample"][sel], spikes["cell_type"][sel].astype(np.int64), end)
+        starts.append(s)
+        counts.append(c)
+    starts, counts = np.concatenate(starts), np.concatenate(counts)
+    assert np.all(np.diff(starts) == bin_samples)
+    for code in range(6):
+        t = spikes["sample"][spikes["cell_type"] == code]
+        offline = np.histogram(t, bins=np.append(starts, starts[-1] + bin_samples))[0]
+        assert np.array_equal(counts[:, code], offline)
+    msgs = counts_messages(starts[:3], counts[:3], bin_samples)
+    assert msgs[2][0] == b"counts/PkC_cs" and len(msgs) == 6
+
+
+def test_unit_table_channels_for_a_cell_type():
+    table = UnitTable()
+    table.update(b'{"units": [{"id": 1, "peak_channel": 10, "cell_type": "PkC_ss"}, '
+                 b'{"id": 2, "peak_channel": 40, "cell_type": "MLI"}, {"id": 3, "peak_channel": 12, "cell_type": "PkC_ss"}]}')
+    assert table.of_type("PkC_ss") == [1, 3]
+    assert table.channels_for("PkC_ss").tolist() == [10, 12]
+    pos = np.stack([np.zeros(64), np.arange(64) * 20.0], 1)
+    assert table.channels_for("MLI", radius_um=20.0, positions_um=pos).tolist() == [39, 40, 41]
