@@ -25,13 +25,19 @@ def test_subscriber_gets_exactly_the_spikes_of_its_cell_types():
     pub = ZmqSpikePublisher(addr)
     spikes = _spikes(2000)
     with Subscriber(addr, cell_types=["PkC_cs", "GoC"], timeout_s=2.0) as sub:
-        # slow joiner: send probes until the subscription is live
-        probe = np.zeros(1, SPIKE_DTYPE)
-        probe["cell_type"], probe["sample"] = 2, -1
-        for _ in range(100):
+        # slow joiner: send probes of both types until both subscriptions are live
+        probe = np.zeros(2, SPIKE_DTYPE)
+        probe["cell_type"], probe["sample"] = [2, 4], -1
+        seen = set()
+        for _ in range(200):
             pub.publish(probe)
-            if sub.receive(0.05) is not None:
+            b = sub.receive(0.05)
+            if b is not None:
+                seen |= set(b["cell_type"].tolist())
+            if seen == {2, 4}:
                 break
+        while sub.receive(0.2) is not None:  # drain the probes
+            pass
         for a in range(0, spikes.size, 100):
             pub.publish(spikes[a : a + 100])
         got = []
