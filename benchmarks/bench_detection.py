@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--no-spikeinterface", action="store_true")
     args = ap.parse_args()
     pinned = pin_to_one_core()
-    cfg = Config()
+    cfg = Config().replace(units={"discovery": False})  # the detection chain alone
     sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
     data = sim.synthesizer().read(sim.n_samples)
     results = {"machine": describe_machine(pinned), "data": {"seconds": args.duration, "channels": sim.n_channels,

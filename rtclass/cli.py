@@ -92,6 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         changes["source"] = {"speed": args.speed}
     if args.duration is not None:
         changes["run"] = {"duration_s": args.duration}
+    if args.templates is not None:
+        changes["units"] = {"templates": args.templates}
+    if args.model is not None:
+        changes["classify"] = {"model": args.model}
     if changes:
         cfg = cfg.replace(**changes)
     stop = _stop_on_signals()
@@ -188,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--config", help="TOML config")
     u.add_argument("--speed", type=float, help="file sources: 1 = real time, 0 = as fast as possible")
     u.add_argument("--duration", type=float, help="stop after this many seconds of data")
+    u.add_argument("--templates", help="a Kilosort/phy folder: its templates identify the units (else discovered online)")
+    u.add_argument("--model", help="ONNX classifier (default: the shipped model; 'none': no labels)")
     u.add_argument("--out", required=True, help="folder for the output files")
     u.set_defaults(func=cmd_run)
     c = sub.add_parser("classify", help="C4 features (and cell types) of a Kilosort/phy folder, offline")

@@ -33,7 +33,7 @@ STREAM_NAME = "rtclass-demo"
 #: what the demo changes from the defaults (configs/demo.toml holds the same)
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "source": {"lsl_loopback": True, "resolve_timeout_s": 30.0},
-    "run": {"duration_s": 20.0},
+    "run": {"duration_s": 30.0},
     "simulate": {"seed": 7},
 }
 #: how long the streaming child waits for the pipeline to connect
