@@ -24,6 +24,8 @@ def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def handler(signum, frame):  # noqa: ARG001
+        if stop.is_set():  # a second signal: the user means it
+            raise SystemExit(130)
         stop.set()
 
     signal.signal(signal.SIGINT, handler)

@@ -3,8 +3,8 @@
 LSL facts relied on (pylsl >= 1.18.2): ``set_config_content`` must run before any other LSL
 call in the process; ``[multicast] ResolveScope``, ``[lab] KnownPeers`` and ``[ports] IPv6``
 keep discovery and traffic on this machine; ``pull_chunk(dest_obj=...)`` writes into a
-C-contiguous array of the stream's dtype and returns ``(None, timestamps)``; ``min_samples=1``
-returns as soon as one sample is there; a pushed chunk's single timestamp is that of its last
+C-contiguous array of the stream's dtype and returns ``(None, timestamps)``; with ``timeout=0``
+it returns at once with what is there; a pushed chunk's single timestamp is that of its last
 sample, earlier ones are deduced from the nominal rate.
 """
 
@@ -37,6 +37,8 @@ STREAM_TYPE = "Neuropixels"
 CLOSE_DRAIN_S = 5.0
 #: how much data an outlet keeps for a slow consumer
 OUTLET_BUFFER_S = 10
+#: how often an idle inlet is polled (the latency this adds is at most this)
+POLL_INTERVAL_S = 0.0002
 #: most samples pulled at once; larger batches arrive as several chunks
 MAX_PULL_SAMPLES = 3000
 
@@ -121,9 +123,14 @@ class LslSource:
             data, ts = self._pending
             self._pending = None
         else:
-            _, stamps = self._inlet.pull_chunk(
-                timeout=timeout_s, max_samples=MAX_PULL_SAMPLES, dest_obj=self._buf, min_samples=1
-            )
+            # non-blocking pulls, polled: a timed pull was seen to block for good inside liblsl
+            # after its stream closed, which no timeout, signal or idle watchdog could end
+            deadline = time.monotonic() + timeout_s
+            while True:
+                _, stamps = self._inlet.pull_chunk(timeout=0.0, max_samples=MAX_PULL_SAMPLES, dest_obj=self._buf)
+                if stamps or time.monotonic() >= deadline:
+                    break
+                time.sleep(POLL_INTERVAL_S)
             if not stamps:
                 return None
             n = len(stamps)

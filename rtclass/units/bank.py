@@ -29,6 +29,7 @@ import threading
 import numba
 import numpy as np
 
+from rtclass.dsp.filter_kernels import median_inplace
 from rtclass.units.c4_features import (
     HALF_WINDOW_BINS,
     LOG_LAGS_MS,
@@ -229,13 +230,15 @@ def _add_snippet(ring, start, channels, wave, rate):
     n_ring = ring.shape[0]
     t_len = wave.shape[0]
     col = np.empty(t_len, np.float32)
+    scratch = np.empty(t_len, np.float32)
     for k in range(channels.shape[0]):
         c = channels[k]
         if c < 0:
             break
         for j in range(t_len):
             col[j] = ring[(start + j) % n_ring, c]
-        med = np.median(col)
+            scratch[j] = col[j]
+        med = median_inplace(scratch)
         for j in range(t_len):
             wave[j, k] += rate * ((col[j] - med) - wave[j, k])
 
