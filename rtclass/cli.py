@@ -98,6 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         changes["units"] = {"templates": args.templates}
     if args.model is not None:
         changes["classify"] = {"model": args.model}
+    if args.save_raw:
+        changes.setdefault("run", {})["save_raw"] = True
     if changes:
         cfg = cfg.replace(**changes)
     stop = _stop_on_signals()
@@ -196,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--duration", type=float, help="stop after this many seconds of data")
     u.add_argument("--templates", help="a Kilosort/phy folder: its templates identify the units (else discovered online)")
     u.add_argument("--model", help="ONNX classifier (default: the shipped model; 'none': no labels)")
+    u.add_argument("--save-raw", dest="save_raw", action="store_true", help="also save the stream (raw.bin) for phy")
     u.add_argument("--out", required=True, help="folder for the output files")
     u.set_defaults(func=cmd_run)
     c = sub.add_parser("classify", help="C4 features (and cell types) of a Kilosort/phy folder, offline")

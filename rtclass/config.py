@@ -177,6 +177,7 @@ class PublishConfig:
 class RunConfig:
     duration_s: float = param(0.0, "stop after this much data; 0 = until the source ends or SIGINT", "s", 0.0, 1e7)
     status_interval_s: float = param(1.0, "how often the live view and logs refresh", "s", 0.05, 3600.0)
+    save_raw: bool = param(False, "also write the stream as float32 raw.bin in the output folder (phy's dat_path)")
     idle_timeout_s: float = param(
         0.0, "stop when a live source sends nothing for this long; 0 = wait for it forever", "s", 0.0, 1e7
     )

@@ -119,7 +119,7 @@ def run_demo(cfg: Config | None = None, duration_s: float | None = None, out_dir
     metrics["detection"] = _score(pipe, sim)
     metrics["labelling"] = _score_labels(pipe, sim)
     if out_dir is not None:
-        write_run_output(out_dir, pipe.log, info, metrics)
+        write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs())
     _report(console, metrics, pipe, sim)
     return metrics
 

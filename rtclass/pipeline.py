@@ -20,12 +20,12 @@ from rtclass.config import Config
 from rtclass.dsp.detection import ThresholdDetector
 from rtclass.dsp.filtering import BandpassFilter, CommonMedianReference
 from rtclass.dsp.guard import NonFiniteGuard
-from rtclass.errors import InputError
+from rtclass.errors import ConfigError, InputError
 from rtclass.ingest.base import Source, StreamInfo
 from rtclass.metrics import StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe
 from rtclass.publish.counts import SpikeCounter, counts_messages
-from rtclass.publish.files import SpikeLog
+from rtclass.publish.files import RawRecorder, SpikeLog, UnitOutputs
 from rtclass.classify.labeler import LiveLabeler
 from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
 from rtclass.publish.wire import CELL_TYPE_NAMES, NO_UNIT, SPIKE_DTYPE
@@ -175,6 +175,7 @@ class Pipeline:
         self._probe = probe
         self._bank = bank
         self.table: UnitTable | None = None
+        self.raw: RawRecorder | None = None  # set by run_live with --save-raw
         self._table_sent = (-1, -1)
         self._table_due = 0.0
         self.log = SpikeLog()
@@ -261,6 +262,8 @@ class Pipeline:
             self._first_sample = chunk.first_sample
             self._t_start = time.perf_counter()
         found = self.chain.process(chunk.data, chunk.first_sample)
+        if self.raw is not None:
+            self.raw.write(chunk.data, chunk.first_sample, chunk.gap_before)
         watch = Stopwatch()
         spikes = np.zeros(found.size, SPIKE_DTYPE)
         if found.size:
@@ -397,6 +400,23 @@ class Pipeline:
             "sample_rate_hz": fs,
         }
 
+    def unit_outputs(self) -> UnitOutputs | None:
+        """Templates (uV) and labels of the units, for the output files."""
+        bank = self.chain.bank
+        if bank is None or bank.n == 0:
+            return None
+        templates = bank.waves[: bank.n] * bank.amp[: bank.n, None, None]
+        labels = {}
+        lab = self.labeler
+        if lab is not None:
+            for u in np.unique(bank.ids[: bank.n]).tolist():
+                code, _ = lab.label_of(np.array([u]))
+                probs = lab.probabilities.get(u)
+                if probs:
+                    p = np.sort(probs)
+                    labels[u] = (CELL_TYPE_NAMES[int(code[0])], float(p[-1]), float(p[-1] / max(p[-2], 1e-12)))
+        return UnitOutputs(bank.ids[: bank.n].copy(), templates.astype(np.float32), self.probe.positions_um, labels)
+
     def _label_summary(self) -> dict[str, Any]:
         if self.labeler is None:
             return {"model": None}
@@ -444,6 +464,8 @@ def run_live(
 
     if out_dir is not None:
         prepare_output_dir(out_dir)
+    elif cfg.run.save_raw:
+        raise ConfigError("[run] save_raw needs an output folder (--out)")
     if source_spec.startswith("lsl:") and cfg.source.lsl_loopback:
         from rtclass.ingest.lsl import use_loopback_only
 
@@ -451,12 +473,16 @@ def run_live(
     source = make_source(source_spec, cfg)
     pipe = Pipeline(cfg, source)
     info = pipe.open()
+    if cfg.run.save_raw:
+        pipe.raw = RawRecorder(out_dir)
     try:
         pipe.publishers = make_publishers(cfg, info.name)
         pipe.run(stop, on_status=on_status)
     finally:
         pipe.close()
+        if pipe.raw is not None:
+            pipe.raw.close()
     metrics = pipe.metrics()
     if out_dir is not None:
-        write_run_output(out_dir, pipe.log, info, metrics)
+        write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs(), pipe.raw)
     return metrics

@@ -42,7 +42,7 @@ def test_replace_validates():
         Config().replace(source={"speed": -1.0})
 
 
-@pytest.mark.parametrize("name", ["demo.toml", "np1-lsl.toml", "np1-zmq.toml"])
+@pytest.mark.parametrize("name", ["demo.toml", "np1-lsl.toml", "np1-zmq.toml", "openephys.toml", "np2.toml"])
 def test_shipped_configs_load(name):
     load_config(ROOT / "configs" / name)
 

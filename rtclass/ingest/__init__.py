@@ -8,7 +8,7 @@ from rtclass.config import Config
 from rtclass.errors import InputError
 from rtclass.ingest.base import Source, SourceStats, StreamInfo
 
-SOURCE_FORMS = "lsl:NAME, zmq://HOST:PORT, file:PATH.ap.bin"
+SOURCE_FORMS = "lsl:NAME, zmq://HOST:PORT, openephys://HOST:PORT, file:PATH.ap.bin"
 
 
 def make_source(spec: str, cfg: Config) -> Source:
@@ -27,6 +27,11 @@ def make_source(spec: str, cfg: Config) -> Source:
 
         return ZmqSource("tcp://" + spec[6:], probe.n_channels, probe.sample_rate_hz,
                          src.resolve_timeout_s, src.buffer_s)
+    if spec.startswith("openephys://"):
+        from rtclass.ingest.openephys import OpenEphysSource
+
+        return OpenEphysSource("tcp://" + spec[len("openephys://") :], probe.n_channels, probe.sample_rate_hz,
+                               src.resolve_timeout_s, src.buffer_s)
     if spec.startswith("file:") or spec.endswith(".bin"):
         from rtclass.ingest.replay import FileSource
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,79 @@ def write_tsv(path: Path, column: str, ids: np.ndarray, values: list[Any]) -> No
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_run_output(out_dir: str | Path, log: SpikeLog, info: StreamInfo, metrics: dict[str, Any]) -> Path:
+@dataclass
+class UnitOutputs:
+    """What the run knows about its units, for the phy files."""
+
+    ids: np.ndarray  # [U] unit id of each template
+    templates_uv: np.ndarray  # [U, T, C]
+    positions_um: np.ndarray  # [C, 2]
+    labels: dict[int, tuple[str, float, float]]  # unit -> (cell type, top probability, confidence ratio)
+
+
+class RawRecorder:
+    """``--save-raw``: the stream as the pipeline saw it (float32 uV, after the NaN guard),
+    ``[n_samples, n_channels]`` in ``raw.bin``; missing samples (gaps) are written as zeros so the
+    file's sample k is stream sample first_sample + k."""
+
+    def __init__(self, out_dir: str | Path):
+        self.path = prepare_output_dir(out_dir) / "raw.bin"
+        self._f = open(self.path, "wb")
+        self.first_sample: int | None = None
+        self.n_channels = 0
+
+    def write(self, data: np.ndarray, first_sample: int, gap_before: int) -> None:
+        if self.first_sample is None:
+            self.first_sample, self.n_channels = first_sample, data.shape[1]
+        elif gap_before:
+            self._f.write(np.zeros((gap_before, data.shape[1]), np.float32).tobytes())
+        self._f.write(np.ascontiguousarray(data, np.float32).tobytes())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def write_run_output(out_dir: str | Path, log: SpikeLog, info: StreamInfo, metrics: dict[str, Any],
+                     units: UnitOutputs | None = None, raw: RawRecorder | None = None) -> Path:
+    """The run's files. With units known, also a phy template-gui folder: templates, spike
+    templates and amplitudes, channel map/positions, C4's cluster tsv files; spikes no unit
+    explained (unit -1) get cluster id = the next free id, marked ``noise`` in cluster_group.tsv."""
     out = prepare_output_dir(out_dir)
     spikes = log.spikes()
+    clusters = spikes["unit"].astype(np.int32)
+    if units is not None and units.ids.size:
+        unassigned = int(max(units.ids.max(), clusters.max(initial=-1))) + 1
+        clusters = np.where(clusters < 0, unassigned, clusters)
+        _write_phy(out, spikes, clusters, log.amplitudes(), units, unassigned)
     np.save(out / "spike_times.npy", spikes["sample"].astype(np.int64))
-    np.save(out / "spike_clusters.npy", spikes["unit"].astype(np.int32))
+    np.save(out / "spike_clusters.npy", clusters)
     np.save(out / "spike_channels.npy", spikes["channel"].astype(np.int32))
     np.save(out / "spike_amplitudes.npy", log.amplitudes())
-    (out / "params.py").write_text(params_py(info, out))
+    if raw is not None:
+        raw_info = StreamInfo(info.name, info.n_channels, info.sample_rate_hz, raw_path=raw.path,
+                              raw_n_channels=raw.n_channels or info.n_channels, raw_dtype="float32")
+        (out / "params.py").write_text(params_py(raw_info, out) + f"# raw.bin starts at stream sample {raw.first_sample}\n")
+    else:
+        (out / "params.py").write_text(params_py(info, out))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return out
+
+
+def _write_phy(out: Path, spikes: np.ndarray, clusters: np.ndarray, amplitudes: np.ndarray, units: UnitOutputs,
+               unassigned: int) -> None:
+    n_t, width, n_ch = units.templates_uv.shape
+    templates = np.concatenate([units.templates_uv, np.zeros((1, width, n_ch), np.float32)])
+    first_template = {int(u): k for k, u in reversed(list(enumerate(units.ids)))}
+    spike_templates = np.array([first_template.get(int(u), n_t) for u in clusters], np.int32)
+    depth = np.maximum(-templates.min(axis=(1, 2)), 1e-6)
+    np.save(out / "templates.npy", templates.astype(np.float32))
+    np.save(out / "spike_templates.npy", spike_templates)
+    np.save(out / "amplitudes.npy", (amplitudes / depth[spike_templates]).astype(np.float32))
+    np.save(out / "channel_map.npy", np.arange(n_ch, dtype=np.int32))
+    np.save(out / "channel_positions.npy", units.positions_um.astype(np.float64))
+    ids = np.unique(np.concatenate([units.ids, [unassigned]]))
+    write_tsv(out / "cluster_group.tsv", "group", ids, ["noise" if i == unassigned else "unsorted" for i in ids])
+    lab = [units.labels.get(int(i), ("unlabeled", 0.0, 0.0)) for i in ids]
+    write_tsv(out / "cluster_predicted_cell_type.tsv", "predicted_cell_type", ids, [x[0] for x in lab])
+    write_tsv(out / "cluster_pred_probability.tsv", "pred_probability", ids, [f"{x[1]:.4f}" for x in lab])
+    write_tsv(out / "cluster_confidence_ratio.tsv", "confidence_ratio", ids, [f"{x[2]:.3f}" for x in lab])

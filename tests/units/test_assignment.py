@@ -58,16 +58,28 @@ def _phy_folder(src, dst, id_offset):
 
 def test_a_phy_folder_in_gives_its_cluster_ids_out(recording, tmp_path):
     folder = _phy_folder(recording.parent / "ground_truth", tmp_path / "ks", 3)
-    cfg = Config().replace(source={"speed": 0.0}, publish={"zmq": False, "lsl": False}, units={"templates": str(folder)})
+    cfg = Config().replace(source={"speed": 0.0}, publish={"zmq": False, "lsl": False}, units={"templates": str(folder)},
+                           run={"save_raw": True})
     out = tmp_path / "run"
     run_live(cfg, f"file:{recording}", str(out))
     got = np.load(out / "spike_clusters.npy")
     times = np.load(out / "spike_times.npy")
     gt_t = np.load(folder / "spike_times.npy")
     gt_c = np.load(folder / "spike_clusters.npy")
-    assigned = got[got >= 0]
+    groups = dict(line.split("\t") for line in (out / "cluster_group.tsv").read_text().splitlines()[1:])
+    noise = [int(c) for c, g in groups.items() if g == "noise"]  # the unassigned spikes' cluster
+    assert len(noise) == 1 and noise[0] not in set(gt_c.tolist())
+    assigned = got[got != noise[0]]
     assert assigned.size > 0.5 * got.size
     assert set(np.unique(assigned)) <= set(np.unique(gt_c))  # only ids of the sort
+    # a phy template-gui folder: templates per template, one per spike, raw data behind params.py
+    templates = np.load(out / "templates.npy")
+    spike_templates = np.load(out / "spike_templates.npy")
+    assert spike_templates.size == times.size and spike_templates.max() < templates.shape[0]
+    params = {}
+    exec((out / "params.py").read_text(), params)
+    raw = np.fromfile(params["dat_path"][0], np.float32).reshape(-1, params["n_channels_dat"])
+    assert raw.shape == (3 * 30000, 384) and params["dtype"] == "float32"
     # the spike nearest in time to each true spike mostly carries that spike's cluster id
     idx = np.clip(np.searchsorted(times, gt_t), 0, times.size - 1)
     close = np.abs(times[idx] - gt_t) <= 15

@@ -1,0 +1,110 @@
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from rtclass.errors import InputError, StreamNotFoundError
+from rtclass.ingest.openephys import OpenEphysSource
+from tests.netutil import free_port
+from tests.openephys_emulator import OpenEphysEmulator
+
+N_CH = 8
+
+
+def _pair():
+    port = free_port()
+    while True:  # the plugin needs two consecutive ports
+        try:
+            emu = OpenEphysEmulator(port)
+            break
+        except Exception:  # noqa: BLE001 - port + 1 taken: try another
+            port = free_port()
+    src = OpenEphysSource(f"tcp://127.0.0.1:{port}", N_CH, 30000.0, 5.0, 2.0)
+    return emu, src
+
+
+def _feed(emu, blocks, delay=0.3, **kw):
+    def go():
+        time.sleep(delay)  # let the subscriber join
+        for first, block, extra in blocks:
+            emu.send_block(block, first, **{**kw, **extra})
+            time.sleep(0.002)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t
+
+
+def _read_all(src, n_samples, timeout=5.0):
+    out, t0 = [], time.monotonic()
+    while sum(c.n_samples for c in out) < n_samples and time.monotonic() - t0 < timeout:
+        c = src.read(0.1)
+        if c is not None:
+            out.append(c)
+    return out
+
+
+def test_reassembly_equals_the_original_data():
+    emu, src = _pair()
+    rng = np.random.default_rng(0)
+    data = rng.normal(0, 10, (1024 * 6, N_CH)).astype(np.float32)
+    blocks = [(a, data[a : a + 1024], {}) for a in range(0, data.shape[0], 1024)]
+    t = _feed(emu, blocks)
+    src.open()
+    chunks = [src._ready.pop(0)] + _read_all(src, data.shape[0] - 1024)
+    t.join()
+    got = np.concatenate([c.data for c in chunks])
+    assert np.array_equal(got, data)
+    assert [c.first_sample for c in chunks] == list(range(0, data.shape[0], 1024))
+    assert src.stats.malformed == 0 and src.stats.gaps == 0
+    time.sleep(0.1)
+    assert emu.heartbeats >= 1  # the plugin lists us as a client
+    src.close()
+    emu.close()
+
+
+def test_missing_channels_bad_sizes_late_blocks_and_gaps_are_counted():
+    emu, src = _pair()
+    data = np.ones((256, N_CH), np.float32)
+    blocks = [
+        (0, data, {}),
+        (256, data, {"skip_channels": (3,)}),  # channel 3 never comes: zero-filled once 512 completes
+        (512, data, {}),
+        (768, data, {"bad_size_channels": (5,)}),
+        (1024, data, {}),
+        (2048, data, {}),  # 1024..2047 lost: a gap
+    ]
+    t = _feed(emu, blocks)
+    src.open()
+    chunks = [src._ready.pop(0)] + _read_all(src, 2048 + 256 - 256, timeout=3.0)
+    t.join()
+    firsts = [c.first_sample for c in chunks]
+    assert firsts[:3] == [0, 256, 512] and 2048 in firsts
+    by_first = {c.first_sample: c for c in chunks}
+    assert (by_first[256].data[:, 3] == 0).all() and (by_first[256].data[:, 2] == 1).all()
+    assert src.stats.malformed >= 2  # the missing channel, the bad size
+    assert src.stats.gaps >= 1
+    emu.send_raw([b"DATA\x00", b"{not json", b""])
+    emu.send_raw([b"DATA\x00"])
+    time.sleep(0.2)
+    src.read(0.2)
+    assert src.stats.malformed >= 4
+    src.close()
+    emu.close()
+
+
+def test_wrong_channel_count_and_no_data():
+    emu, src = _pair()
+    src.n_channels = 16  # the emulator sends 8
+    t = _feed(emu, [(a, np.ones((128, N_CH), np.float32), {}) for a in range(0, 128 * 40, 128)], delay=0.2)
+    src.resolve_timeout_s = 1.0
+    with pytest.raises(InputError, match="sends channels 0..7"):
+        src.open()
+    t.join()
+    src.close()
+    emu.close()
+    quiet = OpenEphysSource(f"tcp://127.0.0.1:{free_port()}", N_CH, 30000.0, 0.3, 1.0)
+    with pytest.raises(StreamNotFoundError, match="ZMQ Interface"):
+        quiet.open()
+    quiet.close()
