@@ -159,6 +159,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rtclass.benchmark import run_bench, table
+
+    res = run_bench(args.quick, args.out, args.plots, lambda m: print(m, flush=True))
+    print(table(res))
+    if args.out:
+        print(f"saved {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtclass", description="Real-time cell-type labels for Neuropixels probes.")
     p.add_argument("--version", action="version", version=f"rtclass {__version__}")
@@ -223,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--hessians", help="C4's hessians.pt: bake its Laplace calibration into the graph")
     i.add_argument("--out", required=True, help="the .onnx file to write (model_card.json beside it)")
     i.set_defaults(func=cmd_import_c4)
+
+    b = sub.add_parser("bench", help="measure throughput, latency, inference time and memory on this machine")
+    b.add_argument("--out", help="save the results as JSON")
+    b.add_argument("--plots", help="folder for PNG plots (needs matplotlib, extra 'plots')")
+    b.add_argument("--quick", action="store_true", help="a shorter run (about 2 minutes)")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

@@ -8,6 +8,7 @@ processes one chunk; ``run()`` loops until the source ends, the duration is reac
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from rtclass.dsp.filtering import BandpassFilter, CommonMedianReference
 from rtclass.dsp.guard import NonFiniteGuard
 from rtclass.errors import ConfigError, InputError
 from rtclass.ingest.base import Source, StreamInfo
+from rtclass.ingest.replay import FileSource
 from rtclass.metrics import StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe
 from rtclass.publish.counts import SpikeCounter, counts_messages
@@ -29,7 +31,7 @@ from rtclass.publish.files import RawRecorder, SpikeLog, UnitOutputs
 from rtclass.classify.labeler import LiveLabeler
 from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
 from rtclass.publish.wire import CELL_TYPE_NAMES, NO_UNIT, SPIKE_DTYPE
-from rtclass.units.bank import UnitBank
+from rtclass.units.bank import UnitBank, warm_up_features
 from rtclass.units.discovery import OnlineDiscovery
 from rtclass.units.matching import ASSIGNED_DTYPE, TemplateMatcher, warm_up_matching
 from rtclass.units.table import UnitTable
@@ -44,6 +46,8 @@ READ_TIMEOUT_S = 0.05
 RECENT_BATCHES = 200
 #: samples in the warm-up chunk that compiles/loads every kernel before the first live chunk
 WARMUP_SAMPLES = 64
+#: how long another thread may hold the GIL before the hot path gets it back
+GIL_SWITCH_S = 0.0005
 #: largest block the signal stages process at once (keeps each stage's data in cache)
 BLOCK_SAMPLES = 300
 
@@ -60,7 +64,10 @@ class DetectionChain:
 
     STAGES = ("guard", "filter", "reference", "detect", "match")
 
-    def __init__(self, cfg: Config, probe: Probe, sample_rate_hz: float, bank: TemplateBank | None = None):
+    def __init__(self, cfg: Config, probe: Probe, sample_rate_hz: float, bank: TemplateBank | None = None,
+                 live: bool = False):
+        """``live``: a live stream, where discovery clusters in a background thread (else in
+        place, so that results depend on the data alone)."""
         n = probe.n_channels
         self.guard = NonFiniteGuard()
         self.filter = BandpassFilter(cfg.preprocess, n, sample_rate_hz)
@@ -70,7 +77,7 @@ class DetectionChain:
         self.discovery: OnlineDiscovery | None = None
         if bank is None and cfg.units.discovery:
             self.bank = bank = new_bank(cfg, probe, sample_rate_hz)
-            self.discovery = OnlineDiscovery(cfg.units, bank, sample_rate_hz)
+            self.discovery = OnlineDiscovery(cfg.units, bank, sample_rate_hz, threaded=live)
         sweep = int(round(cfg.detect.exclude_sweep_ms * 1e-3 * sample_rate_hz))
         self.features: UnitBank | None = None
         if bank is not None:
@@ -174,6 +181,7 @@ class Pipeline:
         self.publishers = list(publishers or [])
         self._probe = probe
         self._bank = bank
+        self.live = True  # set False for reproducible runs (discovery in place)
         self.table: UnitTable | None = None
         self.raw: RawRecorder | None = None  # set by run_live with --save-raw
         self._table_sent = (-1, -1)
@@ -212,7 +220,8 @@ class Pipeline:
             dense, ids = read_phy_templates(cfg.units.templates, info.n_channels)
             bank = bank_from_templates(cfg, self._probe, info.sample_rate_hz, dense, ids, in_uv=False)
             log.info("loaded %d templates of %d units from %s", bank.n, np.unique(ids).size, cfg.units.templates)
-        self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz, bank)
+        live = not isinstance(self.source, FileSource) or cfg.source.speed > 0
+        self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz, bank, live=live and self.live)
         self.labeler = self._make_labeler()
         bin_samples = int(round(cfg.publish.counts_bin_ms * 1e-3 * info.sample_rate_hz))
         self.counter = SpikeCounter(bin_samples, self.chain.decision_lag) if bin_samples > 0 else None
@@ -241,6 +250,10 @@ class Pipeline:
             np.zeros((WARMUP_SAMPLES, info.n_channels), np.float32), 0
         )
         warm_up_matching()
+        if self.chain.features is not None:
+            warm_up_features()
+        if self.labeler is not None:
+            self.labeler.warm_up()
 
     @property
     def detector(self) -> ThresholdDetector:
@@ -333,6 +346,10 @@ class Pipeline:
         last_data = time.monotonic()
         if self.labeler is not None:
             self.labeler.start()
+        # with the labeler and discovery threads running, hand the GIL back to the hot path
+        # within 0.5 ms instead of Python's default 5 ms
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
         try:
             while not stop.is_set() and not self.source.finished:
                 chunk = self.source.read(READ_TIMEOUT_S)
@@ -355,6 +372,7 @@ class Pipeline:
                     on_status(self.status(spikes_per_s=(n - last_spikes) / (now - last_t)))
                     last_spikes, last_t, next_status = n, now, now + interval
         finally:
+            sys.setswitchinterval(switch)
             if self.labeler is not None:
                 self.labeler.stop()
 
@@ -429,6 +447,8 @@ class Pipeline:
         }
 
     def close(self) -> None:
+        if getattr(self, "chain", None) is not None and self.chain.discovery is not None:
+            self.chain.discovery.close()
         for pub in self.publishers:
             pub.close()
         self.source.close()

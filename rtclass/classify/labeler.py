@@ -80,6 +80,10 @@ class LiveLabeler:
         self.last_tick_s = time.perf_counter() - t0
         return changed
 
+    def warm_up(self) -> None:
+        """One inference on zeros: onnxruntime allocates on its first run."""
+        self.model.predict(np.zeros((4, 10, 101), np.float32), np.zeros((4, 90), np.float32))
+
     def label_of(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cell_type_code, confidence) for an array of unit ids (-1 and unknown: 0)."""
         codes, conf = self.codes, self.confidence

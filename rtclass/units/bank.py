@@ -362,18 +362,24 @@ class UnitBank:
         """Spike counts at lags 1..window ms (the ACG is symmetric)."""
         return self.acg[self.index[unit_id]].copy()
 
-    def _tail_rates(self, i: int) -> np.ndarray:
+    def _tail_snapshot(self, i: int) -> tuple[np.ndarray, int, int] | None:
+        """Under the lock: the ring spikes (1 ms bins, sequence order) and which are unfinalised."""
+        n, s0, k = int(self.n_seq[i]), int(self.seq0[i]), int(self.next_ref[i])
+        if k >= n:
+            return None
+        return self.ring[i, np.arange(s0, n) % RING_SPIKES].copy(), k - s0, s0
+
+    @staticmethod
+    def _tail_rates(snapshot: tuple[np.ndarray, int, int] | None) -> np.ndarray:
         """Current (offline-as-of-now) rates of the spikes not finalised yet (the last second),
         from the ring spikes around them only."""
         from rtclass.units.c4_features import instantaneous_rate
 
-        n, s0, k = int(self.n_seq[i]), int(self.seq0[i]), int(self.next_ref[i])
-        if k >= n:
+        if snapshot is None:
             return np.zeros(0)
+        bins, k, s0 = snapshot
         half = SMOOTH_BINS // 2
-        seq = np.arange(s0, n)
-        bins = self.ring[i, seq % RING_SPIKES]
-        first_tail = self.ring[i, k % RING_SPIKES]
+        first_tail = bins[k]
         # start two spikes before the window of the first tail spike: its segments are then whole
         j0 = max(0, int(np.searchsorted(bins, first_tail - half, side="right")) - 2)
         if s0 > 0 or j0 > 0:
@@ -384,31 +390,35 @@ class UnitBank:
             base = 0
             fr = instantaneous_rate(bins, int(bins[-1]) + 1)
         csum = np.concatenate([[0.0], np.cumsum(fr)])
-        tail = self.ring[i, np.arange(k, n) % RING_SPIKES] - base
+        tail = bins[k:] - base
         lo = np.maximum(tail - half, 0)
         hi = np.minimum(tail + half, fr.size)
         return (csum[hi] - csum[lo]) / (hi - lo)
 
     def acg3d(self, unit_id: int) -> np.ndarray:
         """C4's network input (10, 101) for this unit from the spikes seen so far."""
-        with self.lock:
+        with self.lock:  # copies only: the hot path waits for this lock
             i = self.index[unit_id]
-            tail = self._tail_rates(i)
+            snapshot = self._tail_snapshot(i)
             n_ex = int(self.n_exact[i])
-            if n_ex < EXACT_SPIKES:
-                values, weights = self.ex_rate[i, :n_ex].copy(), np.ones(n_ex)
-                used = self.ex_used[i, :n_ex].copy()
-                bits = self.ex_bits[i, :n_ex].copy()
-                lags = np.unpackbits(bits.view(np.uint8).reshape(n_ex, -1), axis=1, bitorder="little")[:, : LAGS.size]
-                ref = used.astype(np.float32)
-                lags = lags.astype(np.float32) * ref[:, None]
+            exact = n_ex < EXACT_SPIKES
+            if exact:
+                rates, used, bits = self.ex_rate[i, :n_ex].copy(), self.ex_used[i, :n_ex].copy(), self.ex_bits[i, :n_ex].copy()
             else:
-                g = self.grid[i]
-                inner = np.exp(0.5 * (g[:-1] + g[1:]))
-                values = np.concatenate([[np.exp(g[0])], inner, [np.exp(g[-1])]])
-                weights = self.rate_hist[i].astype(np.float64)
-                ref = self.ref_hist[i].astype(np.float32)
-                lags = self.lag_counts[i].astype(np.float32)
+                g, hist = self.grid[i].copy(), self.rate_hist[i].copy()
+                ref_hist, lag_counts = self.ref_hist[i].copy(), self.lag_counts[i].copy()
+        tail = self._tail_rates(snapshot)
+        if exact:
+            values, weights = rates, np.ones(n_ex)
+            lags = np.unpackbits(bits.view(np.uint8).reshape(n_ex, -1), axis=1, bitorder="little")[:, : LAGS.size]
+            ref = used.astype(np.float32)
+            lags = lags.astype(np.float32) * ref[:, None]
+        else:
+            inner = np.exp(0.5 * (g[:-1] + g[1:]))
+            values = np.concatenate([[np.exp(g[0])], inner, [np.exp(g[-1])]])
+            weights = hist.astype(np.float64)
+            ref = ref_hist.astype(np.float32)
+            lags = lag_counts.astype(np.float32)
         edges = _weighted_quantiles(np.concatenate([values, tail]), np.concatenate([weights, np.ones(tail.size)]),
                                     np.linspace(0, 1, N_RATE_BINS + 2)[1:-1])
         which = np.minimum(np.searchsorted(edges, values, side="left"), N_RATE_BINS - 1)
@@ -428,6 +438,8 @@ class UnitBank:
                 return None
             w = self.wave[i].copy()
         swing = w.max(0) - w.min(0)
+        if swing.max() <= 0:
+            return None
         return preprocess_waveform(w[:, int(np.argmax(swing))])
 
 
@@ -446,3 +458,16 @@ def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: np.ndarray)
     a = v[np.searchsorted(last, lo)]
     b = v[np.searchsorted(last, np.minimum(lo + 1, n - 1))]
     return a + (b - a) * (pos - lo)
+
+
+def warm_up_features() -> None:
+    """Compile (or load from cache) every kernel of the feature path on a tiny unit, so the first
+    live spikes and the first labelling round do not pay for it."""
+    rng = np.random.default_rng(0)
+    t = np.cumsum(rng.integers(300, 3000, EXACT_SPIKES + 64)).astype(np.int64)
+    raw = rng.normal(0, 1, (int(t[100]) + 200, 2)).astype(np.float32)
+    bank = UnitBank(2, 30000.0, 10, 2)
+    bank.update(t[:100], np.zeros(100, np.int64), lambda u: np.arange(2), raw[: int(t[99]) + 100], 0)
+    bank.update(t[100:], np.zeros(t.size - 100, np.int64), lambda u: np.arange(2))
+    bank.acg3d(0)
+    bank.waveform(0)

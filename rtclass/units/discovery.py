@@ -21,6 +21,7 @@ found once per zone and deduplicated by template similarity, not by a global mod
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 import numpy as np
@@ -29,8 +30,57 @@ from rtclass.config import UnitsConfig
 from rtclass.units.templates import TemplateBank
 
 
+def cluster_snippets(snips: np.ndarray, pca_components: int, min_spikes: int, pre: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """PCA + ISO-SPLIT of one zone's snippets ``[n, W, K]`` (channel 0 = the zone channel):
+    (median template, member mask) of each cluster with enough members whose trough is on the
+    zone channel. Pure: runs in the discovery thread."""
+    from isosplit6 import isosplit6
+
+    n = snips.shape[0]
+    flat = snips.reshape(n, -1).astype(np.float64)
+    centred = flat - flat.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    labels = isosplit6(np.ascontiguousarray(centred @ vt[:pca_components].T))
+    out = []
+    for label in np.unique(labels):
+        members = labels == label
+        if members.sum() < min_spikes:
+            continue
+        template = np.median(snips[members], axis=0)
+        trough = template[pre]
+        if trough[0] >= 0 or trough[0] > trough.min():
+            continue  # its trough is elsewhere: another zone will find it
+        out.append((template, members))
+    return out
+
+
+def _similar(a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank, cfg: UnitsConfig) -> bool:
+    """Two new clusters (on their zones' channels) are one unit: same zone or close zones, same
+    shape on the zone channel's neighbourhood, same size."""
+    if ca != cb and bank.distance_um(ca, cb) > cfg.candidate_radius_um:
+        return False
+    chans_a, chans_b = bank.local_channels(ca), bank.local_channels(cb)
+    common = [(i, int(np.flatnonzero(chans_b == ch)[0])) for i, ch in enumerate(chans_a) if ch in chans_b]
+    if not common:
+        return False
+    ia, ib = np.array(common).T
+    x, y = a[:, ia], b[:, ib]
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    depth_a, depth_b = -float(a[bank.pre, 0]), -float(b[bank.pre, 0])
+    tol = cfg.amplitude_tolerance
+    return den > 0 and (x * y).sum() / den >= cfg.merge_similarity and (1 - tol) * depth_b <= depth_a <= (1 + tol) * depth_b
+
+
 class OnlineDiscovery:
-    def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sample_rate_hz: float):
+    """Keeps unexplained snippets and turns clusters of them into units.
+
+    With ``threaded`` (live runs), clustering runs in a background thread: a round hands the due
+    zones' snippets to it and goes on; its clusters are turned into units at a later block, so
+    the hot path never waits for a clustering (tens of ms). Without it (offline, tests), rounds run
+    in place and the result depends only on the data.
+    """
+
+    def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sample_rate_hz: float, threaded: bool = False):
         self.cfg = cfg
         self.bank = bank
         self.interval = max(1, int(round(cfg.discovery_interval_s * sample_rate_hz)))
@@ -39,32 +89,97 @@ class OnlineDiscovery:
         self.next_round: int | None = None
         self.rounds = 0
         self.promoted = 0
+        self._serial = 0
+        self.threaded = threaded
+        self._job: threading.Thread | None = None
+        self._results: list | None = None
 
     def add(self, snippets: list[tuple[int, int, np.ndarray]]) -> None:
         for sample, channel, snip in snippets:
             zone = self.store.get(channel)
             if zone is None:
                 zone = self.store[channel] = deque(maxlen=self.cfg.discovery_max_snippets)
-            zone.append(snip)
+            self._serial += 1
+            zone.append((self._serial, snip))
             self.new[channel] = self.new.get(channel, 0) + 1
 
     def maybe_run(self, end_sample: int) -> list[int]:
-        """Cluster if a round is due at ``end_sample`` (data time); returns new unit ids."""
+        """Start (or, unthreaded, run) a round if one is due at ``end_sample`` (data time), and
+        turn finished clusters into units; returns new unit ids."""
+        added = self._collect() if self.threaded else []
         if self.next_round is None:
             self.next_round = end_sample + self.interval
-            return []
+            return added
         if end_sample < self.next_round:
-            return []
+            return added
         self.next_round += self.interval * max(1, (end_sample - self.next_round) // self.interval + 1)
-        return self.run_round()
+        if self.threaded:
+            if self._job is None:
+                self._start_round()
+            return added
+        return self._promote(self._cluster(self._due()))
 
-    def run_round(self) -> list[int]:
+    def _due(self) -> list[tuple[int, list[int], np.ndarray]]:
+        """(channel, snippet ids, snippets) of the zones with the most new snippets."""
         self.rounds += 1
         due = sorted((n, c) for c, n in self.new.items() if n >= self.cfg.discovery_min_spikes)
-        added = []
+        out = []
         for _, channel in reversed(due[-self.cfg.discovery_zones_per_round :]):
-            added += self._cluster_zone(channel)
+            zone = list(self.store[channel])
+            out.append((channel, [i for i, _ in zone], np.stack([s for _, s in zone])))
             self.new[channel] = 0
+        return out
+
+    def _cluster(self, due) -> list[tuple[int, list[int], list]]:
+        """Clusters of the due zones, each marked new or a duplicate of a known template (checked
+        against the bank as it is now and against this round's earlier new clusters)."""
+        c, bank = self.cfg, self.bank
+        out, accepted = [], []
+        for ch, ids, snips in due:
+            clusters = []
+            for template, members in cluster_snippets(snips, c.pca_components, c.discovery_min_spikes, bank.pre):
+                sim, other = bank.similarity(template, ch, c.max_shift_samples)
+                depth = -float(template[bank.pre, 0])
+                known = sim >= c.merge_similarity and self._same_amplitude(depth, float(bank.amp[other]))
+                known = known or any(_similar(template, ch, t, tc, bank, c) for t, tc in accepted)
+                if not known:
+                    accepted.append((template, ch))
+                clusters.append((template, members, not known))
+            out.append((ch, ids, clusters))
+        return out
+
+    def _start_round(self) -> None:
+        due = self._due()
+        if not due:
+            return
+
+        def work():
+            self._results = self._cluster(due)
+
+        self._job = threading.Thread(target=work, name="rtclass-discovery", daemon=True)
+        self._job.start()
+
+    def _collect(self) -> list[int]:
+        if self._job is None or self._job.is_alive():
+            return []
+        self._job = None
+        results, self._results = self._results or [], None
+        return self._promote(results)
+
+    def _promote(self, results) -> list[int]:
+        """Clusters -> units (unless a known template of the same size already explains them);
+        their snippets leave the store."""
+        bank, added = self.bank, []
+        for channel, ids, clusters in results:
+            used: set[int] = set()
+            for template, members, new in clusters:
+                used |= {i for i, m in zip(ids, members) if m}
+                if new:
+                    added.append(bank.add(template, channel, weight=int(members.sum())))
+                    self.promoted += 1
+            if used:
+                zone = self.store[channel]
+                self.store[channel] = deque(((i, s) for i, s in zone if i not in used), maxlen=zone.maxlen)
         return added
 
     def _same_amplitude(self, a: float, b: float) -> bool:
@@ -73,34 +188,6 @@ class OnlineDiscovery:
         tol = self.cfg.amplitude_tolerance
         return b > 0 and (1 - tol) * b <= a <= (1 + tol) * b
 
-    def _cluster_zone(self, channel: int) -> list[int]:
-        from isosplit6 import isosplit6
-
-        zone = self.store[channel]
-        snips = np.stack(list(zone))  # [n, W, K]
-        n = snips.shape[0]
-        flat = snips.reshape(n, -1).astype(np.float64)
-        centred = flat - flat.mean(0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        features = centred @ vt[: self.cfg.pca_components].T
-        labels = isosplit6(np.ascontiguousarray(features))
-        added, used = [], np.zeros(n, bool)
-        bank = self.bank
-        for label in np.unique(labels):
-            members = labels == label
-            if members.sum() < self.cfg.discovery_min_spikes:
-                continue
-            template = np.median(snips[members], axis=0)  # [W, K], channel 0 = the zone channel
-            trough = template[bank.pre]
-            if trough[0] >= 0 or trough[0] > trough.min():
-                continue  # its trough is elsewhere: another zone will find it
-            used |= members
-            sim, other = bank.similarity(template, channel, self.cfg.max_shift_samples)
-            depth = -float(trough[0])
-            if sim >= self.cfg.merge_similarity and self._same_amplitude(depth, float(bank.amp[other])):
-                continue
-            added.append(bank.add(template, channel, weight=int(members.sum())))
-            self.promoted += 1
-        if used.any():
-            self.store[channel] = deque((s for s, u in zip(zone, used) if not u), maxlen=zone.maxlen)
-        return added
+    def close(self) -> None:
+        if self._job is not None:
+            self._job.join(timeout=10)

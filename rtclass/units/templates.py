@@ -109,13 +109,16 @@ class TemplateBank:
         self._update_candidates()
         return uid
 
+    def distance_um(self, a: int, b: int) -> float:
+        return float(self._dist[a, b])
+
     def _update_candidates(self) -> None:
         near = self._dist[:, self.peak_channel[: self.n]] <= self.candidate_radius_um  # [C, n]
-        width = max(1, int(near.sum(1).max()))
-        cand = np.full((near.shape[0], width), -1, np.int32)
-        for c in range(near.shape[0]):
-            idx = np.flatnonzero(near[c])
-            cand[c, : idx.size] = idx
+        counts = near.sum(1)
+        cand = np.full((near.shape[0], max(1, int(counts.max()))), -1, np.int32)
+        rows, cols = np.nonzero(near)  # row-major: each channel's templates in index order
+        slot = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        cand[rows, slot] = cols
         self.candidates = cand
 
     def similarity(self, waves: np.ndarray, peak_channel: int, max_shift: int) -> tuple[float, int]:
