@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine, pin_to_one_core  # noqa: E402
+from rtclass.benchmark import inference, machine, pin_one_core  # noqa: E402
 
 from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
@@ -54,22 +53,6 @@ class SimSource:
         pass
 
 
-def inference_times(model: CellTypeModel) -> dict:
-    rng = np.random.default_rng(0)
-    out = {}
-    for n in (1, 10, 100, 400, 1000):
-        acg = rng.uniform(0, 2, (n, 10, 101)).astype(np.float32)
-        wave = rng.normal(0, 0.3, (n, 90)).astype(np.float32)
-        model.predict(acg, wave)
-        t = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            model.predict(acg, wave)
-            t.append(time.perf_counter() - t0)
-        out[str(n)] = float(np.median(t) * 1e3)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=120.0)
@@ -77,9 +60,9 @@ def main() -> None:
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "classifier.json"))
     args = ap.parse_args()
-    pinned = pin_to_one_core()
+    pinned = pin_one_core()
     model = CellTypeModel(args.model)
-    res = {"machine": describe_machine(pinned), "model": args.model, "inference_ms_by_units": inference_times(model)}
+    res = {"machine": {**machine(), "pinned_to_one_core": pinned}, "model": args.model, "inference_ms_by_units": inference()}
 
     cfg = Config().replace(classify={"model": args.model, "interval_s": 1.0}, publish={"zmq": False, "lsl": False})
     sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))

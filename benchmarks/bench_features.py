@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine, pin_to_one_core  # noqa: E402
+from rtclass.benchmark import machine, pin_one_core  # noqa: E402
 
 from rtclass.units.bank import UnitBank  # noqa: E402
 from rtclass.units.c4_features import c4_acg  # noqa: E402
@@ -37,9 +36,9 @@ def main() -> None:
     ap.add_argument("--offline-minutes", type=float, default=30.0)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "features.json"))
     args = ap.parse_args()
-    pinned = pin_to_one_core()
+    pinned = pin_one_core()
     rng = np.random.default_rng(0)
-    res = {"machine": describe_machine(pinned)}
+    res = {"machine": {**machine(), "pinned_to_one_core": pinned}}
 
     # live: 1000 units at 50 Hz, fed in 1 ms batches as the pipeline does
     n_units = 1000

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine, pin_to_one_core  # noqa: E402
+from rtclass.benchmark import machine, pin_one_core  # noqa: E402
 
 from rtclass.config import SimulateConfig  # noqa: E402
 from rtclass.sim.celltypes import CELL_TYPES  # noqa: E402
@@ -74,8 +73,8 @@ def main() -> None:
     ap.add_argument("--units-per-type", type=int, default=20)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "simulator.json"))
     args = ap.parse_args()
-    pinned = pin_to_one_core()
-    res = {"machine": describe_machine(pinned)}
+    pinned = pin_one_core()
+    res = {"machine": {**machine(), "pinned_to_one_core": pinned}}
 
     sim = Simulation(SimulateConfig(duration_s=args.stream_s, seed=1))
     syn = sim.synthesizer()

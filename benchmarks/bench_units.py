@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine, pin_to_one_core  # noqa: E402
+from rtclass.benchmark import machine, pin_one_core  # noqa: E402
 
 from rtclass.config import Config, SimulateConfig  # noqa: E402
 from rtclass.evaluation import filtered_template_peaks, match_detections, score_sorting  # noqa: E402
@@ -57,13 +56,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "units.json"))
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a [units] key")
     args = ap.parse_args()
-    pinned = pin_to_one_core()
+    pinned = pin_one_core()
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     cfg = Config().replace(units=overrides) if overrides else Config()
     sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
     data = sim.synthesizer().read(sim.n_samples)
     n_units = len(sim.units)
-    res = {"machine": describe_machine(pinned), "data": {"seconds": args.duration, "units": n_units, "seed": args.seed},
+    res = {"machine": {**machine(), "pinned_to_one_core": pinned}, "data": {"seconds": args.duration, "units": n_units, "seed": args.seed},
            "units_config_overrides": overrides}
 
     # --- true templates given

@@ -114,6 +114,105 @@ def chunk_times(seconds: float, chunk_sizes=CHUNK_SIZES) -> dict[str, Any]:
     return out
 
 
+def _score_peaks(sim, cfg: Config, peaks: np.ndarray, noise_sd: np.ndarray, start: int) -> dict[str, Any]:
+    from rtclass.evaluation import filtered_template_peaks, score_detection
+
+    snr, peak = filtered_template_peaks(sim.dense_templates(), noise_sd, cfg.preprocess, sim.fs)
+    p = peaks[peaks["sample"] >= start]
+    sel = sim.spike_times >= start
+    s = score_detection(p["sample"], p["channel"], sim.spike_times[sel], sim.spike_units[sel], peak, snr,
+                        sim.probe.positions_um, sim.fs)
+    return {**s.as_dict(), "recall_snr_ge_8": s.recall_above(8.0)}
+
+
+def detection_chain(cfg: Config, sim, data: np.ndarray, chunk: int) -> tuple[dict[str, Any], np.ndarray, Any]:
+    """The pipeline's DetectionChain fed ``chunk``-sample chunks, timed per stage; its peaks."""
+    from rtclass.pipeline import DetectionChain
+
+    chain = DetectionChain(cfg, sim.probe, sim.fs)
+    DetectionChain(cfg, sim.probe, sim.fs).process(np.zeros((64, sim.n_channels), np.float32), 0)
+    times, found = [], []
+    for a in range(0, data.shape[0], chunk):
+        found.append(chain.process(data[a : a + chunk].copy(), a))
+        times.append(chain.times_s)
+    t = np.array(times)
+    total = t.sum(1)
+    res = {
+        "chunk_samples": chunk, "chunk_ms": chunk / sim.fs * 1000, "realtime_factor": data.shape[0] / sim.fs / total.sum(),
+        "per_chunk_us": {"p50": float(np.percentile(total, 50) * 1e6), "p99": float(np.percentile(total, 99) * 1e6),
+                         "max": float(total.max() * 1e6)},
+        "chunks_over_budget": int((total > chunk / sim.fs).sum()), "chunks": int(total.size),
+        "stage_mean_us": {s: float(t[:, i].mean() * 1e6) for i, s in enumerate(DetectionChain.STAGES)},
+    }
+    spikes = np.concatenate(found)
+    peaks = np.zeros(spikes.size, [("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4")])
+    peaks["sample"], peaks["channel"], peaks["amplitude"] = spikes["sample"], spikes["channel"], -spikes["amplitude"]
+    return res, peaks, chain.detector
+
+
+def spikeinterface_chain(sim, data: np.ndarray, cfg: Config, start: int) -> dict[str, Any] | None:
+    """SpikeInterface's preprocessing and locally exclusive detection on the same data, timed and
+    scored the same way (None if spikeinterface is not installed)."""
+    try:
+        import spikeinterface
+        import spikeinterface.core as si
+        from spikeinterface.preprocessing import bandpass_filter, common_reference
+        from spikeinterface.sortingcomponents.peak_detection import detect_peaks
+    except ImportError:
+        return None
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    rec = si.NumpyRecording([data], sampling_frequency=sim.fs)
+    rec.set_channel_locations(sim.probe.positions_um)
+    job = {"n_jobs": 1, "chunk_duration": "1s", "progress_bar": False}
+    kwargs = {"detect_threshold": 5.0, "radius_um": 50.0}
+    t0 = time.perf_counter()
+    pre = common_reference(bandpass_filter(rec, freq_min=300.0, freq_max=6000.0), reference="global", operator="median")
+    noise = si.get_noise_levels(pre, return_in_uV=False, method="mad", progress_bar=False)
+    pk = detect_peaks(pre, method="locally_exclusive", method_kwargs={**kwargs, "noise_levels": noise}, job_kwargs=job)
+    chain_s = time.perf_counter() - t0
+    mem = si.NumpyRecording([pre.get_traces().astype(np.float32)], sampling_frequency=sim.fs)
+    mem.set_channel_locations(sim.probe.positions_um)
+    t0 = time.perf_counter()
+    detect_peaks(mem, method="locally_exclusive", method_kwargs={**kwargs, "noise_levels": noise}, job_kwargs=job)
+    detect_s = time.perf_counter() - t0
+    peaks = np.zeros(pk.size, [("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4")])
+    peaks["sample"], peaks["channel"], peaks["amplitude"] = pk["sample_index"], pk["channel_index"], pk["amplitude"]
+    dur = data.shape[0] / sim.fs
+    return {
+        "version": spikeinterface.__version__,
+        "chain": "bandpass 300-6000 (order 5, zero-phase) -> global median CMR -> detect_peaks(locally_exclusive, 5 sd, "
+                 "50 um), 1 s chunks, one job",
+        "realtime_factor_chain": dur / chain_s,
+        "realtime_factor_detection_only": dur / detect_s,
+        "detection": _score_peaks(sim, cfg, peaks, noise.astype(np.float32), start),
+    }
+
+
+def detection_comparison(seconds: float, seed: int = 7, chunks=(30, 300, 30000), with_spikeinterface: bool = True) -> dict[str, Any]:
+    """rtclass's detection chain at several chunk sizes and SpikeInterface's, on the same data."""
+    from rtclass.sim.recording import Simulation
+
+    cfg = Config().replace(units={"discovery": False})  # the detection chain alone
+    sim = Simulation(SimulateConfig(duration_s=seconds, seed=seed))
+    data = sim.synthesizer().read(sim.n_samples)
+    res: dict[str, Any] = {"data": {"seconds": seconds, "channels": sim.n_channels, "seed": seed, "units": len(sim.units)},
+                           "rtclass": {}}
+    start = 0
+    for chunk in chunks:
+        r, peaks, det = detection_chain(cfg, sim, data, chunk)
+        start = det.started_at + det.warmup + det.sweep
+        r["detection"] = _score_peaks(sim, cfg, peaks, det.noise_sd, start)
+        res["rtclass"][f"chunk_{chunk}"] = r
+    si_res = spikeinterface_chain(sim, data, cfg, start) if with_spikeinterface else None
+    if si_res is not None:
+        res["spikeinterface"] = si_res
+        big = res["rtclass"][f"chunk_{max(chunks)}"]["realtime_factor"]
+        res["speed_ratio_vs_spikeinterface_chain"] = big / si_res["realtime_factor_chain"]
+    return res
+
+
 def inference(units=(1, 10, 100, 400, 1000)) -> dict[str, Any] | None:
     from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
 
@@ -416,12 +515,17 @@ def latency(kind: str, seconds: float, chunk: int = 30) -> dict[str, Any]:
     return result
 
 
-def run_bench(quick: bool, out: str | None, plots: str | None, log: Callable[[str], None] = print) -> dict[str, Any]:
+#: data seconds of each part, by mode: (throughput, latency, memory, detection comparison)
+DURATIONS = {"full": (10.0, 30.0, 300.0, 20.0), "quick": (3.0, 8.0, 20.0, 5.0), "smoke": (1.0, 3.0, 2.0, 1.0)}
+
+
+def run_bench(mode: str, out: str | None, plots: str | None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``mode``: full (about 12 min), quick (about 2 min) or smoke (a check that it all runs)."""
     pinned = pin_one_core()
-    res: dict[str, Any] = {"machine": {**machine(), "pinned_to_one_core": pinned}, "quick": quick}
-    seconds = 3.0 if quick else 10.0
+    res: dict[str, Any] = {"machine": {**machine(), "pinned_to_one_core": pinned}, "mode": mode}
+    seconds, lat_s, mem_s, det_s = DURATIONS[mode]
     log("throughput vs channels ...")
-    res["throughput"] = throughput(seconds, CHANNEL_COUNTS if not quick else (64, 384, 768))
+    res["throughput"] = throughput(seconds, CHANNEL_COUNTS if mode == "full" else (64, 384, 768))
     xrt = res["throughput"]["384"]["realtime_factor"]
     # one-core throughput times the cores: ignores the sources' and publishers' own cost
     res["probes_in_real_time_estimate"] = int(np.floor(xrt * (os.cpu_count() or 1)))
@@ -433,10 +537,12 @@ def run_bench(quick: bool, out: str | None, plots: str | None, log: Callable[[st
     log("transport floor ...")
     res["transport_floor_ms"] = {"lsl": _floor("lsl"), "zmq": _floor("zmq")}
     log("end-to-end latency over LSL and over ZMQ ...")
-    lat_s = 8.0 if quick else 30.0
     res["latency"] = {"source_lsl": latency("lsl", lat_s), "source_zmq": latency("zmq", lat_s)}
     log("memory ...")
-    res["memory"] = memory(20.0 if quick else 300.0)
+    res["memory"] = memory(mem_s)
+    log("detection side by side with SpikeInterface (if installed) ...")
+    pin_one_core()
+    res["detection"] = detection_comparison(det_s, chunks=(30, 30000), with_spikeinterface=mode != "smoke")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(res, indent=2, default=float) + "\n")
@@ -495,6 +601,18 @@ def table(res: dict[str, Any]) -> str:
             lines.append(f"latency, {key.replace('source_', '')} in -> {path} out ({v['spikes']} spikes): from the spike's sample "
                          f"p50 {a['p50']:.2f} p99 {a['p99']:.2f} max {a['max']:.1f} ms; from its chunk's push p50 {b['p50']:.2f} "
                          f"p99 {b['p99']:.2f} ms")
+    d = res.get("detection")
+    if d:
+        for key, r in d["rtclass"].items():
+            lines.append(f"detection chain alone, {r['chunk_ms']:g} ms chunks: {r['realtime_factor']:.1f}x real time, recall "
+                         f"{r['detection']['recall_snr_ge_5']:.3f}, precision {r['detection']['precision']:.3f}")
+        if "spikeinterface" in d:
+            si = d["spikeinterface"]
+            lines.append(f"SpikeInterface {si['version']} chain: {si['realtime_factor_chain']:.1f}x real time (detection alone "
+                         f"{si['realtime_factor_detection_only']:.1f}x), recall {si['detection']['recall_snr_ge_5']:.3f}, "
+                         f"precision {si['detection']['precision']:.3f}; rtclass is {d['speed_ratio_vs_spikeinterface_chain']:.0f}x faster")
+        else:
+            lines.append("SpikeInterface is not installed: no side-by-side detection")
     m = res["memory"]
     lines.append(f"memory over {m['data_s']:g} s of data: max RSS {m['rss_mb_first_half_max']:.0f} MB (first half), "
                  f"{m['rss_mb_second_half_max']:.0f} MB (second half), {m['units']} units")

@@ -162,7 +162,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rtclass.benchmark import run_bench, table
 
-    res = run_bench(args.quick, args.out, args.plots, lambda m: print(m, flush=True))
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    res = run_bench(mode, args.out, args.plots, lambda m: print(m, flush=True))
     print(table(res))
     if args.out:
         print(f"saved {args.out}")
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="save the results as JSON")
     b.add_argument("--plots", help="folder for PNG plots (needs matplotlib, extra 'plots')")
     b.add_argument("--quick", action="store_true", help="a shorter run (about 2 minutes)")
+    b.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # CI: does it all run
     b.set_defaults(func=cmd_bench)
     return p
 
