@@ -31,12 +31,14 @@ import numpy as np
 
 from rtclass.dsp.filter_kernels import median_inplace
 from rtclass.units.c4_features import (
+    ACG_SCALE,
     HALF_WINDOW_BINS,
     LOG_LAGS_MS,
+    LOG_RESAMPLING,
+    N_LOG_LAGS,
     N_RATE_BINS,
     SMOOTH_BINS,
     c4_acg_from_bins,
-    log_acg_from_positive_lags,
     preprocess_waveform,
 )
 
@@ -243,6 +245,42 @@ def _add_snippet(ring, start, channels, wave, rate):
             wave[j, k] += rate * ((col[j] - med) - wave[j, k])
 
 
+#: de Bruijn multiply-and-lookup: the index of a 64-bit word's single set bit
+_DEBRUIJN_CONSTANT = 0x03F79D71B4CB0A89
+_DEBRUIJN = np.uint64(_DEBRUIJN_CONSTANT)
+_DEBRUIJN_INDEX = np.zeros(64, np.int64)
+for _i in range(64):
+    _DEBRUIJN_INDEX[(((1 << _i) * _DEBRUIJN_CONSTANT) & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _exact_rows(rates, used, bits, tail, qs, n_lags, rows, n_ref):
+    """Exact-mode 3D-ACG rows: rate-bin edges = numpy 'linear' quantiles of the recorded and tail
+    rates; each used record adds its lag-presence bits to its rate bin."""
+    values = np.concatenate((rates, tail))
+    srt = np.sort(values)
+    n = srt.shape[0]
+    edges = np.empty(qs.shape[0])
+    for j in range(qs.shape[0]):
+        pos = (n - 1) * qs[j]
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, n - 1)
+        edges[j] = srt[lo] + (srt[hi] - srt[lo]) * (pos - lo)
+    n_bins = rows.shape[0]
+    for r in range(rates.shape[0]):
+        if not used[r]:
+            continue
+        b = min(np.searchsorted(edges, rates[r]), n_bins - 1)
+        n_ref[b] += 1
+        for word in range(bits.shape[1]):  # visit set bits only: most lags hold no spike
+            w = bits[r, word]
+            while w:
+                low = w & (~w + np.uint64(1))  # lowest set bit
+                li = word * 64 + _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]
+                rows[b, li] += 1.0
+                w ^= low
+
+
 class UnitBank:
     """Per-unit feature state for units identified by integer ids (any order of arrival)."""
 
@@ -409,10 +447,11 @@ class UnitBank:
                 ref_hist, lag_counts = self.ref_hist[i].copy(), self.lag_counts[i].copy()
         tail = self._tail_rates(snapshot)
         if exact:
-            values, weights = rates, np.ones(n_ex)
-            lags = np.unpackbits(bits.view(np.uint8).reshape(n_ex, -1), axis=1, bitorder="little")[:, : LAGS.size]
-            ref = used.astype(np.float32)
-            lags = lags.astype(np.float32) * ref[:, None]
+            rows = np.zeros((N_RATE_BINS, LAGS.size))
+            n_ref = np.zeros(N_RATE_BINS)
+            if n_ex + tail.size:
+                _exact_rows(rates, used, bits, tail, _QUANTILES, LAGS.size, rows, n_ref)
+            return _log_acg(rows / np.maximum(n_ref, 1)[:, None])
         else:
             inner = np.exp(0.5 * (g[:-1] + g[1:]))
             values = np.concatenate([[np.exp(g[0])], inner, [np.exp(g[-1])]])
@@ -425,10 +464,7 @@ class UnitBank:
         member = np.zeros((N_RATE_BINS, values.size), np.float32)
         member[which, np.arange(values.size)] = 1.0
         n = member @ ref  # reference spikes per rate bin
-        rows = member
-        positive = np.zeros((N_RATE_BINS, HALF_WINDOW_BINS))
-        positive[:, LAGS - 1] = (rows @ lags) / np.maximum(n, 1)[:, None]
-        return log_acg_from_positive_lags(positive)
+        return _log_acg((member @ lags) / np.maximum(n, 1)[:, None])
 
     def waveform(self, unit_id: int) -> np.ndarray | None:
         """C4's waveform input (90,) from the running mean raw snippet (None before any)."""
@@ -441,6 +477,18 @@ class UnitBank:
         if swing.max() <= 0:
             return None
         return preprocess_waveform(w[:, int(np.argmax(swing))])
+
+
+_QUANTILES = np.linspace(0, 1, N_RATE_BINS + 2)[1:-1]
+#: the log resampling restricted to the lags it reads
+_LAG_RESAMPLING = LOG_RESAMPLING[LAGS - 1]
+
+
+def _log_acg(rows_at_lags: np.ndarray) -> np.ndarray:
+    """Probabilities at the LAGS -> C4's (10, 101) network input."""
+    out = np.zeros((rows_at_lags.shape[0], N_LOG_LAGS + 1), np.float64)
+    out[:, 1:] = rows_at_lags @ _LAG_RESAMPLING
+    return (out * ACG_SCALE).astype(np.float32)
 
 
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: np.ndarray) -> np.ndarray:
