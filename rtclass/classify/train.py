@@ -138,9 +138,11 @@ def export_onnx(module, path: str | Path, classes, use_layer: bool, calibration:
     import onnx
     import torch
 
+    from rtclass.classify.nets import fold_for_export
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = module.eval()
+    module = fold_for_export(module)
     example = torch.zeros(2, input_size(use_layer))
     torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                       dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET,
