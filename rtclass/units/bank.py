@@ -25,6 +25,7 @@ about 110 KB, so 1000 units take about 110 MB.
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import numba
 import numpy as np
@@ -297,7 +298,7 @@ class UnitBank:
         # ring of the latest raw samples (enough for a snippet of any pending spike)
         self._raw = np.zeros((RAW_RING, n_channels), np.float32)
         self._raw_end = 0  # global index one past the newest sample in the ring
-        self._pending: list[tuple[int, int]] = []  # (sample, unit index) waiting for WAVE_POST samples
+        self._pending: deque[tuple[int, int]] = deque()  # (sample, unit index) waiting for WAVE_POST samples
 
     def _alloc(self, cap: int) -> None:
         def grow(name, shape, dtype, fill=0):
@@ -345,9 +346,12 @@ class UnitBank:
         """Feed assigned spikes (sample index, unit id; in time order; unit < 0 ignored).
         ``channels_of(unit_id)`` gives a new unit's waveform channels. ``raw``: the raw (not
         filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
-        if samples.size:
-            keep = units >= 0
-            samples, units = samples[keep], units[keep]
+        if samples.size == 0:
+            if raw is not None:
+                self._update_waveforms(raw, raw_first)  # ring and waveforms: readers copy wave under the lock
+            return
+        keep = units >= 0
+        samples, units = samples[keep], units[keep]
         with self.lock:
             index = self.index
             idx = np.array([index[u] if u in index else self.unit_index(u, channels_of(u)) for u in units.tolist()],
@@ -359,7 +363,7 @@ class UnitBank:
                             SMOOTH_BINS // 2, self.window)
             if raw is not None:
                 if idx.size:
-                    self._pending += list(zip(samples.tolist(), idx.tolist()))
+                    self._pending.extend(zip(samples.tolist(), idx.tolist()))
                 self._update_waveforms(raw, raw_first)
 
     def _update_waveforms(self, raw: np.ndarray, first: int) -> None:
@@ -376,20 +380,15 @@ class UnitBank:
         self._raw[pos : pos + head] = raw[:head]
         self._raw[: n - head] = raw[head:]
         self._raw_end = first + n
-        if not self._pending:
-            return
         oldest = self._raw_end - RAW_RING
-        still = []
-        for s, i in self._pending:
-            if s + WAVE_POST > self._raw_end:
-                still.append((s, i))
-                continue
+        pending = self._pending  # in sample order: only its front can be ready
+        while pending and pending[0][0] + WAVE_POST <= self._raw_end:
+            s, i = pending.popleft()
             if s - WAVE_PRE < oldest:
                 continue  # its start scrolled out (a gap in the stream): skip this spike
             self.wave_n[i] += 1
             _add_snippet(self._raw, s - WAVE_PRE, self.wave_channels[i], self.wave[i],
                          1.0 / min(self.wave_n[i], WAVE_MEMORY))
-        self._pending = still
 
     # ----------------------------------------------------------------------------- reading
     def spike_count(self, unit_id: int) -> int:

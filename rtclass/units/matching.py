@@ -65,6 +65,9 @@ class TemplateMatcher:
             return NOTHING
         end = work_first + work.shape[0]
         todo = np.concatenate([self.pending, peaks]) if self.pending.size else peaks
+        if todo["sample"][0] + self.post + self.max_shift > end:  # the oldest is not ready: none is
+            self.pending = todo
+            return NOTHING
         waiting = todo["sample"] + self.post + self.max_shift > end
         # a window that starts before the data we kept (stream start) cannot be matched
         ready = ~waiting & (todo["sample"] - self.bank.pre - self.max_shift >= work_first)
