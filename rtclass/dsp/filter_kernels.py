@@ -101,7 +101,12 @@ def _row_mean(row):
 MEDIAN_PREV, MEAN_PREV, DENSITY = 0, 1, 2
 
 
-@numba.jit(nopython=True, nogil=True, cache=True)
+#: fast-math flags without 'nnan'/'ninf' (the guard has replaced non-finite samples before the
+#: reference runs): lets the row sums and counts vectorise; every result stays exact.
+REASSOCIATE = {"reassoc", "nsz", "arcp", "contract", "afn"}
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
 def subtract_median_reference(x, state, bracket, scratch, target_in_bracket):
     """Subtract from every sample of ``x`` (float32 [n, C], in place) the exact median across
     channels at that time point.
@@ -128,19 +133,21 @@ def subtract_median_reference(x, state, bracket, scratch, target_in_bracket):
         mean = _row_mean(row)
         density = state[DENSITY]
         guess = np.float32(state[MEDIAN_PREV] + (mean - state[MEAN_PREV]))
-        below = 0
+        below = np.float32(0.0)  # counts in float32 (exact below 2**24): 8 lanes per vector op
         for c in range(n_ch):
-            below += np.int32(row[c] < guess)
+            below += np.float32(row[c] < guess)
         guess = guess + np.float32((k + 0.5 - below) / density)
         half = target_in_bracket / density
         lo = np.float32(guess - half)
         hi = np.float32(guess + half)
-        n_lo = 0
-        n_le_hi = 0
+        count_lo = np.float32(0.0)
+        count_le_hi = np.float32(0.0)
         for c in range(n_ch):
             v = row[c]
-            n_lo += np.int32(v < lo)
-            n_le_hi += np.int32(v <= hi)
+            count_lo += np.float32(v < lo)
+            count_le_hi += np.float32(v <= hi)
+        n_lo = int(count_lo)
+        n_le_hi = int(count_le_hi)
         n_in = n_le_hi - n_lo
         if n_lo <= lo_rank and n_le_hi > k:
             j = 0

@@ -348,7 +348,8 @@ class UnitBank:
         filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
         if samples.size == 0:
             if raw is not None:
-                self._update_waveforms(raw, raw_first)  # ring and waveforms: readers copy wave under the lock
+                with self.lock:  # snippets may complete: readers copy waveforms under this lock
+                    self._update_waveforms(raw, raw_first)
             return
         keep = units >= 0
         samples, units = samples[keep], units[keep]

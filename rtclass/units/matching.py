@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from rtclass.config import UnitsConfig
@@ -63,43 +64,54 @@ class TemplateMatcher:
         self._weights(noise_sd, noise_from)
         if peaks.size == 0 and self.pending.size == 0:
             return NOTHING
-        end = work_first + work.shape[0]
         todo = np.concatenate([self.pending, peaks]) if self.pending.size else peaks
-        if todo["sample"][0] + self.post + self.max_shift > end:  # the oldest is not ready: none is
+        samples = todo["sample"]  # in time order (the detector's order; pending ones are older)
+        latest_ready = work_first + work.shape[0] - self.post - self.max_shift
+        if samples[0] > latest_ready:  # the oldest is not ready: none is
             self.pending = todo
             return NOTHING
-        waiting = todo["sample"] + self.post + self.max_shift > end
-        # a window that starts before the data we kept (stream start) cannot be matched
-        ready = ~waiting & (todo["sample"] - self.bank.pre - self.max_shift >= work_first)
-        self.pending = todo[waiting]
-        go = todo[ready]
-        out = np.zeros(go.size, ASSIGNED_DTYPE)
-        out["sample"] = go["sample"]
-        out["channel"] = go["channel"]
-        out["amplitude"] = -go["amplitude"]
-        out["unit"] = -1
-        if go.size and self.bank.n:
+        n_ready = int(np.searchsorted(samples, latest_ready, side="right"))
+        self.pending = todo[n_ready:]
+        if n_ready == 0:
+            return NOTHING
+        go = todo[:n_ready]
+        earliest = work_first + self.bank.pre + self.max_shift
+        if samples[0] < earliest:  # a window starting before the data we kept (stream start): not matchable
+            go = go[go["sample"] >= earliest]
+        n = go.size
+        idx = np.full(n, -1, np.int32)
+        fit = np.zeros(n, np.float32)
+        score = np.zeros(n, np.float32)
+        if n and self.bank.n:
             b = self.bank
-            idx = np.empty(go.size, np.int32)
-            amp = np.empty(go.size, np.float32)
-            score = np.empty(go.size, np.float32)
-            shift = np.empty(go.size, np.int32)
+            shift = np.empty(n, np.int32)
             match_peaks(
                 work, work_first, go["sample"], go["channel"].astype(np.int64), b.candidates, b.local, b.waves, b.channels,
                 b.norm2, b.amp, b.amp_n, b.matched, self._prev_inv_var, self._inv_var, self._epoch, b.pre,
                 self.max_shift, self.max_residual, self.min_explained,
-                self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, idx, amp, score, shift,
+                self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, idx, fit, score, shift,
             )
-            hit = idx >= 0
-            out["unit"][hit] = b.ids[idx[hit]]
-            out["fit"] = amp
-            out["score"] = score
+        out = np.empty(n, ASSIGNED_DTYPE)
+        _assigned_records(go, idx, fit, score, self.bank.ids, out)
         if self.collect_unassigned:
             for s, c in zip(out["sample"][out["unit"] < 0], out["channel"][out["unit"] < 0]):
                 t0 = s - work_first - self.bank.pre
                 chans = self.bank.local_channels(int(c))
                 self.unassigned.append((int(s), int(c), work[t0 : t0 + self.bank.width][:, chans].copy()))
         return out
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _assigned_records(peaks, idx, fit, score, ids, out):
+    """Fill ``out`` (ASSIGNED_DTYPE) from decided peaks and their match results (one compiled
+    loop instead of a dozen structured-array field operations per call)."""
+    for i in range(peaks.shape[0]):
+        out[i].sample = peaks[i].sample
+        out[i].channel = peaks[i].channel
+        out[i].amplitude = -peaks[i].amplitude
+        out[i].unit = ids[idx[i]] if idx[i] >= 0 else -1
+        out[i].fit = fit[i]
+        out[i].score = score[i]
 
 
 def warm_up_matching() -> None:
@@ -113,3 +125,5 @@ def warm_up_matching() -> None:
                 np.zeros((1, 1), np.int32), waves,
                 np.zeros((1, 1), np.int32), np.ones(1, np.float32), np.ones(1, np.float32), np.ones(1, np.int64),
                 np.zeros(1, np.int64), np.ones(1, np.float32), np.ones(1, np.float32), 0, 1, 1, 2.0, 0.5, 0.5, 10, *out)
+    _assigned_records(np.zeros(1, PEAK_DTYPE), np.zeros(1, np.int32), np.zeros(1, np.float32),
+                      np.zeros(1, np.float32), np.zeros(1, np.int32), np.zeros(1, ASSIGNED_DTYPE))
