@@ -54,7 +54,12 @@ class SourceConfig:
     speed: float = param(1.0, "file replay pace: 1 = real time, 0 = as fast as possible", "x", 0.0, 1000.0)
     resolve_timeout_s: float = param(10.0, "how long to wait for a live stream to appear", "s", 0.1, 3600.0)
     gap_tolerance_ms: float = param(
-        2.0, "LSL: a timestamp jump larger than this between chunks counts as a gap", "ms", 0.0, 10000.0
+        20.0,
+        "LSL: a timestamp jump larger than this between chunks counts as a gap (LSL loses no "
+        "samples in transit; senders that stamp a chunk when they push it jitter by a few ms under load)",
+        "ms",
+        0.0,
+        10000.0,
     )
     int16_uv_per_bit: float = param(
         2.34375,

@@ -414,6 +414,7 @@ class Pipeline:
             "stage_time_per_chunk": self.times.summary(),
             "units": self.chain.bank.n if self.chain.bank is not None else 0,
             "labels": self._label_summary(),
+            "discovery": self._discovery_summary(),
             "n_channels": self.info.n_channels,
             "sample_rate_hz": fs,
         }
@@ -434,6 +435,13 @@ class Pipeline:
                     p = np.sort(probs)
                     labels[u] = (CELL_TYPE_NAMES[int(code[0])], float(p[-1]), float(p[-1] / max(p[-2], 1e-12)))
         return UnitOutputs(bank.ids[: bank.n].copy(), templates.astype(np.float32), self.probe.positions_um, labels)
+
+    def _discovery_summary(self) -> dict[str, Any] | None:
+        d = self.chain.discovery
+        if d is None:
+            return None
+        return {"rounds": d.rounds, "units_found": d.promoted, "failed_rounds": d.failed_rounds,
+                "last_error": d.last_error}
 
     def _label_summary(self) -> dict[str, Any]:
         if self.labeler is None:

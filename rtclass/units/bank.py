@@ -63,7 +63,7 @@ WAVE_POST = 60
 RAW_RING = 1024
 #: the waveform running mean becomes an exponential average over this many spikes
 WAVE_MEMORY = 1000
-INITIAL_UNITS = 16
+INITIAL_UNITS = 64
 
 N_FINE = FINE_RATE_BINS + 2  # [below, fine bins..., above]
 LAG_WORDS = (LAGS.size + 63) // 64  # lag presence of one reference spike, as bits

@@ -27,13 +27,14 @@ from collections import deque
 import numpy as np
 
 from rtclass.config import UnitsConfig
+from rtclass.units.clustering_process import ClusteringFailed, ClusteringProcess
 from rtclass.units.templates import TemplateBank
 
 
 def cluster_snippets(snips: np.ndarray, pca_components: int, min_spikes: int, pre: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """PCA + ISO-SPLIT of one zone's snippets ``[n, W, K]`` (channel 0 = the zone channel):
     (median template, member mask) of each cluster with enough members whose trough is on the
-    zone channel. Pure: runs in the discovery thread."""
+    zone channel. Pure: runs in the clustering process on live streams."""
     from isosplit6 import isosplit6
 
     n = snips.shape[0]
@@ -74,10 +75,12 @@ def _similar(a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank,
 class OnlineDiscovery:
     """Keeps unexplained snippets and turns clusters of them into units.
 
-    With ``threaded`` (live runs), clustering runs in a background thread: a round hands the due
-    zones' snippets to it and goes on; its clusters are turned into units at a later block, so
-    the hot path never waits for a clustering (tens of ms). Without it (offline, tests), rounds run
-    in place and the result depends only on the data.
+    With ``threaded`` (live runs), a round hands the due zones' snippets to a background thread
+    and goes on; its clusters are turned into units at a later block, so the hot path never waits
+    for a clustering (tens to hundreds of ms). The thread has PCA + ISO-SPLIT run in a separate,
+    lower-priority process (``clustering_process``, started at the first round): ISO-SPLIT holds
+    the GIL, and in a thread it stalled the hot path by up to tens of ms. Without ``threaded`` (offline, tests), rounds
+    run in place and the result depends only on the data.
     """
 
     def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sample_rate_hz: float, threaded: bool = False):
@@ -93,6 +96,9 @@ class OnlineDiscovery:
         self.threaded = threaded
         self._job: threading.Thread | None = None
         self._results: list | None = None
+        self._process: ClusteringProcess | None = ClusteringProcess() if threaded else None
+        self.failed_rounds = 0  # rounds lost to a failed clustering process (live runs)
+        self.last_error = ""
 
     def add(self, snippets: list[tuple[int, int, np.ndarray]]) -> None:
         for sample, channel, snip in snippets:
@@ -119,33 +125,41 @@ class OnlineDiscovery:
             return added
         return self._promote(self._cluster(self._due()))
 
-    def _due(self) -> list[tuple[int, list[int], np.ndarray]]:
-        """(channel, snippet ids, snippets) of the zones with the most new snippets."""
+    def _due(self) -> list[tuple[int, list]]:
+        """(channel, its (id, snippet) pairs) of the zones with the most new snippets: a shallow
+        copy of each (cheap on the hot path; the stacking happens in ``_cluster``)."""
         self.rounds += 1
         due = sorted((n, c) for c, n in self.new.items() if n >= self.cfg.discovery_min_spikes)
         out = []
         for _, channel in reversed(due[-self.cfg.discovery_zones_per_round :]):
-            zone = list(self.store[channel])
-            out.append((channel, [i for i, _ in zone], np.stack([s for _, s in zone])))
+            out.append((channel, list(self.store[channel])))
             self.new[channel] = 0
         return out
 
-    def _cluster(self, due) -> list[tuple[int, list[int], list]]:
+    def _cluster(self, due) -> list[tuple[int, set[int], list]]:
         """Clusters of the due zones, each marked new or a duplicate of a known template (checked
-        against the bank as it is now and against this round's earlier new clusters)."""
+        against the bank as it is now and against this round's earlier new clusters), with the
+        ids of the snippets they used."""
         c, bank = self.cfg, self.bank
+        ids = [[i for i, _ in zone] for _, zone in due]
+        zones = [np.stack([snip for _, snip in zone]) for _, zone in due]
+        if self._process is not None:
+            found = self._process.run(zones, c.pca_components, c.discovery_min_spikes, bank.pre)
+        else:
+            found = [cluster_snippets(z, c.pca_components, c.discovery_min_spikes, bank.pre) for z in zones]
         out, accepted = [], []
-        for ch, ids, snips in due:
-            clusters = []
-            for template, members in cluster_snippets(snips, c.pca_components, c.discovery_min_spikes, bank.pre):
+        for (ch, _), zone_ids, zone_clusters in zip(due, ids, found):
+            clusters, used = [], set()
+            for template, members in zone_clusters:
                 sim, other = bank.similarity(template, ch, c.max_shift_samples)
                 depth = -float(template[bank.pre, 0])
                 known = sim >= c.merge_similarity and self._same_amplitude(depth, float(bank.amp[other]))
                 known = known or any(_similar(template, ch, t, tc, bank, c) for t, tc in accepted)
                 if not known:
                     accepted.append((template, ch))
-                clusters.append((template, members, not known))
-            out.append((ch, ids, clusters))
+                clusters.append((template, int(members.sum()), not known))
+                used.update(i for i, m in zip(zone_ids, members.tolist()) if m)
+            out.append((ch, used, clusters))
         return out
 
     def _start_round(self) -> None:
@@ -154,7 +168,11 @@ class OnlineDiscovery:
             return
 
         def work():
-            self._results = self._cluster(due)
+            try:
+                self._results = self._cluster(due)
+            except ClusteringFailed as exc:  # the process died: the next round starts a new one
+                self.failed_rounds += 1
+                self.last_error = str(exc)
 
         self._job = threading.Thread(target=work, name="rtclass-discovery", daemon=True)
         self._job.start()
@@ -170,12 +188,10 @@ class OnlineDiscovery:
         """Clusters -> units (unless a known template of the same size already explains them);
         their snippets leave the store."""
         bank, added = self.bank, []
-        for channel, ids, clusters in results:
-            used: set[int] = set()
-            for template, members, new in clusters:
-                used |= {i for i, m in zip(ids, members) if m}
+        for channel, used, clusters in results:
+            for template, n_members, new in clusters:
                 if new:
-                    added.append(bank.add(template, channel, weight=int(members.sum())))
+                    added.append(bank.add(template, channel, weight=n_members))
                     self.promoted += 1
             if used:
                 zone = self.store[channel]
@@ -191,3 +207,5 @@ class OnlineDiscovery:
     def close(self) -> None:
         if self._job is not None:
             self._job.join(timeout=10)
+        if self._process is not None:
+            self._process.close()
