@@ -117,16 +117,26 @@ def serve(src: BinaryIO, out: BinaryIO) -> None:
         out.flush()
 
 
-def lower_priority() -> None:
-    """Run only when the CPU is otherwise idle (Linux SCHED_IDLE: any normal task, such as the
-    hot path waking up for its next chunk, preempts it at once); elsewhere, the lowest niceness."""
+def stay_out_of_the_way() -> None:
+    """Run only when a CPU is otherwise idle (Linux SCHED_IDLE: any normal task, such as the hot
+    path waking up for its next chunk, preempts it at once; elsewhere, the lowest niceness), and
+    if the parent was pinned to some cores (``taskset``, a rig's isolated core), on the others."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
         os.nice(CLUSTERING_NICENESS)
+    try:
+        others = set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
+        if others:
+            os.sched_setaffinity(0, others)
+    except (AttributeError, OSError):
+        pass
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes our input
-    lower_priority()
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    stay_out_of_the_way()
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except BrokenPipeError:  # the parent went away mid-answer: nothing left to do
+        os._exit(0)
