@@ -290,7 +290,7 @@ def memory(seconds: float) -> dict[str, Any]:
     half = rss[len(rss) // 2 :]
     return {"data_s": seconds, "wall_s": time.monotonic() - t0, "rss_mb_samples": [list(s) for s in samples],
             "rss_mb_first_half_max": float(rss[: max(1, len(rss) // 2)].max()), "rss_mb_second_half_max": float(half.max()),
-            "units": int(pipe.chain.bank.n)}
+            "units": int(pipe.chain.bank.n), "discovery": pipe.metrics()["discovery"]}
 
 
 # ------------------------------------------------------------------------------------- latency

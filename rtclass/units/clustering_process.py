@@ -22,6 +22,11 @@ import numpy as np
 CLUSTERING_NICENESS = 19
 
 
+#: one BLAS/OpenMP thread in the child: its matrices are small, and at idle priority a pool's
+#: threads spin-wait for a partner that the scheduler has preempted (seen: a round took seconds)
+SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 class ClusteringFailed(RuntimeError):
     """The clustering process died or answered something unreadable."""
 
@@ -61,7 +66,7 @@ class ClusteringProcess:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "rtclass.units.clustering_process"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env={**os.environ, **SINGLE_THREADED},
             )
         return self._proc
 
