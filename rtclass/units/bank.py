@@ -18,8 +18,8 @@
   either side of the spike, median removed per channel) on the channels around the unit's peak
   channel; C4's waveform is the preprocessed trace of the channel with the largest swing.
 
-Memory per unit: fine lag counts (192 x 129 int32 = 99 KB) dominate; with the ring, ACG and waveform
-about 110 KB, so 1000 units take about 110 MB.
+Memory per unit: ``UnitBank.memory_bytes_per_unit()`` (about 290 KB: the exact records of the first
+reference spikes and the fine lag counts dominate), so 1000 units take about 290 MB.
 """
 
 from __future__ import annotations
@@ -346,25 +346,21 @@ class UnitBank:
         """Feed assigned spikes (sample index, unit id; in time order; unit < 0 ignored).
         ``channels_of(unit_id)`` gives a new unit's waveform channels. ``raw``: the raw (not
         filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
-        if samples.size == 0:
-            if raw is not None:
-                with self.lock:  # snippets may complete: readers copy waveforms under this lock
-                    self._update_waveforms(raw, raw_first)
-            return
-        keep = units >= 0
-        samples, units = samples[keep], units[keep]
-        with self.lock:
-            index = self.index
-            idx = np.array([index[u] if u in index else self.unit_index(u, channels_of(u)) for u in units.tolist()],
-                           np.int64)
-            if idx.size:
+        if samples.size:
+            keep = units >= 0
+            samples, units = samples[keep], units[keep]
+        with self.lock:  # readers copy under it; snippets may complete even without new spikes
+            if samples.size:
+                index = self.index
+                idx = np.array([index[u] if u in index else self.unit_index(u, channels_of(u))
+                                for u in units.tolist()], np.int64)
                 _add_spikes(idx, samples // self.samples_per_bin, self.ring, self.n_seq, self.seq0,
                             self.next_ref, self.n_exact, self.ex_rate, self.ex_bits, self.ex_used, self.grid,
                             self.acg, self.rate_hist, self.ref_hist, self.lag_counts, self.lost, LAG_INDEX,
                             SMOOTH_BINS // 2, self.window)
-            if raw is not None:
-                if idx.size:
+                if raw is not None:
                     self._pending.extend(zip(samples.tolist(), idx.tolist()))
+            if raw is not None:
                 self._update_waveforms(raw, raw_first)
 
     def _update_waveforms(self, raw: np.ndarray, first: int) -> None:

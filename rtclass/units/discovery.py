@@ -79,8 +79,8 @@ class OnlineDiscovery:
     and goes on; its clusters are turned into units at a later block, so the hot path never waits
     for a clustering (tens to hundreds of ms). The thread has PCA + ISO-SPLIT run in a separate,
     lower-priority process (``clustering_process``, started at the first round): ISO-SPLIT holds
-    the GIL, and in a thread it stalled the hot path by up to tens of ms. Without ``threaded`` (offline, tests), rounds
-    run in place and the result depends only on the data.
+    the GIL, and in a thread it stalled the hot path by up to tens of ms. Without ``threaded``
+    (offline, tests), rounds run in place and the result depends only on the data.
     """
 
     def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sample_rate_hz: float, threaded: bool = False):

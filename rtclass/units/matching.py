@@ -72,8 +72,6 @@ class TemplateMatcher:
             return NOTHING
         n_ready = int(np.searchsorted(samples, latest_ready, side="right"))
         self.pending = todo[n_ready:]
-        if n_ready == 0:
-            return NOTHING
         go = todo[:n_ready]
         earliest = work_first + self.bank.pre + self.max_shift
         if samples[0] < earliest:  # a window starting before the data we kept (stream start): not matchable
