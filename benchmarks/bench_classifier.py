@@ -9,14 +9,11 @@ units get a stable label, and how often the label is the true cell type.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from rtclass.benchmark import inference, machine, pin_one_core  # noqa: E402
+from rtclass.benchmark import inference, machine, pin_one_core, save_json  # noqa: E402
 
 from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
@@ -111,8 +108,7 @@ def main() -> None:
                         "right": sum(truth[u] == t and live[u] == t for u in labelled)}
                     for t in sorted(set(truth.values()))},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    save_json(res, args.out)
     print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); model {args.model}")
     print("inference (ms) by units: " + ", ".join(f"{k}: {v:.2f}" for k, v in res["inference_ms_by_units"].items()))
     p = res["pipeline"]

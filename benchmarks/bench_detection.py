@@ -8,10 +8,9 @@ SpikeInterface's chain on the same data in the same run when spikeinterface is i
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from rtclass.benchmark import detection_comparison, machine, pin_one_core
+from rtclass.benchmark import detection_comparison, machine, pin_one_core, save_json
 
 
 def main() -> None:
@@ -24,8 +23,7 @@ def main() -> None:
     pinned = pin_one_core()
     res = {"machine": {**machine(), "pinned_to_one_core": pinned},
            **detection_comparison(args.duration, args.seed, with_spikeinterface=not args.no_spikeinterface)}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    save_json(res, args.out)
     print(f"machine: {res['machine']['cpu']} ({'pinned to 1 core' if pinned else 'not pinned'})")
     print(f"{'chain':<34} {'xRT':>6} {'p50 us':>8} {'p99 us':>8} {'max us':>8} {'over':>5} {'recall':>7} {'prec':>6}")
     for r in res["rtclass"].values():

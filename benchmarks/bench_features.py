@@ -8,14 +8,12 @@ live-vs-offline 3D-ACG error.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from rtclass.benchmark import machine, pin_one_core  # noqa: E402
+from rtclass.benchmark import machine, pin_one_core, save_json  # noqa: E402
 
 from rtclass.units.bank import UnitBank  # noqa: E402
 from rtclass.units.c4_features import c4_acg  # noqa: E402
@@ -85,8 +83,7 @@ def main() -> None:
     per_unit = (time.perf_counter() - t0) / len(sample)
     res["offline_acg"] = {"units": n_off, "minutes": minutes, "s_per_unit": per_unit, "estimated_total_s": per_unit * n_off,
                           "measured_units": len(sample)}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    save_json(res, args.out)
     lu = res["live_update"]
     print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'})")
     print(f"live update: {lu['us_per_spike']:.2f} us per spike with {n_units} units at 50 Hz "

@@ -7,15 +7,12 @@ the per-type statistics of its spike trains next to the published ranges they sh
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from rtclass.benchmark import machine, pin_one_core  # noqa: E402
+from rtclass.benchmark import machine, pin_one_core, rss_mb, save_json  # noqa: E402
 
 from rtclass.config import SimulateConfig  # noqa: E402
 from rtclass.sim.celltypes import CELL_TYPES  # noqa: E402
@@ -29,14 +26,6 @@ PUBLISHED = {
     "GoC": {"rate": (15.9, 11.6, 19.9), "cv": (0.65, 0.55, 0.81), "cv2": (0.63, 0.53, 0.66), "isi_p5_ms": 14},
     "MFB": {"rate": (11.4, 7.6, 26), "cv": (1.42, 0.87, 1.89), "cv2": (0.94, 0.74, 1.12), "isi_p5_ms": 2.1},
 }
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def train_stats(sim: Simulation) -> dict:
@@ -86,7 +75,7 @@ def main() -> None:
         t = time.perf_counter()
         syn.read(min(block, sim.n_samples - syn.next_sample))
         busy += time.perf_counter() - t
-        if syn.next_sample % (10 * block) == 0:
+        if syn.next_sample % (10 * block) == 0 or syn.next_sample >= sim.n_samples:  # every 10 s, and at the end
             rss.append(rss_mb())
     res["generation"] = {
         "seconds": args.stream_s, "channels": sim.n_channels, "units": len(sim.units),
@@ -97,8 +86,7 @@ def main() -> None:
     stats_sim = Simulation(SimulateConfig(duration_s=args.stats_s, seed=2, units_per_type=args.units_per_type))
     res["statistics"] = train_stats(stats_sim)
     res["published_c4_mouse"] = PUBLISHED
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    save_json(res, args.out)
 
     g = res["generation"]
     print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'})")

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from rtclass.benchmark import machine, pin_one_core  # noqa: E402
-
+from rtclass.benchmark import feed_timed, machine, pin_one_core, save_json  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
 from rtclass.evaluation import filtered_template_peaks, match_detections, score_sorting  # noqa: E402
 from rtclass.pipeline import DetectionChain, bank_from_templates  # noqa: E402
@@ -27,11 +25,7 @@ CHUNK = 30  # 1 ms
 
 def run(cfg: Config, sim: Simulation, data: np.ndarray, bank) -> tuple[np.ndarray, DetectionChain, dict]:
     chain = DetectionChain(cfg, sim.probe, sim.fs, bank)
-    times, out = [], []
-    for a in range(0, data.shape[0], CHUNK):
-        out.append(chain.process(data[a : a + CHUNK].copy(), a))
-        times.append(chain.times_s)
-    t = np.array(times)
+    spikes, t = feed_timed(chain, data, CHUNK)
     total = t.sum(1)
     perf = {
         "realtime_factor": data.shape[0] / sim.fs / total.sum(),
@@ -40,7 +34,7 @@ def run(cfg: Config, sim: Simulation, data: np.ndarray, bank) -> tuple[np.ndarra
         "stage_mean_us": {s: float(t[:, i].mean() * 1e6) for i, s in enumerate(DetectionChain.STAGES)},
         "chunks_over_budget": int((total > CHUNK / sim.fs).sum()),
     }
-    return np.concatenate(out), chain, perf
+    return spikes, chain, perf
 
 
 def band_table(values: np.ndarray, snr: np.ndarray) -> dict:
@@ -112,8 +106,7 @@ def main() -> None:
                       "recall": float(sc.recall[u]), "precision": float(sc.precision[u]), "sorted_id": int(sc.matched_unit[u])}
                      for u in range(n_units)],
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    save_json(res, args.out)
     t, g = res["with_true_templates"], res["discovery"]
     print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); {args.duration:g} s, {n_units} units")
     print(f"true templates: right unit for {t['spikes_right_unit_of_detected_snr_ge_5']:.3f} of detected spikes of SNR>=5 units "

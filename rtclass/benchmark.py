@@ -48,6 +48,12 @@ def machine() -> dict[str, Any]:
             "rtclass": rtclass.__version__, "versions": versions}
 
 
+def save_json(res: dict[str, Any], path: str | Path) -> None:
+    """Write a benchmark's results (numpy scalars as floats), creating the folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(res, indent=2, default=float) + "\n")
+
+
 def pin_one_core() -> bool:
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
@@ -74,6 +80,16 @@ def _data(seconds: float, n_channels: int, seed: int = 3) -> np.ndarray:
     return np.ascontiguousarray(np.tile(x, (1, reps))[:, :n_channels])
 
 
+def feed_timed(chain, data: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Feed ``data`` to a DetectionChain in ``chunk``-sample chunks: (its spikes, the seconds
+    each stage took per chunk ``[n_chunks, n_stages]``)."""
+    times, found = [], []
+    for a in range(0, data.shape[0], chunk):
+        found.append(chain.process(data[a : a + chunk].copy(), a))
+        times.append(chain.times_s)
+    return np.concatenate(found), np.array(times)
+
+
 def throughput(seconds: float, channel_counts=CHANNEL_COUNTS, chunk: int = 30) -> dict[str, Any]:
     """Stage-by-stage time of the signal chain (with online discovery, features) per channel count."""
     from rtclass.pipeline import DetectionChain
@@ -84,11 +100,7 @@ def throughput(seconds: float, channel_counts=CHANNEL_COUNTS, chunk: int = 30) -
         data = _data(seconds, n)
         chain = DetectionChain(cfg, _probe(n), 30000.0)
         DetectionChain(cfg, _probe(n), 30000.0).process(np.zeros((64, n), np.float32), 0)
-        times = []
-        for a in range(0, data.shape[0], chunk):
-            chain.process(data[a : a + chunk].copy(), a)
-            times.append(chain.times_s)
-        t = np.array(times)
+        _, t = feed_timed(chain, data, chunk)
         total = t.sum()
         out[str(n)] = {"realtime_factor": data.shape[0] / 30000.0 / total,
                        "stage_share": {s: float(t[:, i].sum() / total) for i, s in enumerate(DetectionChain.STAGES)}}
@@ -103,11 +115,7 @@ def chunk_times(seconds: float, chunk_sizes=CHUNK_SIZES) -> dict[str, Any]:
     out = {}
     for chunk in chunk_sizes:
         chain = DetectionChain(cfg, _probe(384), 30000.0)
-        times = []
-        for a in range(0, data.shape[0], chunk):
-            chain.process(data[a : a + chunk].copy(), a)
-            times.append(sum(chain.times_s))
-        t = np.array(times) * 1e6
+        t = feed_timed(chain, data, chunk)[1].sum(1) * 1e6
         out[str(chunk)] = {"chunk_ms": chunk / 30.0, "p50_us": float(np.percentile(t, 50)),
                            "p99_us": float(np.percentile(t, 99)), "max_us": float(t.max()),
                            "over_budget": int((t > chunk / 30.0 * 1000).sum()), "chunks": int(t.size)}
@@ -131,11 +139,7 @@ def detection_chain(cfg: Config, sim, data: np.ndarray, chunk: int) -> tuple[dic
 
     chain = DetectionChain(cfg, sim.probe, sim.fs)
     DetectionChain(cfg, sim.probe, sim.fs).process(np.zeros((64, sim.n_channels), np.float32), 0)
-    times, found = [], []
-    for a in range(0, data.shape[0], chunk):
-        found.append(chain.process(data[a : a + chunk].copy(), a))
-        times.append(chain.times_s)
-    t = np.array(times)
+    spikes, t = feed_timed(chain, data, chunk)
     total = t.sum(1)
     res = {
         "chunk_samples": chunk, "chunk_ms": chunk / sim.fs * 1000, "realtime_factor": data.shape[0] / sim.fs / total.sum(),
@@ -144,7 +148,6 @@ def detection_chain(cfg: Config, sim, data: np.ndarray, chunk: int) -> tuple[dic
         "chunks_over_budget": int((total > chunk / sim.fs).sum()), "chunks": int(total.size),
         "stage_mean_us": {s: float(t[:, i].mean() * 1e6) for i, s in enumerate(DetectionChain.STAGES)},
     }
-    spikes = np.concatenate(found)
     peaks = np.zeros(spikes.size, [("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4")])
     peaks["sample"], peaks["channel"], peaks["amplitude"] = spikes["sample"], spikes["channel"], -spikes["amplitude"]
     return res, peaks, chain.detector
@@ -234,7 +237,8 @@ def inference(units=(1, 10, 100, 400, 1000)) -> dict[str, Any] | None:
     return out
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
+    """This process's resident memory now (MB)."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS"):
@@ -279,14 +283,14 @@ def memory(seconds: float) -> dict[str, Any]:
 
     def sample():
         while not stop.wait(1.0):
-            samples.append((pipe.samples_processed / 30000.0, _rss_mb()))
+            samples.append((pipe.samples_processed / 30000.0, rss_mb()))
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     pipe.run()
     stop.set()
     th.join()
-    rss = np.array([r for _, r in samples]) if samples else np.array([_rss_mb()])
+    rss = np.array([r for _, r in samples]) if samples else np.array([rss_mb()])
     half = rss[len(rss) // 2 :]
     return {"data_s": seconds, "wall_s": time.monotonic() - t0, "rss_mb_samples": [list(s) for s in samples],
             "rss_mb_first_half_max": float(rss[: max(1, len(rss) // 2)].max()), "rss_mb_second_half_max": float(half.max()),
@@ -544,8 +548,7 @@ def run_bench(mode: str, out: str | None, plots: str | None, log: Callable[[str]
     pin_one_core()
     res["detection"] = detection_comparison(det_s, chunks=(30, 30000), with_spikeinterface=mode != "smoke")
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(res, indent=2, default=float) + "\n")
+        save_json(res, out)
     if plots:
         _plots(res, Path(plots))
     return res

@@ -18,6 +18,19 @@ from rtclass.sim.writer import write_simulation  # noqa: E402
 
 #: seed of the simulated probe most tests use
 SIM_SEED = 7
+#: reference arrays produced by npyx and the script that made them
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+
+def c4_reference_maker():
+    """``tests/data/make_c4_reference.py`` as a module: the spike trains and waveforms that the
+    stored npyx reference (``c4_reference.npz``) was computed from."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_c4_reference", TEST_DATA / "make_c4_reference.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    return maker
 
 
 @pytest.fixture(scope="session")

@@ -11,19 +11,26 @@ CHANNELS = ("sample", "unit", "channel", "cell_type_code", "confidence")
 STREAM_TYPE = "Spikes"
 
 
+def _labelled_outlet(info, labels):
+    """An LSL outlet for ``info`` whose channels carry ``labels``; a clear error if LSL refuses."""
+    import pylsl
+
+    chans = info.desc().append_child("channels")
+    for label in labels:
+        chans.append_child("channel").append_child_value("label", label)
+    try:
+        return pylsl.StreamOutlet(info)
+    except Exception as exc:
+        raise PublishError(f"cannot create LSL outlet {info.name()!r}: {exc}") from exc
+
+
 class LslSpikeOutlet:
     def __init__(self, source_name: str):
         import pylsl
 
         self.name = f"{source_name}-spikes"
         info = pylsl.StreamInfo(self.name, STREAM_TYPE, len(CHANNELS), pylsl.IRREGULAR_RATE, pylsl.cf_double64, f"rtclass-{self.name}")
-        chans = info.desc().append_child("channels")
-        for label in CHANNELS:
-            chans.append_child("channel").append_child_value("label", label)
-        try:
-            self._outlet = pylsl.StreamOutlet(info)
-        except Exception as exc:
-            raise PublishError(f"cannot create LSL outlet {self.name!r}: {exc}") from exc
+        self._outlet = _labelled_outlet(info, CHANNELS)
 
     def publish(self, spikes: np.ndarray) -> None:
         n = spikes.size
@@ -53,13 +60,7 @@ class LslCountsOutlet:
         self.name = f"{source_name}-counts"
         info = pylsl.StreamInfo(self.name, "SpikeCounts", len(CELL_TYPE_NAMES), 1.0 / bin_s, pylsl.cf_float32,
                                 f"rtclass-{self.name}")
-        chans = info.desc().append_child("channels")
-        for label in CELL_TYPE_NAMES:
-            chans.append_child("channel").append_child_value("label", label)
-        try:
-            self._outlet = pylsl.StreamOutlet(info)
-        except Exception as exc:
-            raise PublishError(f"cannot create LSL outlet {self.name!r}: {exc}") from exc
+        self._outlet = _labelled_outlet(info, CELL_TYPE_NAMES)
 
     def publish_counts_array(self, counts: np.ndarray, t_ends: np.ndarray) -> None:
         if counts.shape[0]:

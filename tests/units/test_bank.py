@@ -1,24 +1,16 @@
 """Live per-unit features against C4's offline definition on the same spikes."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from rtclass.units.bank import EXACT_SPIKES, UnitBank
 from rtclass.units.c4_features import c4_acg, preprocess_waveform
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.conftest import c4_reference_maker
 
 
 @pytest.fixture(scope="module")
 def trains():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_c4_reference", DATA / "make_c4_reference.py")
-    maker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(maker)
-    return maker.trains()
+    return c4_reference_maker().trains()
 
 
 def _feed(train, seed, unit=7):

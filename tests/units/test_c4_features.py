@@ -1,23 +1,16 @@
 """Parity with npyx 4.3.1 (C4's own code), on reference arrays it produced (tests/data)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from rtclass.units.c4_features import acg_vs_rate, c4_acg, preprocess_waveform
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.conftest import TEST_DATA, c4_reference_maker
 
 
 @pytest.fixture(scope="module")
 def reference():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_c4_reference", DATA / "make_c4_reference.py")
-    maker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(maker)
-    return np.load(DATA / "c4_reference.npz"), maker.trains(), maker.waveforms()
+    maker = c4_reference_maker()
+    return np.load(TEST_DATA / "c4_reference.npz"), maker.trains(), maker.waveforms()
 
 
 def test_acg_vs_firing_rate_matches_npyx(reference):
