@@ -88,12 +88,21 @@ class DetectionChain:
             sample_rate_hz, history=self.matcher.history if self.matcher is not None else 0,
         )
         self.times_s = [0.0] * len(self.STAGES)
+        self._feature_work: list[tuple[np.ndarray, np.ndarray, int]] = []  # (spikes, raw block, its first sample)
         #: samples after a spike before its unit is decided (detection look-ahead + match window)
         self.decision_lag = self.detector.sweep + (self.matcher.post + self.matcher.max_shift if self.matcher else 0)
 
     def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
         """float32 [n, C] uV (repaired in place if non-finite) -> spikes (ASSIGNED_DTYPE) whose
-        unit is decided, in sample order."""
+        unit is decided, in sample order; the units' features are updated too."""
+        spikes = self.decide(data, first_sample)
+        self.update_features()
+        return spikes
+
+    def decide(self, data: np.ndarray, first_sample: int) -> np.ndarray:
+        """The signal stages and unit assignment only: the decided spikes' features wait for
+        ``update_features`` (a live pipeline publishes the spikes first: that is the latency a
+        subscriber sees). ``data`` must stay unchanged until then."""
         times = [0.0] * len(self.STAGES)
         found = []
         for a in range(0, data.shape[0], BLOCK_SAMPLES):
@@ -119,11 +128,19 @@ class DetectionChain:
                     self.discovery.add(self.matcher.unassigned)
                     self.matcher.unassigned.clear()
                     self.discovery.maybe_run(first_sample + a + block.shape[0])
-                self.features.update(spikes["sample"], spikes["unit"], self.bank.channels_for, block, first_sample + a)
+                self._feature_work.append((spikes, block, first_sample + a))
             times[4] += watch.lap()
             found.append(spikes)
         self.times_s = times
         return found[0] if len(found) == 1 else np.concatenate(found)
+
+    def update_features(self) -> None:
+        """Feed the spikes decided since the last call (and their raw blocks) to the UnitBank."""
+        watch = Stopwatch()
+        for spikes, block, first in self._feature_work:
+            self.features.update(spikes["sample"], spikes["unit"], self.bank.channels_for, block, first)
+        self._feature_work.clear()
+        self.times_s[4] += watch.lap()
 
 
 def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:
@@ -274,9 +291,7 @@ class Pipeline:
         if self._first_sample is None:
             self._first_sample = chunk.first_sample
             self._t_start = time.perf_counter()
-        found = self.chain.process(chunk.data, chunk.first_sample)
-        if self.raw is not None:
-            self.raw.write(chunk.data, chunk.first_sample, chunk.gap_before)
+        found = self.chain.decide(chunk.data, chunk.first_sample)
         watch = Stopwatch()
         spikes = np.zeros(found.size, SPIKE_DTYPE)
         if found.size:
@@ -289,6 +304,13 @@ class Pipeline:
                 spikes["cell_type"], spikes["confidence"] = self.labeler.label_of(found["unit"])
             for pub in self.publishers:
                 pub.publish(spikes)
+        t_pub = watch.lap()
+        # off the latency path: features, files, unit table, counts
+        self.chain.update_features()
+        if self.raw is not None:
+            self.raw.write(chunk.data, chunk.first_sample, chunk.gap_before)
+        watch.lap()
+        if found.size:
             self.log.append(spikes, found["amplitude"])
             if self.table is not None:
                 self.table.update(found)
@@ -296,7 +318,7 @@ class Pipeline:
             self._publish_table(chunk.end_sample)
         if self.counter is not None:
             self._publish_counts(spikes, chunk)
-        t_pub = watch.lap()
+        t_pub += watch.lap()
         self.times.record([*self.chain.times_s, t_pub], chunk.n_samples / self.info.sample_rate_hz)
         self._samples += chunk.n_samples
         return spikes

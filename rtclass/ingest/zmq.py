@@ -14,6 +14,9 @@ from rtclass.ingest.base import SourceStats, StreamInfo
 
 #: chunks a SUB socket may queue per second of buffer (1 ms chunks)
 CHUNKS_PER_S = 1000
+#: most samples one read returns: frames queued behind the first (a backlog after a stall) are
+#: joined into one chunk up to this, so that the pipeline catches up in one pass, as with LSL
+MAX_READ_SAMPLES = 3000
 #: on close, how long a sender keeps trying to deliver what is still queued
 CLOSE_LINGER_MS = 2000
 
@@ -114,11 +117,31 @@ class ZmqSource:
         return False
 
     def read(self, timeout_s: float) -> Chunk | None:
+        """The next frame, joined with the contiguous frames already queued behind it (up to
+        ``MAX_READ_SAMPLES``); a gap or a malformed frame ends the join."""
         if self._pending is not None:
             chunk, self._pending = self._pending, None
+        else:
+            frame = self._receive(timeout_s)
+            chunk = None if frame is None else self._to_chunk(frame)
+        if chunk is None:
+            return None
+        parts, n = [chunk], chunk.n_samples
+        while n < MAX_READ_SAMPLES:
+            frame = self._receive(0.0)
+            if frame is None:
+                break
+            more = self._to_chunk(frame)
+            if more is None:
+                continue
+            if more.gap_before:
+                self._pending = more
+                break
+            parts.append(more)
+            n += more.n_samples
+        if len(parts) == 1:
             return chunk
-        frame = self._receive(timeout_s)
-        return None if frame is None else self._to_chunk(frame)
+        return Chunk(np.concatenate([p.data for p in parts]), chunk.first_sample, parts[-1].t_last, chunk.gap_before)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -37,8 +37,8 @@ def write_array(out: BinaryIO, a: np.ndarray) -> None:
     out.write(a.tobytes())
 
 
-def read_array(src: BinaryIO) -> np.ndarray:
-    head = json.loads(_read_line(src))
+def read_array(src: BinaryIO, peer: str = "the clustering process") -> np.ndarray:
+    head = json.loads(_read_line(src, peer))
     dtype = np.dtype(head["dtype"])
     shape = tuple(int(n) for n in head["shape"])
     size = int(np.prod(shape)) * dtype.itemsize
@@ -48,10 +48,10 @@ def read_array(src: BinaryIO) -> np.ndarray:
     return np.frombuffer(data, dtype).reshape(shape).copy()
 
 
-def _read_line(src: BinaryIO) -> bytes:
+def _read_line(src: BinaryIO, peer: str = "the clustering process") -> bytes:
     line = src.readline()
     if not line:
-        raise ClusteringFailed("the clustering process closed its output")
+        raise ClusteringFailed(f"{peer} closed the pipe")
     return line
 
 
@@ -111,7 +111,7 @@ def serve(src: BinaryIO, out: BinaryIO) -> None:
         if not line:
             return
         request = json.loads(line)
-        zones = [read_array(src) for _ in range(int(request["zones"]))]
+        zones = [read_array(src, "the parent") for _ in range(int(request["zones"]))]
         for snips in zones:
             clusters = cluster_snippets(snips, int(request["pca_components"]), int(request["min_spikes"]),
                                         int(request["pre"]))
@@ -143,5 +143,5 @@ if __name__ == "__main__":
     stay_out_of_the_way()
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
-    except BrokenPipeError:  # the parent went away mid-answer: nothing left to do
+    except (BrokenPipeError, ClusteringFailed):  # the parent went away mid-request: nothing left to do
         os._exit(0)

@@ -33,29 +33,30 @@ MIN_AMPLITUDE_OBSERVATIONS = 20
 AMPLITUDE_NOISE_SDS = 3.0
 
 
-@numba.jit(nopython=True, nogil=True, cache=True)
-def _fit(work, t0, u, s, waves, local, inv_var, amp, amp_n, tolerance):
-    """(residual ratio, amplitude, explained fraction) of template u at shift s on the channels
-    ``local``: the snippet's energy left after subtracting ``a * T``, over what noise alone would
-    leave (each channel weighted by 1 / its noise variance; ~1 for a spike the template explains),
-    and the fraction of the snippet's energy the fit removed."""
-    width = waves.shape[1]
+#: fast-math flags that let the fit's sums vectorise (no 'nnan'/'ninf': a non-finite value must
+#: still compare as such). The order of additions is fixed by the compiled code and the inputs
+#: are the same whatever the chunking, so results stay chunk invariant.
+REASSOCIATE = {"reassoc", "nsz", "arcp", "contract", "afn"}
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _fit(xs, s, energy, tmpl, wgt, n_used, u, amp, amp_n, tolerance):
+    """(residual ratio, amplitude, explained fraction) of template ``tmpl`` [W, K] at shift index
+    ``s`` of the gathered snippet ``xs`` [W + 2 max_shift, K]: the snippet's energy left after
+    subtracting ``a * T``, over what noise alone would leave (each channel weighted by 1 / its
+    noise variance ``wgt``; ~1 for a spike the template explains), and the fraction of the
+    snippet's energy (``energy``, precomputed per shift) the fit removed."""
+    width = tmpl.shape[0]
     dot = 0.0
-    energy = 0.0
     tt = 0.0
-    n = 0
-    for k in range(local.shape[0]):
-        c = local[k]
-        if c < 0:
-            break
-        wgt = inv_var[c]
-        for w in range(width):
-            x = work[t0 + s + w, c]
-            v = waves[u, w, c]
-            dot += wgt * x * v
-            energy += wgt * x * x
-            tt += wgt * v * v
-        n += width
+    for w in range(width):
+        x = xs[s + w]
+        v = tmpl[w]
+        for k in range(n_used):
+            wv = wgt[k] * v[k]
+            dot += wv * x[k]
+            tt += wv * v[k]
+    n = width * n_used
     if dot <= 0.0 or tt <= 0.0 or n == 0:
         return np.inf, 0.0, 0.0
     a = dot / tt
@@ -65,6 +66,35 @@ def _fit(work, t0, u, s, waves, local, inv_var, amp, amp_n, tolerance):
         return np.inf, a, 0.0
     left = energy - 2.0 * a * dot + a * a * tt
     return left / n, a, 1.0 - left / energy
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _gather(work, t0, near, n_used, weights, max_shift, xs, wgt, energy):
+    """Copy the snippet around a peak (rows ``t0 - max_shift`` .. ``t0 + W + max_shift``, the
+    channels ``near``) into ``xs`` and its channel weights into ``wgt``; ``energy[s]``: the
+    weighted energy of the window at shift index s."""
+    for k in range(n_used):
+        wgt[k] = weights[near[k]]
+    for r in range(xs.shape[0]):
+        row = work[t0 - max_shift + r]
+        for k in range(n_used):
+            xs[r, k] = row[near[k]]
+    width = xs.shape[0] - 2 * max_shift
+    for s in range(2 * max_shift + 1):
+        e = 0.0
+        for w in range(width):
+            x = xs[s + w]
+            for k in range(n_used):
+                e += wgt[k] * x[k] * x[k]
+        energy[s] = e
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _template(waves, u, near, n_used, out):
+    """Template u on the channels ``near`` into ``out`` [W, K]."""
+    for w in range(out.shape[0]):
+        for k in range(n_used):
+            out[w, k] = waves[u, w, near[k]]
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -102,18 +132,28 @@ def match_peaks(
     explained fraction and shift of each peak; updates matched counts, templates, amplitudes."""
     width = waves.shape[1]
     k_max = channels.shape[1]
+    k_near = local.shape[1]
+    n_shift = 2 * max_shift + 1
+    xs = np.empty((width + 2 * max_shift, k_near), np.float32)
+    wgt = np.empty(k_near, np.float32)
+    energy = np.empty(n_shift, np.float64)
+    tmpl = np.empty((width, k_near), np.float32)
     for i in range(peak_t.shape[0]):
         t0 = peak_t[i] - work_first - pre
         cand = candidates[peak_c[i]]
         near = local[peak_c[i]]
-        weights = inv_var if peak_t[i] >= epoch else prev_inv_var
+        n_used = 0
+        while n_used < k_near and near[n_used] >= 0:
+            n_used += 1
+        _gather(work, t0, near, n_used, inv_var if peak_t[i] >= epoch else prev_inv_var, max_shift, xs, wgt, energy)
         first, second = -1, -1
         first_score, second_score = np.inf, np.inf
         for j in range(cand.shape[0]):
             u = cand[j]
             if u < 0:
                 break
-            score, _, _ = _fit(work, t0, u, 0, waves, near, weights, amp, amp_n, tolerance)
+            _template(waves, u, near, n_used, tmpl)
+            score, _, _ = _fit(xs, max_shift, energy[max_shift], tmpl, wgt, n_used, u, amp, amp_n, tolerance)
             if score < first_score:
                 second, second_score = first, first_score
                 first, first_score = u, score
@@ -127,10 +167,11 @@ def match_peaks(
         for u in (first, second):
             if u < 0:
                 continue
-            for s in range(-max_shift, max_shift + 1):
-                score, a, explained = _fit(work, t0, u, s, waves, near, weights, amp, amp_n, tolerance)
+            _template(waves, u, near, n_used, tmpl)
+            for s in range(n_shift):
+                score, a, explained = _fit(xs, s, energy[s], tmpl, wgt, n_used, u, amp, amp_n, tolerance)
                 if score < best_score:
-                    best_score, best_i, best_a, best_s, best_explained = score, u, a, s, explained
+                    best_score, best_i, best_a, best_s, best_explained = score, u, a, s - max_shift, explained
         # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
         # most of the snippet anyway
         if best_i >= 0 and best_score > max_residual and best_explained < min_explained:

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 import zmq
@@ -35,18 +37,41 @@ def test_round_trip_with_gap_and_malformed_frames():
     src = _source(addr)
     t = in_thread(_serve, sender, msgs)
     src.open()
-    chunks = []
-    while len(chunks) < 4:
+    chunks, n = [], 0
+    while n < 120:
         c = src.read(2.0)
         assert c is not None or src.stats.malformed, "timed out"
         if c is not None:
             chunks.append(c)
+            n += c.n_samples
     t.join()
-    assert [c.first_sample for c in chunks] == [0, 30, 90, 120]
-    assert chunks[2].gap_before == 30
-    np.testing.assert_allclose(chunks[0].data, blocks[0] * 2.0)
+    # queued frames may arrive joined, but never across the gap
+    starts = {c.first_sample: c for c in chunks}
+    assert 0 in starts and 90 in starts and starts[90].gap_before == 30
+    assert sum(c.gap_before for c in chunks) == 30
+    got = np.concatenate([c.data for c in chunks])
+    np.testing.assert_allclose(got, np.concatenate([blocks[0], blocks[1], blocks[2], blocks[4]]) * 2.0)
     s = src.stats
     assert (s.gaps, s.samples_dropped, s.malformed, s.samples_in) == (1, 30, 2, 120)  # junk + repeated block
+    src.close()
+    sender.close()
+
+
+def test_a_backlog_is_read_as_one_chunk():
+    """After a stall, the frames queued behind the first come back joined (one pass to catch up)."""
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    sender = ZmqRawSender(addr)
+    blocks = _blocks(6)
+    src = _source(addr)
+    t = in_thread(_serve, sender, [(b, 30 * i) for i, b in enumerate(blocks)])
+    src.open()  # holds the first frame
+    t.join()
+    time.sleep(0.2)  # everything has arrived
+    c = src.read(2.0)
+    assert (c.first_sample, c.n_samples, c.gap_before) == (0, 180, 0)
+    np.testing.assert_allclose(c.data, np.concatenate(blocks) * 2.0)
+    assert c.t_last == pytest.approx(150 / 30000.0)
+    assert src.read(0.05) is None
     src.close()
     sender.close()
 
