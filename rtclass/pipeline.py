@@ -83,15 +83,16 @@ class DetectionChain:
         self.features: UnitBank | None = None
         if bank is not None:
             self.matcher = TemplateMatcher(cfg.units, bank, sweep, discovering=self.discovery is not None)
-            self.features = UnitBank(n, sample_rate_hz, cfg.units.acg_window_ms, bank.k)
         self.detector = ThresholdDetector(
             cfg.detect, probe.neighbours(cfg.detect.radius_um), probe.neighbours(cfg.detect.echo_radius_um),
             sample_rate_hz, history=self.matcher.history if self.matcher is not None else 0,
         )
-        self.times_s = [0.0] * len(self.STAGES)
-        self._feature_work: list[tuple[np.ndarray, np.ndarray, int]] = []  # (spikes, raw block, its first sample)
         #: samples after a spike before its unit is decided (detection look-ahead + match window)
         self.decision_lag = self.detector.sweep + (self.matcher.post + self.matcher.max_shift if self.matcher else 0)
+        if self.matcher is not None:
+            self.features = UnitBank(n, sample_rate_hz, cfg.units.acg_window_ms, bank.k, decision_lag=self.decision_lag)
+        self.times_s = [0.0] * len(self.STAGES)
+        self._feature_work: list[tuple[np.ndarray, np.ndarray, int]] = []  # (spikes, raw block, its first sample)
 
     def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
         """float32 [n, C] uV (repaired in place if non-finite) -> spikes (ASSIGNED_DTYPE) whose

@@ -9,8 +9,9 @@ import numpy as np
 from rtclass.config import DetectConfig
 from rtclass.dsp.detect_kernels import detect_stream
 
-#: samples of new data the detector's buffer holds before it grows
-BUFFER_SAMPLES = 3000
+#: samples of new data the detector's buffer takes before its history moves back to the front
+#: (small, so that the buffer stays in cache; a call with more data grows it)
+BUFFER_SAMPLES = 240
 #: record of one detected peak
 PEAK_DTYPE = np.dtype([("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4")])
 
@@ -94,16 +95,21 @@ class ThresholdDetector:
             self._params[5] = -(-end // self.update) * self.update
         n_new = data.shape[0]
         h = self.history
-        # the last call's data stayed in place for later stages; now its tail becomes history
-        if h and self._len > h:
-            self._buf[:h] = self._buf[self._len - h : self._len].copy()
-        if h + n_new > self._buf.shape[0]:
-            grown = np.zeros((h + n_new, self.n_channels), np.float32)
-            grown[:h] = self._buf[:h]
-            self._buf = grown
-        self._buf[h : h + n_new] = data
-        self._len = h + n_new
-        work = self._buf[: h + n_new]
+        # new data goes after the last call's; only when the buffer is full does the history
+        # (the last h rows) move to its front - not on every call (a 1 ms chunk would move as
+        # many bytes of history as it brings)
+        if self._len + n_new > self._buf.shape[0]:
+            if h + n_new > self._buf.shape[0]:
+                grown = np.zeros((h + max(n_new, BUFFER_SAMPLES), self.n_channels), np.float32)
+                grown[:h] = self._buf[self._len - h : self._len]
+                self._buf = grown
+            else:
+                self._buf[:h] = self._buf[self._len - h : self._len]
+            self._len = h
+        start = self._len - h
+        self._buf[self._len : self._len + n_new] = data
+        self._len += n_new
+        work = self._buf[start : self._len]
         out_s, out_c, out_a = self._outputs(n_new)
         n = detect_stream(
             work, n_new, first_sample, self.sweep, self.neighbours, self.suppress, self.hist,
