@@ -30,7 +30,6 @@ from collections import deque
 import numba
 import numpy as np
 
-from rtclass.dsp.filter_kernels import median_inplace
 from rtclass.units.c4_features import (
     ACG_SCALE,
     HALF_WINDOW_BINS,
@@ -39,7 +38,6 @@ from rtclass.units.c4_features import (
     N_LOG_LAGS,
     N_RATE_BINS,
     SMOOTH_BINS,
-    c4_acg_from_bins,
     preprocess_waveform,
 )
 

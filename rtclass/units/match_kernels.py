@@ -200,3 +200,50 @@ def match_peaks(
                 waves[u, w, c] = v
                 new_norm += v * v
         norm2[u] = new_norm
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earliest, n_units, candidates, local, waves,
+               channels, norm2, amp, amp_n, matched, ids, prev_inv_var, inv_var, epoch, pre, max_shift, max_residual,
+               min_explained, tolerance, adapt_spikes, out):
+    """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
+    ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
+    ``latest_ready``; those before ``earliest`` have no full window and are dropped) with
+    ``match_peaks``, write them to ``out`` (ASSIGNED_DTYPE; unit = ``ids`` of the winner or -1)
+    and keep the rest at the front of ``pending``. With ``n_units`` = 0 every decided peak is
+    unassigned. ``pending`` and ``out`` must have room for
+    ``n_pending + len(peaks)``. Returns (decided, still pending)."""
+    n_all = n_pending + peaks.shape[0]
+    for i in range(peaks.shape[0]):
+        pending[n_pending + i] = peaks[i]
+    n_ready = 0
+    while n_ready < n_all and pending[n_ready].sample <= latest_ready:
+        n_ready += 1
+    n = 0
+    for i in range(n_ready):
+        if pending[i].sample >= earliest:
+            pending[n] = pending[i]  # compact in place (n <= i)
+            n += 1
+    peak_t = np.empty(n, np.int64)
+    peak_c = np.empty(n, np.int64)
+    for i in range(n):
+        peak_t[i] = pending[i].sample
+        peak_c[i] = pending[i].channel
+    idx = np.full(n, -1, np.int32)
+    fit = np.zeros(n, np.float32)
+    score = np.zeros(n, np.float32)
+    shift = np.zeros(n, np.int32)
+    if n > 0 and n_units > 0:
+        match_peaks(work, work_first, peak_t, peak_c, candidates, local, waves, channels, norm2, amp, amp_n, matched,
+                    prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, tolerance,
+                    adapt_spikes, idx, fit, score, shift)
+    for i in range(n):
+        out[i].sample = pending[i].sample
+        out[i].channel = pending[i].channel
+        out[i].amplitude = -pending[i].amplitude
+        out[i].unit = ids[idx[i]] if idx[i] >= 0 else -1
+        out[i].fit = fit[i]
+        out[i].score = score[i]
+    for i in range(n_ready, n_all):
+        pending[i - n_ready] = pending[i]
+    return n, n_all - n_ready

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from rtclass.config import UnitsConfig
 from rtclass.dsp.detection import PEAK_DTYPE
-from rtclass.units.match_kernels import match_peaks
+from rtclass.units.match_kernels import match_step
 from rtclass.units.templates import TemplateBank
 
 #: noise levels below this (uV) are taken as this (dead or not yet estimated channels)
@@ -20,6 +19,8 @@ ASSIGNED_DTYPE = np.dtype(
 )
 
 
+#: peaks the matcher can hold before its buffers grow
+PENDING_CAPACITY = 1024
 #: the (shared, read-only) result of a call that decides no spike
 NOTHING = np.zeros(0, ASSIGNED_DTYPE)
 NOTHING.flags.writeable = False
@@ -43,7 +44,10 @@ class TemplateMatcher:
         self.post = bank.width - bank.pre
         #: past samples the matcher needs to see (the detector keeps them in its ``work``)
         self.history = bank.width + 2 * self.max_shift + sweep + 1
-        self.pending = np.zeros(0, PEAK_DTYPE)
+        self._pending = np.zeros(PENDING_CAPACITY, PEAK_DTYPE)  # peaks waiting for their window: [:n_pending]
+        self.n_pending = 0
+        self._out = np.zeros(PENDING_CAPACITY, ASSIGNED_DTYPE)
+        self._no_peaks = np.zeros(0, PEAK_DTYPE)  # writable (a read-only array would compile another variant)
         ones = np.ones(bank.probe.n_channels, np.float32)
         self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
         self.unassigned: list[tuple[int, int, np.ndarray]] = []  # (sample, channel, snippet [W, K])
@@ -62,66 +66,45 @@ class TemplateMatcher:
         covering at least ``history`` samples before the newest; peaks: newly detected;
         noise_sd: the noise level per channel (uV) in force from sample ``noise_from`` on."""
         self._weights(noise_sd, noise_from)
-        if peaks.size == 0 and self.pending.size == 0:
+        if peaks.size == 0 and self.n_pending == 0:
             return NOTHING
-        todo = np.concatenate([self.pending, peaks]) if self.pending.size else peaks
-        samples = todo["sample"]  # in time order (the detector's order; pending ones are older)
+        need = self.n_pending + peaks.size
+        if need > self._pending.size:
+            grown = np.zeros(2 * need, PEAK_DTYPE)
+            grown[: self.n_pending] = self._pending[: self.n_pending]
+            self._pending, self._out = grown, np.zeros(2 * need, ASSIGNED_DTYPE)
+        b = self.bank
         latest_ready = work_first + work.shape[0] - self.post - self.max_shift
-        if samples[0] > latest_ready:  # the oldest is not ready: none is
-            self.pending = todo
+        earliest = work_first + b.pre + self.max_shift  # a window starting before the data kept (stream start)
+        n, self.n_pending = match_step(
+            self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready, earliest, b.n, b.candidates, b.local,
+            b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids, self._prev_inv_var, self._inv_var,
+            self._epoch, b.pre, self.max_shift, self.max_residual, self.min_explained, self.cfg.amplitude_tolerance,
+            self.cfg.adapt_spikes, self._out,
+        )
+        if n == 0:
             return NOTHING
-        n_ready = int(np.searchsorted(samples, latest_ready, side="right"))
-        self.pending = todo[n_ready:]
-        go = todo[:n_ready]
-        earliest = work_first + self.bank.pre + self.max_shift
-        if samples[0] < earliest:  # a window starting before the data we kept (stream start): not matchable
-            go = go[go["sample"] >= earliest]
-        n = go.size
-        idx = np.full(n, -1, np.int32)
-        fit = np.zeros(n, np.float32)
-        score = np.zeros(n, np.float32)
-        if n and self.bank.n:
-            b = self.bank
-            shift = np.empty(n, np.int32)
-            match_peaks(
-                work, work_first, go["sample"], go["channel"].astype(np.int64), b.candidates, b.local, b.waves, b.channels,
-                b.norm2, b.amp, b.amp_n, b.matched, self._prev_inv_var, self._inv_var, self._epoch, b.pre,
-                self.max_shift, self.max_residual, self.min_explained,
-                self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, idx, fit, score, shift,
-            )
-        out = np.empty(n, ASSIGNED_DTYPE)
-        _assigned_records(go, idx, fit, score, self.bank.ids, out)
+        out = self._out[:n].copy()
         if self.collect_unassigned:
-            for s, c in zip(out["sample"][out["unit"] < 0], out["channel"][out["unit"] < 0]):
-                t0 = s - work_first - self.bank.pre
-                chans = self.bank.local_channels(int(c))
-                self.unassigned.append((int(s), int(c), work[t0 : t0 + self.bank.width][:, chans].copy()))
+            for i in np.flatnonzero(out["unit"] < 0).tolist():
+                s, c = int(out[i]["sample"]), int(out[i]["channel"])
+                t0 = s - work_first - b.pre
+                self.unassigned.append((s, c, work[t0 : t0 + b.width, b.local_channels(c)]))
         return out
 
 
-@numba.jit(nopython=True, nogil=True, cache=True)
-def _assigned_records(peaks, idx, fit, score, ids, out):
-    """Fill ``out`` (ASSIGNED_DTYPE) from decided peaks and their match results (one compiled
-    loop instead of a dozen structured-array field operations per call)."""
-    for i in range(peaks.shape[0]):
-        out[i].sample = peaks[i].sample
-        out[i].channel = peaks[i].channel
-        out[i].amplitude = -peaks[i].amplitude
-        out[i].unit = ids[idx[i]] if idx[i] >= 0 else -1
-        out[i].fit = fit[i]
-        out[i].score = score[i]
-
-
 def warm_up_matching() -> None:
-    """Compile (or load from cache) the matching kernel on a tiny problem."""
+    """Compile (or load from cache) the matching step on a tiny problem, with the argument types
+    of the live calls."""
     work = np.zeros((8, 1), np.float32)
     work[3, 0] = -1.0
     waves = np.zeros((1, 4, 1), np.float32)
     waves[0, 1, 0] = -1.0
-    out = [np.zeros(1, np.int32), np.zeros(1, np.float32), np.zeros(1, np.float32), np.zeros(1, np.int32)]
-    match_peaks(work, 0, np.array([3], np.int64), np.array([0], np.int64), np.zeros((1, 1), np.int32),
-                np.zeros((1, 1), np.int32), waves,
-                np.zeros((1, 1), np.int32), np.ones(1, np.float32), np.ones(1, np.float32), np.ones(1, np.int64),
-                np.zeros(1, np.int64), np.ones(1, np.float32), np.ones(1, np.float32), 0, 1, 1, 2.0, 0.5, 0.5, 10, *out)
-    _assigned_records(np.zeros(1, PEAK_DTYPE), np.zeros(1, np.int32), np.zeros(1, np.float32),
-                      np.zeros(1, np.float32), np.zeros(1, np.int32), np.zeros(1, ASSIGNED_DTYPE))
+    pending = np.zeros(2, PEAK_DTYPE)
+    peaks = np.zeros(1, PEAK_DTYPE)
+    peaks["sample"] = 3
+    i32, f32, i64 = np.int32, np.float32, np.int64
+    match_step(pending, 0, peaks, work, 0, 4, 1, 1, np.zeros((1, 1), i32), np.zeros((1, 1), i32), waves,
+               np.zeros((1, 1), i32), np.ones(1, f32), np.ones(1, f32), np.ones(1, i64), np.zeros(1, i64),
+               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.5, 10,
+               np.zeros(2, ASSIGNED_DTYPE))
