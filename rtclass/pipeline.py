@@ -454,7 +454,7 @@ class Pipeline:
         bank = self.chain.bank
         if bank is None or bank.n == 0:
             return None
-        templates = bank.waves[: bank.n] * bank.amp[: bank.n, None, None]
+        templates = bank.waves[: bank.n].transpose(0, 2, 1) * bank.amp[: bank.n, None, None]  # [U, W, C]
         labels = {}
         lab = self.labeler
         if lab is not None:

@@ -381,7 +381,8 @@ class UnitBank:
         pos = first % ring
         head = min(n, ring - pos)
         self._raw[pos : pos + head] = raw[:head]
-        self._raw[: n - head] = raw[head:]
+        if head < n:
+            self._raw[: n - head] = raw[head:]
         self._raw_end = first + n
         oldest = self._raw_end - ring
         pending = self._pending  # in sample order: only its front can be ready

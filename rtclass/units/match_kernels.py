@@ -92,9 +92,10 @@ def _gather(work, t0, near, n_used, weights, max_shift, xs, wgt, energy):
 @numba.jit(nopython=True, nogil=True, cache=True)
 def _template(waves, u, near, n_used, out):
     """Template u on the channels ``near`` into ``out`` [W, K]."""
-    for w in range(out.shape[0]):
-        for k in range(n_used):
-            out[w, k] = waves[u, w, near[k]]
+    for k in range(n_used):
+        trace = waves[u, near[k]]
+        for w in range(out.shape[0]):
+            out[w, k] = trace[w]
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -127,10 +128,10 @@ def match_peaks(
 ):
     """work: float32 [L, C] filtered samples, ``work[0]`` at global index ``work_first``; every
     peak's window (with shifts) must lie inside. local: int32 [C, K] channels around each
-    channel (-1 padded); waves: [U, W, C] dense templates; channels: [U, K'] their supports;
+    channel (-1 padded); waves: [U, C, W] dense templates (channel-major); channels: [U, K'] their supports;
     inv_var: channel weights for peaks from sample ``epoch`` on, prev_inv_var before it. Writes the bank index (-1: none), amplitude,
     explained fraction and shift of each peak; updates matched counts, templates, amplitudes."""
-    width = waves.shape[1]
+    width = waves.shape[2]
     k_max = channels.shape[1]
     k_near = local.shape[1]
     n_shift = 2 * max_shift + 1
@@ -196,8 +197,8 @@ def match_peaks(
                 break
             for w in range(width):
                 target = work[t0 + best_s + w, c] / best_a
-                v = waves[u, w, c] + rate * (target - waves[u, w, c])
-                waves[u, w, c] = v
+                v = waves[u, c, w] + rate * (target - waves[u, c, w])
+                waves[u, c, w] = v
                 new_norm += v * v
         norm2[u] = new_norm
 
@@ -212,7 +213,8 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
     ``match_peaks``, write them to ``out`` (ASSIGNED_DTYPE; unit = ``ids`` of the winner or -1)
     and keep the rest at the front of ``pending``. With ``n_units`` = 0 every decided peak is
     unassigned. ``pending`` and ``out`` must have room for
-    ``n_pending + len(peaks)``. Returns (decided, still pending)."""
+    ``n_pending + len(peaks)``. Returns (decided, still pending, the oldest pending one's
+    sample or -1, decided but unassigned)."""
     n_all = n_pending + peaks.shape[0]
     for i in range(peaks.shape[0]):
         pending[n_pending + i] = peaks[i]
@@ -244,6 +246,10 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
         out[i].unit = ids[idx[i]] if idx[i] >= 0 else -1
         out[i].fit = fit[i]
         out[i].score = score[i]
+    n_unassigned = 0
+    for i in range(n):
+        n_unassigned += idx[i] < 0
     for i in range(n_ready, n_all):
         pending[i - n_ready] = pending[i]
-    return n, n_all - n_ready
+    oldest = pending[0].sample if n_all > n_ready else -1
+    return n, n_all - n_ready, oldest, n_unassigned

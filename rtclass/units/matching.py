@@ -46,7 +46,7 @@ class TemplateMatcher:
         self.history = bank.width + 2 * self.max_shift + sweep + 1
         self._pending = np.zeros(PENDING_CAPACITY, PEAK_DTYPE)  # peaks waiting for their window: [:n_pending]
         self.n_pending = 0
-        self._out = np.zeros(PENDING_CAPACITY, ASSIGNED_DTYPE)
+        self._oldest = -1  # sample of the oldest pending peak (when n_pending > 0)
         self._no_peaks = np.zeros(0, PEAK_DTYPE)  # writable (a read-only array would compile another variant)
         ones = np.ones(bank.probe.n_channels, np.float32)
         self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
@@ -72,22 +72,29 @@ class TemplateMatcher:
         if need > self._pending.size:
             grown = np.zeros(2 * need, PEAK_DTYPE)
             grown[: self.n_pending] = self._pending[: self.n_pending]
-            self._pending, self._out = grown, np.zeros(2 * need, ASSIGNED_DTYPE)
+            self._pending = grown
         b = self.bank
         latest_ready = work_first + work.shape[0] - self.post - self.max_shift
+        oldest = self._oldest if self.n_pending else int(peaks["sample"][0])
+        if oldest > latest_ready:  # nothing has its window yet: only queue the new peaks
+            self._pending[self.n_pending : need] = peaks
+            self.n_pending, self._oldest = need, oldest
+            return NOTHING
         earliest = work_first + b.pre + self.max_shift  # a window starting before the data kept (stream start)
-        n, self.n_pending = match_step(
-            self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready, earliest, b.n, b.candidates, b.local,
-            b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids, self._prev_inv_var, self._inv_var,
-            self._epoch, b.pre, self.max_shift, self.max_residual, self.min_explained, self.cfg.amplitude_tolerance,
-            self.cfg.adapt_spikes, self._out,
+        out = np.empty(need, ASSIGNED_DTYPE)
+        n, self.n_pending, self._oldest, n_unassigned = match_step(
+            self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready,
+            earliest, b.n, b.candidates, b.local, b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids,
+            self._prev_inv_var, self._inv_var, self._epoch, b.pre, self.max_shift, self.max_residual,
+            self.min_explained, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, out,
         )
         if n == 0:
             return NOTHING
-        out = self._out[:n].copy()
-        if self.collect_unassigned:
-            for i in np.flatnonzero(out["unit"] < 0).tolist():
-                s, c = int(out[i]["sample"]), int(out[i]["channel"])
+        out = out[:n]
+        if self.collect_unassigned and n_unassigned:
+            unit, sample, channel = out["unit"], out["sample"], out["channel"]
+            for i in np.flatnonzero(unit < 0).tolist():
+                s, c = int(sample[i]), int(channel[i])
                 t0 = s - work_first - b.pre
                 self.unassigned.append((s, c, work[t0 : t0 + b.width, b.local_channels(c)]))
         return out
@@ -98,8 +105,8 @@ def warm_up_matching() -> None:
     of the live calls."""
     work = np.zeros((8, 1), np.float32)
     work[3, 0] = -1.0
-    waves = np.zeros((1, 4, 1), np.float32)
-    waves[0, 1, 0] = -1.0
+    waves = np.zeros((1, 1, 4), np.float32)  # [U, C, W]
+    waves[0, 0, 1] = -1.0
     pending = np.zeros(2, PEAK_DTYPE)
     peaks = np.zeros(1, PEAK_DTYPE)
     peaks["sample"] = 3

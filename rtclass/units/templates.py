@@ -40,13 +40,18 @@ class TemplateBank:
         self._dist = probe.distances_um()
         self.local = probe.neighbours(match_radius_um)  # [C, K] channels around each channel
         self.k = self.local.shape[1]
+        self._local_lists = [row[row >= 0] for row in self.local]
+        for row in self._local_lists:
+            row.flags.writeable = False
         self.candidate_radius_um = candidate_radius_um
         n_ch = probe.n_channels
         self.n = 0
         self.ids = np.zeros(INITIAL_CAPACITY, np.int32)
         self.peak_channel = np.zeros(INITIAL_CAPACITY, np.int32)
         self.channels = np.full((INITIAL_CAPACITY, self.k), -1, np.int32)  # support, peak channel first
-        self.waves = np.zeros((INITIAL_CAPACITY, width, n_ch), np.float32)
+        # channel-major [U, C, W]: a template's trace on each channel is contiguous, so the
+        # matcher reads the channels around a spike as one short run of memory
+        self.waves = np.zeros((INITIAL_CAPACITY, n_ch, width), np.float32)
         self.norm2 = np.zeros(INITIAL_CAPACITY, np.float32)
         self.amp = np.zeros(INITIAL_CAPACITY, np.float32)  # typical trough depth (uV) of the unit's spikes
         self.amp_n = np.zeros(INITIAL_CAPACITY, np.int64)  # observations behind amp
@@ -64,7 +69,7 @@ class TemplateBank:
         ch = np.full((cap, self.k), -1, np.int32)
         ch[: self.channels.shape[0]] = self.channels
         self.channels = ch
-        w = np.zeros((cap, self.width, self.waves.shape[2]), np.float32)
+        w = np.zeros((cap, self.waves.shape[1], self.width), np.float32)
         w[: self.waves.shape[0]] = self.waves
         self.waves = w
 
@@ -74,8 +79,8 @@ class TemplateBank:
         return self.local_channels(int(self.peak_channel[i]))
 
     def local_channels(self, peak_channel: int) -> np.ndarray:
-        row = self.local[peak_channel]
-        return row[row >= 0]
+        """The channels around a channel (read-only; the peak channel first)."""
+        return self._local_lists[peak_channel]
 
     def add(self, waves: np.ndarray, peak_channel: int, unit_id: int | None = None, weight: int = 0,
             in_uv: bool = True) -> int:
@@ -100,7 +105,7 @@ class TemplateBank:
         self.channels[i] = -1
         self.channels[i, : chans.size] = chans
         self.waves[i] = 0
-        self.waves[i][:, chans] = waves / depth
+        self.waves[i][chans] = (waves / depth).T
         self.norm2[i] = float((self.waves[i] ** 2).sum())
         self.amp[i] = depth if in_uv else 0.0
         self.amp_n[i] = max(weight, 1) if in_uv else 0
@@ -130,7 +135,7 @@ class TemplateBank:
         for i in range(self.n):
             if self._dist[peak_channel, self.peak_channel[i]] > self.candidate_radius_um:
                 continue
-            other = self.waves[i][:, chans]
+            other = self.waves[i][chans].T
             for s in range(-max_shift, max_shift + 1):
                 a = waves[max(s, 0) : self.width + min(s, 0)]
                 b = other[max(-s, 0) : self.width + min(-s, 0)]
