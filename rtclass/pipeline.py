@@ -105,20 +105,21 @@ class DetectionChain:
         """The signal stages and unit assignment only: the decided spikes' features wait for
         ``update_features`` (a live pipeline publishes the spikes first: that is the latency a
         subscriber sees). ``data`` must stay unchanged until then."""
-        times = [0.0] * len(self.STAGES)
+        clock = time.perf_counter  # stage times: plain clock reads (a lap object costs ~0.5 us a call)
+        t_guard = t_filter = t_reference = t_detect = t_match = 0.0
         found = []
         for a in range(0, data.shape[0], BLOCK_SAMPLES):
             block = data[a : a + BLOCK_SAMPLES]
-            watch = Stopwatch()
+            t0 = clock()
             self.guard.process(block)
-            times[0] += watch.lap()
+            t1 = clock()
             y = self.filter.process(block)
-            times[1] += watch.lap()
+            t2 = clock()
             if self.reference is not None:
                 self.reference.process(y)
-            times[2] += watch.lap()
+            t3 = clock()
             peaks = self.detector.process(y, first_sample + a)
-            times[3] += watch.lap()
+            t4 = clock()
             if self.matcher is None:
                 spikes = np.zeros(peaks.size, ASSIGNED_DTYPE)
                 spikes["sample"], spikes["channel"], spikes["unit"] = peaks["sample"], peaks["channel"], NO_UNIT
@@ -127,22 +128,28 @@ class DetectionChain:
                 det = self.detector
                 spikes = self.matcher.process(det.work, det.work_first, peaks, det.noise_sd, det.noise_from)
                 if self.discovery is not None:
-                    self.discovery.add(self.matcher.unassigned)
-                    self.matcher.unassigned.clear()
+                    if self.matcher.unassigned:
+                        self.discovery.add(self.matcher.unassigned)
+                        self.matcher.unassigned.clear()
                     self.discovery.maybe_run(first_sample + a + block.shape[0])
                 self._feature_work.append((spikes, block, first_sample + a))
-            times[4] += watch.lap()
+            t5 = clock()
+            t_guard += t1 - t0
+            t_filter += t2 - t1
+            t_reference += t3 - t2
+            t_detect += t4 - t3
+            t_match += t5 - t4
             found.append(spikes)
-        self.times_s = times
+        self.times_s = [t_guard, t_filter, t_reference, t_detect, t_match]
         return found[0] if len(found) == 1 else np.concatenate(found)
 
     def update_features(self) -> None:
         """Feed the spikes decided since the last call (and their raw blocks) to the UnitBank."""
-        watch = Stopwatch()
+        t0 = time.perf_counter()
         for spikes, block, first in self._feature_work:
             self.features.update(spikes["sample"], spikes["unit"], self.bank.channels_for, block, first)
         self._feature_work.clear()
-        self.times_s[4] += watch.lap()
+        self.times_s[4] += time.perf_counter() - t0
 
 
 def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:

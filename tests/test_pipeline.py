@@ -113,3 +113,31 @@ def test_idle_timeout_ends_a_run_whose_source_went_quiet(sim_data):
     pipe.run()
     assert time.monotonic() - t < 5.0
     assert pipe.samples_processed == 3000
+
+
+def test_after_open_the_run_compiles_nothing(sim_data):
+    """Every kernel variant the hot path calls is compiled (or loaded) by the warm-up in
+    ``open``: a compile inside the live loop would stall it for seconds."""
+    import numba
+
+    import rtclass.dsp.detect_kernels
+    import rtclass.dsp.filter_kernels
+    import rtclass.dsp.guard
+    import rtclass.units.bank
+    import rtclass.units.match_kernels
+
+    def signatures():
+        mods = (rtclass.dsp.detect_kernels, rtclass.dsp.filter_kernels, rtclass.dsp.guard, rtclass.units.bank,
+                rtclass.units.match_kernels)
+        return {f"{m.__name__}.{k}": len(v.signatures) for m in mods for k, v in vars(m).items()
+                if isinstance(v, numba.core.registry.CPUDispatcher)}
+
+    data = sim_data[:90000]
+    chunks = [Chunk(data[a : a + 30].copy(), a, a / 30000.0) for a in range(0, data.shape[0], 30)]
+    pipe = Pipeline(Config().replace(classify={"model": "none"}), _ListSource(chunks, 384), probe=neuropixels("np1"))
+    pipe.live = False  # discovery in place: units appear within these 3 s whatever the machine's speed
+    pipe.open()
+    before = signatures()
+    pipe.run()
+    assert pipe.chain.bank.n > 0 and len(pipe.log) > 0  # units were found and spikes matched
+    assert signatures() == before

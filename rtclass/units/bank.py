@@ -351,20 +351,19 @@ class UnitBank:
         """Feed assigned spikes (sample index, unit id; in time order; unit < 0 ignored).
         ``channels_of(unit_id)`` gives a new unit's waveform channels. ``raw``: the raw (not
         filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
-        if samples.size:
-            keep = units >= 0
-            samples, units = samples[keep], units[keep]
         with self.lock:  # readers copy under it; snippets may complete even without new spikes
             if samples.size:
                 index = self.index
-                idx = np.array([index[u] if u in index else self.unit_index(u, channels_of(u))
-                                for u in units.tolist()], np.int64)
-                _add_spikes(idx, samples // self.samples_per_bin, self.ring, self.n_seq, self.seq0,
-                            self.next_ref, self.n_exact, self.ex_rate, self.ex_bits, self.ex_used, self.grid,
-                            self.acg, self.rate_hist, self.ref_hist, self.lag_counts, self.lost, LAG_INDEX,
-                            SMOOTH_BINS // 2, self.window)
-                if raw is not None:
-                    self._pending.extend(zip(samples.tolist(), idx.tolist()))
+                kept = [(s, index[u] if u in index else self.unit_index(u, channels_of(u)))
+                        for s, u in zip(samples.tolist(), units.tolist()) if u >= 0]  # few spikes a call: a list is fastest
+                if kept:
+                    spikes = np.array(kept, np.int64)
+                    _add_spikes(np.ascontiguousarray(spikes[:, 1]), spikes[:, 0] // self.samples_per_bin, self.ring, self.n_seq, self.seq0,
+                                self.next_ref, self.n_exact, self.ex_rate, self.ex_bits, self.ex_used, self.grid,
+                                self.acg, self.rate_hist, self.ref_hist, self.lag_counts, self.lost, LAG_INDEX,
+                                SMOOTH_BINS // 2, self.window)
+                    if raw is not None:
+                        self._pending.extend(kept)
             if raw is not None:
                 self._update_waveforms(raw, raw_first)
 
