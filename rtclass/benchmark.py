@@ -532,7 +532,7 @@ DURATIONS = {"full": (10.0, 30.0, 300.0, 20.0), "quick": (3.0, 8.0, 20.0, 5.0), 
 
 
 def run_bench(mode: str, out: str | None, plots: str | None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """``mode``: full (about 12 min), quick (about 2 min) or smoke (a check that it all runs)."""
+    """``mode``: full (about 3.5 min on 2 cores), quick (about 1 min) or smoke (a check that it all runs)."""
     pinned = pin_one_core()
     res: dict[str, Any] = {"machine": {**machine(), "pinned_to_one_core": pinned}, "mode": mode}
     seconds, lat_s, mem_s, det_s = DURATIONS[mode]

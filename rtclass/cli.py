@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure throughput, latency, inference time and memory on this machine")
     b.add_argument("--out", help="save the results as JSON")
     b.add_argument("--plots", help="folder for PNG plots (needs matplotlib, extra 'plots')")
-    b.add_argument("--quick", action="store_true", help="a shorter run (about 2 minutes)")
+    b.add_argument("--quick", action="store_true", help="a shorter run (about a minute)")
     b.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # CI: does it all run
     b.set_defaults(func=cmd_bench)
     return p
