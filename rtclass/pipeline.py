@@ -303,19 +303,21 @@ class Pipeline:
         found = self.chain.decide(chunk.data, chunk.first_sample)
         watch = Stopwatch()
         spikes = np.zeros(found.size, SPIKE_DTYPE)
-        if found.size:
-            fs = self.info.sample_rate_hz
-            spikes["sample"] = found["sample"]
-            spikes["unit"] = found["unit"]
-            spikes["channel"] = found["channel"]
-            spikes["t_source"] = chunk.t_last - (chunk.end_sample - 1 - found["sample"]) / fs
-            if self.labeler is not None:
-                spikes["cell_type"], spikes["confidence"] = self.labeler.label_of(found["unit"])
-            for pub in self.publishers:
-                pub.publish(spikes)
-        t_pub = watch.lap()
-        # off the latency path: features, files, unit table, counts
-        self.chain.update_features()
+        try:
+            if found.size:
+                fs = self.info.sample_rate_hz
+                spikes["sample"] = found["sample"]
+                spikes["unit"] = found["unit"]
+                spikes["channel"] = found["channel"]
+                spikes["t_source"] = chunk.t_last - (chunk.end_sample - 1 - found["sample"]) / fs
+                if self.labeler is not None:
+                    spikes["cell_type"], spikes["confidence"] = self.labeler.label_of(found["unit"])
+                for pub in self.publishers:
+                    pub.publish(spikes)
+        finally:  # the decided spikes feed the features even if a publisher failed
+            t_pub = watch.lap()
+            self.chain.update_features()
+        # off the latency path: files, unit table, counts
         if self.raw is not None:
             self.raw.write(chunk.data, chunk.first_sample, chunk.gap_before)
         watch.lap()
@@ -375,18 +377,19 @@ class Pipeline:
         next_status = time.monotonic() + interval
         last_spikes, last_t = 0, time.monotonic()
         last_data = time.monotonic()
-        # what exists now (modules, compiled kernels, the stages) lives as long as the run: keep it
-        # out of the cyclic collector's full passes, which took ~80 ms each (80 chunks of stall)
-        # every few tens of seconds; with it frozen, the passes see only the run's own objects
-        gc.collect()
-        gc.freeze()
-        if self.labeler is not None:
-            self.labeler.start()
         # with the labeler and discovery threads running, hand the GIL back to the hot path
         # within 0.5 ms instead of Python's default 5 ms
         switch = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
         try:
+            # what exists now (modules, compiled kernels, the stages) lives as long as the run:
+            # keep it out of the cyclic collector's full passes, which took ~80 ms each (80 chunks
+            # of stall) every few tens of seconds; frozen, the passes see only the run's own
+            # objects. (Process-wide: runs in parallel threads of one process unfreeze each other.)
+            gc.collect()
+            gc.freeze()
+            if self.labeler is not None:
+                self.labeler.start()
             while not stop.is_set() and not self.source.finished:
                 chunk = self.source.read(READ_TIMEOUT_S)
                 now = time.monotonic()

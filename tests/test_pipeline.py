@@ -118,6 +118,8 @@ def test_idle_timeout_ends_a_run_whose_source_went_quiet(sim_data):
 def test_after_open_the_run_compiles_nothing(sim_data):
     """Every kernel variant the hot path calls is compiled (or loaded) by the warm-up in
     ``open``: a compile inside the live loop would stall it for seconds."""
+    import gc
+
     import numba
 
     import rtclass.dsp.detect_kernels
@@ -141,3 +143,4 @@ def test_after_open_the_run_compiles_nothing(sim_data):
     pipe.run()
     assert pipe.chain.bank.n > 0 and len(pipe.log) > 0  # units were found and spikes matched
     assert signatures() == before
+    assert gc.get_freeze_count() == 0  # the run froze its start-up objects out of the GC, and let go after
