@@ -129,6 +129,9 @@ class UnitsConfig:
     match_radius_um: float = param(60.0, "a template covers the channels within this radius of its peak channel", "um", 0.0, 500.0)
     candidate_radius_um: float = param(80.0, "templates peaking within this radius of a spike's channel compete for it", "um", 0.0, 1000.0)
     max_shift_samples: int = param(2, "alignment search around the detected trough", "samples", 0, 10)
+    subtract_post_ms: float = param(
+        1.33, "each assigned spike's long template (to this long after the trough) is subtracted from the later spikes it overlaps (0 = off)", "ms", 0.0, 5.0
+    )
     max_residual: float = param(
         8.0, "with given templates, a match may leave at most this many times the energy noise alone would leave", "", 1.0, 100.0
     )

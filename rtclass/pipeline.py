@@ -156,7 +156,8 @@ def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:
     u = cfg.units
     pre = int(round(u.match_pre_ms * 1e-3 * sample_rate_hz))
     width = pre + int(round(u.match_post_ms * 1e-3 * sample_rate_hz))
-    return TemplateBank(probe, width, pre, u.match_radius_um, u.candidate_radius_um)
+    long_post = int(round(u.subtract_post_ms * 1e-3 * sample_rate_hz))
+    return TemplateBank(probe, width, pre, u.match_radius_um, u.candidate_radius_um, long_post)
 
 
 def bank_from_templates(cfg: Config, probe: Probe, sample_rate_hz: float, templates: np.ndarray,

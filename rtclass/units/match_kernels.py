@@ -15,6 +15,13 @@ snippet's energy, this does not demand more of small units than of large ones), 
 at least ``min_explained`` of the snippet's energy (two overlapping spikes: the larger one is
 explained, the other is left); otherwise the peak stays unassigned (unit -1).
 
+Overlaps: every unit also has a long template (``pre`` samples before the trough to ``long_post``
+after it), learnt from its isolated assigned spikes in the filtered data (``learn_long``). Before a
+peak is matched, the long templates of the spikes assigned before it that reach into its window
+are subtracted from its snippet (``_subtract_recent``), so a spike that starts while another is
+still decaying is matched on what that one leaves. The updates a decision sees depend only on the
+spikes before it in sample order, so results stay chunk invariant.
+
 With adaptation on, the winning template moves (on its own support) towards ``x / a`` and its
 typical amplitude
 towards ``a``, with weight ``1 / min(n, adapt_spikes)``: a running mean that becomes an
@@ -69,16 +76,20 @@ def _fit(xs, s, energy, tmpl, wgt, n_used, u, amp, amp_n, tolerance):
 
 
 @numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
-def _gather(work, t0, near, n_used, weights, max_shift, xs, wgt, energy):
+def _gather(work, t0, near, n_used, weights, max_shift, xs, wgt):
     """Copy the snippet around a peak (rows ``t0 - max_shift`` .. ``t0 + W + max_shift``, the
-    channels ``near``) into ``xs`` and its channel weights into ``wgt``; ``energy[s]``: the
-    weighted energy of the window at shift index s."""
+    channels ``near``) into ``xs`` and its channel weights into ``wgt``."""
     for k in range(n_used):
         wgt[k] = weights[near[k]]
     for r in range(xs.shape[0]):
         row = work[t0 - max_shift + r]
         for k in range(n_used):
             xs[r, k] = row[near[k]]
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _energies(xs, n_used, wgt, max_shift, energy):
+    """``energy[s]``: the weighted energy of the window at shift index s."""
     width = xs.shape[0] - 2 * max_shift
     for s in range(2 * max_shift + 1):
         e = 0.0
@@ -87,6 +98,79 @@ def _gather(work, t0, near, n_used, weights, max_shift, xs, wgt, energy):
             for k in range(n_used):
                 e += wgt[k] * x[k] * x[k]
         energy[s] = e
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _subtract_recent(xs, first_sample, near, n_used, long_waves, pre, rec_s, rec_u, rec_a, n_rec):
+    """Take from the snippet ``xs`` (row 0 at ``first_sample``) the long templates of the
+    recently assigned spikes (ring ``rec_*`` of ``n_rec`` entries so far: anchor sample, bank
+    index, amplitude) that reach into it."""
+    ring = rec_s.shape[0]
+    length = long_waves.shape[2]
+    end = first_sample + xs.shape[0]
+    for j in range(n_rec - 1, max(-1, n_rec - ring - 1), -1):
+        p = j % ring
+        start = rec_s[p] - pre  # sample of the long template's first value
+        if start + length <= first_sample:
+            continue
+        if start >= end:
+            continue
+        u = rec_u[p]
+        if u < 0:
+            continue
+        a = rec_a[p]
+        for t in range(max(start, first_sample), min(start + length, end)):
+            r = t - first_sample
+            l = t - start
+            for k in range(n_used):
+                xs[r, k] -= a * long_waves[u, near[k], l]
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _isolated(anchor, pre, length, rec_s, n_rec):
+    """True if no other decided spike (ring ``rec_s`` of ``n_rec`` entries so far) lies close
+    enough to ``anchor`` for either one's long template to reach into the other's."""
+    ring = rec_s.shape[0]
+    others = 0
+    for j in range(n_rec - 1, max(-1, n_rec - ring - 1), -1):
+        t = rec_s[j % ring]
+        if anchor - length < t < anchor + length:
+            others += 1
+    return others <= 1  # itself
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def learn_long(work, work_first, up_to, long_waves, long_n, channels, pre, adapt_spikes, q_s, q_u, q_a, counters,
+               rec_s):
+    """Apply the queued long-template updates (FIFO ring ``q_*``, head/tail in ``counters[1:3]``)
+    whose anchor is at least a template length before sample ``up_to`` (every spike before that
+    sample is decided and in the ring ``rec_s``): an isolated spike moves its unit's long template
+    (on its support) towards the filtered data around its anchor over its amplitude; a spike with
+    another one nearby would teach the template that neighbour, and is skipped."""
+    ring = q_s.shape[0]
+    length = long_waves.shape[2]
+    while counters[1] < counters[2]:
+        p = counters[1] % ring
+        start = q_s[p] - pre
+        if q_s[p] + length > up_to:  # every spike near enough to matter must be decided first
+            break
+        counters[1] += 1
+        r0 = start - work_first
+        if r0 < 0 or r0 + length > work.shape[0]:
+            continue  # not in the data kept (cannot happen with the matcher's history)
+        if not _isolated(q_s[p], pre, length, rec_s, counters[0]):
+            continue
+        u = q_u[p]
+        a = q_a[p]
+        long_n[u] += 1
+        rate = 1.0 / min(long_n[u], max(adapt_spikes, 1))
+        for k in range(channels.shape[1]):
+            c = channels[u, k]
+            if c < 0:
+                break
+            for l in range(length):
+                v = long_waves[u, c, l]
+                long_waves[u, c, l] = v + rate * (work[r0 + l, c] / a - v)
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -125,6 +209,15 @@ def match_peaks(
     out_amp,
     out_score,
     out_shift,
+    long_waves,
+    long_n,
+    rec_s,
+    rec_u,
+    rec_a,
+    q_s,
+    q_u,
+    q_a,
+    counters,
 ):
     """work: float32 [L, C] filtered samples, ``work[0]`` at global index ``work_first``; every
     peak's window (with shifts) must lie inside. local: int32 [C, K] channels around each
@@ -146,7 +239,14 @@ def match_peaks(
         n_used = 0
         while n_used < k_near and near[n_used] >= 0:
             n_used += 1
-        _gather(work, t0, near, n_used, inv_var if peak_t[i] >= epoch else prev_inv_var, max_shift, xs, wgt, energy)
+        _gather(work, t0, near, n_used, inv_var if peak_t[i] >= epoch else prev_inv_var, max_shift, xs, wgt)
+        if long_waves.shape[2] > 0:
+            # the long templates learnt from spikes before this one, then those spikes taken away
+            learn_long(work, work_first, peak_t[i], long_waves, long_n, channels, pre, adapt_spikes, q_s, q_u, q_a,
+                       counters, rec_s)
+            _subtract_recent(xs, peak_t[i] - pre - max_shift, near, n_used, long_waves, pre, rec_s, rec_u, rec_a,
+                             counters[0])
+        _energies(xs, n_used, wgt, max_shift, energy)
         first, second = -1, -1
         first_score, second_score = np.inf, np.inf
         for j in range(cand.shape[0]):
@@ -177,6 +277,10 @@ def match_peaks(
         # most of the snippet anyway
         if best_i >= 0 and best_score > max_residual and best_explained < min_explained:
             best_i = -1
+        if long_waves.shape[2] > 0:  # every decided spike is remembered (unit -1 until assigned below)
+            p = counters[0] % rec_s.shape[0]
+            rec_s[p], rec_u[p], rec_a[p] = peak_t[i], -1, 0.0
+            counters[0] += 1
         out_index[i] = best_i
         out_amp[i] = best_a
         out_score[i] = best_score if best_i >= 0 else np.inf
@@ -185,6 +289,15 @@ def match_peaks(
             continue
         u = best_i
         matched[u] += 1
+        if long_waves.shape[2] > 0:  # queued to learn from
+            anchor = peak_t[i] + best_s
+            rec_u[(counters[0] - 1) % rec_s.shape[0]] = u  # its ring entry (below) is subtracted from now on
+            rec_a[(counters[0] - 1) % rec_s.shape[0]] = best_a
+            rec_s[(counters[0] - 1) % rec_s.shape[0]] = anchor
+            if counters[2] - counters[1] < q_s.shape[0]:
+                p = counters[2] % q_s.shape[0]
+                q_s[p], q_u[p], q_a[p] = anchor, u, best_a
+                counters[2] += 1
         if adapt_spikes <= 0:
             continue
         amp_n[u] += 1
@@ -206,7 +319,8 @@ def match_peaks(
 @numba.jit(nopython=True, nogil=True, cache=True)
 def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earliest, n_units, candidates, local, waves,
                channels, norm2, amp, amp_n, matched, ids, prev_inv_var, inv_var, epoch, pre, max_shift, max_residual,
-               min_explained, tolerance, adapt_spikes, out):
+               min_explained, tolerance, adapt_spikes, out, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
+               counters):
     """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
     ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
     ``latest_ready``; those before ``earliest`` have no full window and are dropped) with
@@ -238,7 +352,8 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
     if n > 0 and n_units > 0:
         match_peaks(work, work_first, peak_t, peak_c, candidates, local, waves, channels, norm2, amp, amp_n, matched,
                     prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, tolerance,
-                    adapt_spikes, idx, fit, score, shift)
+                    adapt_spikes, idx, fit, score, shift, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
+                    counters)
     for i in range(n):
         out[i].sample = pending[i].sample
         out[i].channel = pending[i].channel

@@ -6,7 +6,7 @@ import numpy as np
 
 from rtclass.config import UnitsConfig
 from rtclass.dsp.detection import PEAK_DTYPE
-from rtclass.units.match_kernels import match_step
+from rtclass.units.match_kernels import learn_long, match_step
 from rtclass.units.templates import TemplateBank
 
 #: noise levels below this (uV) are taken as this (dead or not yet estimated channels)
@@ -19,6 +19,10 @@ ASSIGNED_DTYPE = np.dtype(
 )
 
 
+#: assigned spikes remembered for overlap subtraction (more than can reach into one window)
+RECENT_SPIKES = 64
+#: long-template updates that can wait for their data (beyond it, spikes are not learnt from)
+LEARN_QUEUE = 4096
 #: peaks the matcher can hold before its buffers grow
 PENDING_CAPACITY = 1024
 #: the (shared, read-only) result of a call that decides no spike
@@ -42,8 +46,19 @@ class TemplateMatcher:
         self.bank = bank
         self.max_shift = cfg.max_shift_samples
         self.post = bank.width - bank.pre
-        #: past samples the matcher needs to see (the detector keeps them in its ``work``)
-        self.history = bank.width + 2 * self.max_shift + sweep + 1
+        #: past samples the matcher needs to see (the detector keeps them in its ``work``): a match
+        #: window with its shifts, or a long template's learning window plus the decision lag
+        self.sweep = sweep
+        long_len = bank.long_waves.shape[2]
+        self.history = max(bank.width + 2 * self.max_shift + sweep + 1,
+                           long_len + bank.pre + self.post + self.max_shift + sweep + 1 if long_len else 0)
+        # overlap subtraction state: recently assigned spikes (anchor sample, bank index, amplitude),
+        # the queue of long-template updates, counters [assigned so far, queue head, queue tail]
+        self._rec_s, self._rec_u, self._rec_a = (np.zeros(RECENT_SPIKES, np.int64), np.zeros(RECENT_SPIKES, np.int64),
+                                                 np.zeros(RECENT_SPIKES, np.float32))
+        self._q_s, self._q_u, self._q_a = (np.zeros(LEARN_QUEUE, np.int64), np.zeros(LEARN_QUEUE, np.int64),
+                                           np.zeros(LEARN_QUEUE, np.float32))
+        self._counters = np.zeros(3, np.int64)
         self._pending = np.zeros(PENDING_CAPACITY, PEAK_DTYPE)  # peaks waiting for their window: [:n_pending]
         self.n_pending = 0
         self._oldest = -1  # sample of the oldest pending peak (when n_pending > 0)
@@ -66,6 +81,20 @@ class TemplateMatcher:
         covering at least ``history`` samples before the newest; peaks: newly detected;
         noise_sd: the noise level per channel (uV) in force from sample ``noise_from`` on."""
         self._weights(noise_sd, noise_from)
+        out = self._match(work, work_first, peaks)
+        if self._counters[1] < self._counters[2]:
+            # long-template updates that no spike still to be decided can precede (each decision
+            # sees the same updates whatever the chunking), applied while their data is here
+            up_to = work_first + work.shape[0] - self.sweep  # peaks not yet detected come after this
+            if self.n_pending:
+                up_to = min(up_to, self._oldest)
+            b = self.bank
+            learn_long(work, work_first, up_to, b.long_waves, b.long_n, b.channels, b.pre, self.cfg.adapt_spikes,
+                       self._q_s, self._q_u, self._q_a, self._counters, self._rec_s)
+        return out
+
+    def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray) -> np.ndarray:
+        b = self.bank
         if peaks.size == 0 and self.n_pending == 0:
             return NOTHING
         need = self.n_pending + peaks.size
@@ -73,7 +102,6 @@ class TemplateMatcher:
             grown = np.zeros(2 * need, PEAK_DTYPE)
             grown[: self.n_pending] = self._pending[: self.n_pending]
             self._pending = grown
-        b = self.bank
         latest_ready = work_first + work.shape[0] - self.post - self.max_shift
         oldest = self._oldest if self.n_pending else int(peaks["sample"][0])
         if oldest > latest_ready:  # nothing has its window yet: only queue the new peaks
@@ -86,7 +114,8 @@ class TemplateMatcher:
             self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready,
             earliest, b.n, b.candidates, b.local, b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids,
             self._prev_inv_var, self._inv_var, self._epoch, b.pre, self.max_shift, self.max_residual,
-            self.min_explained, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, out,
+            self.min_explained, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, out, b.long_waves, b.long_n,
+            self._rec_s, self._rec_u, self._rec_a, self._q_s, self._q_u, self._q_a, self._counters,
         )
         if n == 0:
             return NOTHING
@@ -114,4 +143,8 @@ def warm_up_matching() -> None:
     match_step(pending, 0, peaks, work, 0, 4, 1, 1, np.zeros((1, 1), i32), np.zeros((1, 1), i32), waves,
                np.zeros((1, 1), i32), np.ones(1, f32), np.ones(1, f32), np.ones(1, i64), np.zeros(1, i64),
                np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.5, 10,
-               np.zeros(2, ASSIGNED_DTYPE))
+               np.zeros(2, ASSIGNED_DTYPE), np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros(4, i64),
+               np.zeros(4, i64), np.zeros(4, f32), np.zeros(4, i64), np.zeros(4, i64), np.zeros(4, f32),
+               np.zeros(3, i64))
+    learn_long(work, 0, 8, np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros((1, 1), i32), 1, 10, np.zeros(4, i64),
+               np.zeros(4, i64), np.zeros(4, f32), np.zeros(3, i64), np.zeros(4, i64))

@@ -33,10 +33,14 @@ INITIAL_CAPACITY = 64
 class TemplateBank:
     """Growable arrays of unit templates, plus per-channel candidate lists for the matcher."""
 
-    def __init__(self, probe: Probe, width: int, pre: int, match_radius_um: float, candidate_radius_um: float):
+    def __init__(self, probe: Probe, width: int, pre: int, match_radius_um: float, candidate_radius_um: float,
+                 long_post: int = 0):
+        """``long_post``: samples after the trough of each unit's *long* template (0: none), which
+        the matcher learns from the spikes it assigns and subtracts from later, overlapping ones."""
         self.probe = probe
         self.width = width
         self.pre = pre
+        self.long_post = long_post
         self._dist = probe.distances_um()
         self.local = probe.neighbours(match_radius_um)  # [C, K] channels around each channel
         self.k = self.local.shape[1]
@@ -52,6 +56,10 @@ class TemplateBank:
         # channel-major [U, C, W]: a template's trace on each channel is contiguous, so the
         # matcher reads the channels around a spike as one short run of memory
         self.waves = np.zeros((INITIAL_CAPACITY, n_ch, width), np.float32)
+        # long templates [U, C, pre + long_post] (trough at pre, -1 deep like waves) and the spikes
+        # they were learnt from
+        self.long_waves = np.zeros((INITIAL_CAPACITY, n_ch, pre + long_post if long_post else 0), np.float32)
+        self.long_n = np.zeros(INITIAL_CAPACITY, np.int64)
         self.norm2 = np.zeros(INITIAL_CAPACITY, np.float32)
         self.amp = np.zeros(INITIAL_CAPACITY, np.float32)  # typical trough depth (uV) of the unit's spikes
         self.amp_n = np.zeros(INITIAL_CAPACITY, np.int64)  # observations behind amp
@@ -61,7 +69,7 @@ class TemplateBank:
 
     def _grow(self) -> None:
         cap = 2 * self.ids.size
-        for name in ("ids", "peak_channel", "norm2", "amp", "amp_n", "matched"):
+        for name in ("ids", "peak_channel", "norm2", "amp", "amp_n", "matched", "long_n"):
             old = getattr(self, name)
             new = np.zeros(cap, old.dtype)
             new[: old.size] = old
@@ -72,6 +80,9 @@ class TemplateBank:
         w = np.zeros((cap, self.waves.shape[1], self.width), np.float32)
         w[: self.waves.shape[0]] = self.waves
         self.waves = w
+        lw = np.zeros((cap, *self.long_waves.shape[1:]), np.float32)
+        lw[: self.long_waves.shape[0]] = self.long_waves
+        self.long_waves = lw
 
     def channels_for(self, unit_id: int) -> np.ndarray:
         """The channels around the peak channel of a unit's (first) template."""
@@ -107,6 +118,11 @@ class TemplateBank:
         self.waves[i] = 0
         self.waves[i][chans] = (waves / depth).T
         self.norm2[i] = float((self.waves[i] ** 2).sum())
+        if self.long_post:  # until learnt: the short template, zero beyond it
+            self.long_waves[i] = 0
+            n = min(self.width, self.long_waves.shape[2])
+            self.long_waves[i][:, :n] = self.waves[i][:, :n]
+            self.long_n[i] = 0
         self.amp[i] = depth if in_uv else 0.0
         self.amp_n[i] = max(weight, 1) if in_uv else 0
         self.matched[i] = weight
