@@ -33,19 +33,25 @@ def test_matching_is_chunk_invariant(sim, sim_data):
     assert np.array_equal(whole, chunked)
 
 
-def test_true_templates_give_the_right_units(sim, sim_data):
-    cfg = Config()
-    out, chain = _run(cfg, sim, sim_data, _true_bank(cfg, sim), range(30, sim_data.shape[0] + 30, 30))
+def _true_template_run(cfg, sim, data, chunk):
+    """Run with the true templates; per true spike after the warm-up: its unit, the detection
+    that found it (-1: none) and whether that detection got the right unit; each unit's SNR and
+    peak channel."""
+    out, chain = _run(cfg, sim, data, _true_bank(cfg, sim), range(chunk, data.shape[0] + chunk, chunk))
     det = chain.detector
     start = det.warmup + det.sweep + 30
     snr, peak = filtered_template_peaks(sim.dense_templates(), det.noise_sd, cfg.preprocess, sim.fs)
     sel = sim.spike_times >= start
     gt_t, gt_u = sim.spike_times[sel], sim.spike_units[sel]
-    sp = out[out["sample"] >= start]
-    hit = match_detections(sp["sample"], sp["channel"], gt_t, gt_u, peak, sim.probe.positions_um, sim.fs)
+    hit = match_detections(out["sample"], out["channel"], gt_t, gt_u, peak, sim.probe.positions_um, sim.fs)
+    right = out["unit"][np.maximum(hit, 0)] == gt_u
+    return gt_t, gt_u, hit, right, snr, peak
+
+
+def test_true_templates_give_the_right_units(sim, sim_data):
+    _, gt_u, hit, right, snr, _ = _true_template_run(Config(), sim, sim_data, 30)
     mine = (hit >= 0) & (snr[gt_u] >= 5)
-    right = sp["unit"][hit[mine]] == gt_u[mine]
-    assert right.mean() >= 0.9
+    assert right[mine].mean() >= 0.9
 
 
 def _phy_folder(src, dst, id_offset):
@@ -135,13 +141,7 @@ def test_bad_phy_folders(recording, tmp_path):
 def _right_when_overlapped(cfg, sim, data):
     """Of the detected spikes of SNR >= 5 units, the fraction given the right unit among those
     with another unit's spike within 1 ms before them, nearby (<= 100 um), and among the rest."""
-    out, chain = _run(cfg, sim, data, _true_bank(cfg, sim), range(300, data.shape[0] + 300, 300))
-    det = chain.detector
-    start = det.warmup + det.sweep + 30
-    snr, peak = filtered_template_peaks(sim.dense_templates(), det.noise_sd, cfg.preprocess, sim.fs)
-    sel = sim.spike_times >= start
-    gt_t, gt_u = sim.spike_times[sel], sim.spike_units[sel]
-    hit = match_detections(out["sample"], out["channel"], gt_t, gt_u, peak, sim.probe.positions_um, sim.fs)
+    gt_t, gt_u, hit, right, snr, peak = _true_template_run(cfg, sim, data, 300)
     pos = sim.probe.positions_um[peak]
     after = np.zeros(gt_t.size, bool)
     for i in range(gt_t.size):
@@ -150,7 +150,6 @@ def _right_when_overlapped(cfg, sim, data):
             after[i] |= gt_u[j] != gt_u[i] and np.linalg.norm(pos[gt_u[j]] - pos[gt_u[i]]) <= 100
             j -= 1
     mine = (hit >= 0) & (snr[gt_u] >= 5)
-    right = out["unit"][np.maximum(hit, 0)] == gt_u
     assert (mine & after).sum() > 100
     return right[mine & after].mean(), right[mine & ~after].mean()
 
