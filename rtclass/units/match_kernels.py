@@ -277,9 +277,12 @@ def match_peaks(
         # most of the snippet anyway
         if best_i >= 0 and best_score > max_residual and best_explained < min_explained:
             best_i = -1
-        if long_waves.shape[2] > 0:  # every decided spike is remembered (unit -1 until assigned below)
+        if long_waves.shape[2] > 0:  # every decided spike is remembered; an assigned one is subtracted from now on
             p = counters[0] % rec_s.shape[0]
-            rec_s[p], rec_u[p], rec_a[p] = peak_t[i], -1, 0.0
+            if best_i >= 0:
+                rec_s[p], rec_u[p], rec_a[p] = peak_t[i] + best_s, best_i, best_a
+            else:
+                rec_s[p], rec_u[p], rec_a[p] = peak_t[i], -1, 0.0
             counters[0] += 1
         out_index[i] = best_i
         out_amp[i] = best_a
@@ -289,15 +292,10 @@ def match_peaks(
             continue
         u = best_i
         matched[u] += 1
-        if long_waves.shape[2] > 0:  # queued to learn from
-            anchor = peak_t[i] + best_s
-            rec_u[(counters[0] - 1) % rec_s.shape[0]] = u  # its ring entry (below) is subtracted from now on
-            rec_a[(counters[0] - 1) % rec_s.shape[0]] = best_a
-            rec_s[(counters[0] - 1) % rec_s.shape[0]] = anchor
-            if counters[2] - counters[1] < q_s.shape[0]:
-                p = counters[2] % q_s.shape[0]
-                q_s[p], q_u[p], q_a[p] = anchor, u, best_a
-                counters[2] += 1
+        if long_waves.shape[2] > 0 and counters[2] - counters[1] < q_s.shape[0]:  # queued to learn from
+            p = counters[2] % q_s.shape[0]
+            q_s[p], q_u[p], q_a[p] = peak_t[i] + best_s, u, best_a
+            counters[2] += 1
         if adapt_spikes <= 0:
             continue
         amp_n[u] += 1
@@ -354,6 +352,7 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
                     prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, tolerance,
                     adapt_spikes, idx, fit, score, shift, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
                     counters)
+    n_unassigned = 0
     for i in range(n):
         out[i].sample = pending[i].sample
         out[i].channel = pending[i].channel
@@ -361,8 +360,6 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
         out[i].unit = ids[idx[i]] if idx[i] >= 0 else -1
         out[i].fit = fit[i]
         out[i].score = score[i]
-    n_unassigned = 0
-    for i in range(n):
         n_unassigned += idx[i] < 0
     for i in range(n_ready, n_all):
         pending[i - n_ready] = pending[i]

@@ -19,7 +19,8 @@ ASSIGNED_DTYPE = np.dtype(
 )
 
 
-#: assigned spikes remembered for overlap subtraction (more than can reach into one window)
+#: decided spikes remembered for overlap subtraction and for the isolation check of long-template
+#: learning (more than can reach into one window)
 RECENT_SPIKES = 64
 #: long-template updates that can wait for their data (beyond it, spikes are not learnt from)
 LEARN_QUEUE = 4096
@@ -52,8 +53,9 @@ class TemplateMatcher:
         long_len = bank.long_waves.shape[2]
         self.history = max(bank.width + 2 * self.max_shift + sweep + 1,
                            long_len + bank.pre + self.post + self.max_shift + sweep + 1 if long_len else 0)
-        # overlap subtraction state: recently assigned spikes (anchor sample, bank index, amplitude),
-        # the queue of long-template updates, counters [assigned so far, queue head, queue tail]
+        # overlap subtraction state: recently decided spikes (anchor sample, bank index or -1,
+        # amplitude), the queue of long-template updates, counters [decided so far, queue head,
+        # queue tail]
         self._rec_s, self._rec_u, self._rec_a = (np.zeros(RECENT_SPIKES, np.int64), np.zeros(RECENT_SPIKES, np.int64),
                                                  np.zeros(RECENT_SPIKES, np.float32))
         self._q_s, self._q_u, self._q_a = (np.zeros(LEARN_QUEUE, np.int64), np.zeros(LEARN_QUEUE, np.int64),
