@@ -129,9 +129,11 @@ class OnlineDiscovery:
         """(channel, its (id, snippet) pairs) of the zones with the most new snippets: a shallow
         copy of each (cheap on the hot path; the stacking happens in ``_cluster``)."""
         self.rounds += 1
-        due = sorted((n, c) for c, n in self.new.items() if n >= self.cfg.discovery_min_spikes)
+        c = self.cfg
+        due = sorted((n, ch) for ch, n in self.new.items()
+                     if n >= c.discovery_min_new and len(self.store[ch]) >= c.discovery_min_spikes)
         out = []
-        for _, channel in reversed(due[-self.cfg.discovery_zones_per_round :]):
+        for _, channel in reversed(due[-c.discovery_zones_per_round :]):
             out.append((channel, list(self.store[channel])))
             self.new[channel] = 0
         return out
@@ -151,9 +153,7 @@ class OnlineDiscovery:
         for (ch, _), zone_ids, zone_clusters in zip(due, ids, found):
             clusters, used = [], set()
             for template, members in zone_clusters:
-                sim, other = bank.similarity(template, ch, c.max_shift_samples)
-                depth = -float(template[bank.pre, 0])
-                known = sim >= c.merge_similarity and self._same_amplitude(depth, float(bank.amp[other]))
+                known = bank.same_unit(template, ch, c.max_shift_samples, c.merge_similarity, c.amplitude_tolerance)
                 known = known or any(_similar(template, ch, t, tc, bank, c) for t, tc in accepted)
                 if not known:
                     accepted.append((template, ch))
@@ -197,12 +197,6 @@ class OnlineDiscovery:
                 zone = self.store[channel]
                 self.store[channel] = deque(((i, s) for i, s in zone if i not in used), maxlen=zone.maxlen)
         return added
-
-    def _same_amplitude(self, a: float, b: float) -> bool:
-        """Two similar shapes are one unit only if their amplitudes agree within the matcher's
-        tolerance (neighbouring units often share a shape but not a size)."""
-        tol = self.cfg.amplitude_tolerance
-        return b > 0 and (1 - tol) * b <= a <= (1 + tol) * b
 
     def close(self) -> None:
         if self._job is not None:

@@ -13,7 +13,9 @@ alignment; the two best are then re-scored over shifts of up to ``max_shift`` sa
 leaving the least wins if its ratio is at most ``max_residual`` (unlike a fraction of the
 snippet's energy, this does not demand more of small units than of large ones), or if it removes
 at least ``min_explained`` of the snippet's energy (two overlapping spikes: the larger one is
-explained, the other is left); otherwise the peak stays unassigned (unit -1).
+explained, the other is left); otherwise the peak stays unassigned (unit -1). Either way it must
+remove at least ``min_fit_explained`` of that energy: a spike much smaller than the template
+leaves little energy beyond noise whichever template it is fitted with.
 
 Overlaps: every unit also has a long template (``pre`` samples before the trough to ``long_post``
 after it), learnt from its isolated assigned spikes in the filtered data (``learn_long``). Before a
@@ -203,6 +205,7 @@ def match_peaks(
     max_shift,
     max_residual,
     min_explained,
+    min_fit_explained,
     tolerance,
     adapt_spikes,
     out_index,
@@ -228,33 +231,56 @@ def match_peaks(
     k_max = channels.shape[1]
     k_near = local.shape[1]
     n_shift = 2 * max_shift + 1
-    xs = np.empty((width + 2 * max_shift, k_near), np.float32)
-    wgt = np.empty(k_near, np.float32)
-    energy = np.empty(n_shift, np.float64)
+    n_views = candidates.shape[1]
+    # one view of the snippet per distinct peak channel among a spike's candidates: each template
+    # is judged on its own channels (a spike detected on a neighbour of its unit's peak channel
+    # would otherwise be fitted where the template has no support)
+    xs = np.empty((n_views, width + 2 * max_shift, k_near), np.float32)
+    wgt = np.empty((n_views, k_near), np.float32)
+    energy = np.empty((n_views, n_shift), np.float64)
+    view_channel = np.empty(n_views, np.int64)
+    view_used = np.empty(n_views, np.int64)
     tmpl = np.empty((width, k_near), np.float32)
     for i in range(peak_t.shape[0]):
         t0 = peak_t[i] - work_first - pre
         cand = candidates[peak_c[i]]
-        near = local[peak_c[i]]
-        n_used = 0
-        while n_used < k_near and near[n_used] >= 0:
-            n_used += 1
-        _gather(work, t0, near, n_used, inv_var if peak_t[i] >= epoch else prev_inv_var, max_shift, xs, wgt)
+        weights = inv_var if peak_t[i] >= epoch else prev_inv_var
         if long_waves.shape[2] > 0:
-            # the long templates learnt from spikes before this one, then those spikes taken away
+            # the long templates learnt from spikes before this one (taken away in each view)
             learn_long(work, work_first, peak_t[i], long_waves, long_n, channels, pre, adapt_spikes, q_s, q_u, q_a,
                        counters, rec_s)
-            _subtract_recent(xs, peak_t[i] - pre - max_shift, near, n_used, long_waves, pre, rec_s, rec_u, rec_a,
-                             counters[0])
-        _energies(xs, n_used, wgt, max_shift, energy)
+        n_view = 0
+        # candidates ranked by what their fit leaves (noise units per value); a fit that removes
+        # less than ``min_fit_explained`` of its view's energy (a view that barely holds the
+        # spike leaves ~1 whatever the template) could not be accepted and does not compete
         first, second = -1, -1
         first_score, second_score = np.inf, np.inf
         for j in range(cand.shape[0]):
             u = cand[j]
             if u < 0:
                 break
-            _template(waves, u, near, n_used, tmpl)
-            score, _, _ = _fit(xs, max_shift, energy[max_shift], tmpl, wgt, n_used, u, amp, amp_n, tolerance)
+            home = channels[u, 0]
+            v = 0
+            while v < n_view and view_channel[v] != home:
+                v += 1
+            if v == n_view:
+                near = local[home]
+                n_used = 0
+                while n_used < k_near and near[n_used] >= 0:
+                    n_used += 1
+                _gather(work, t0, near, n_used, weights, max_shift, xs[v], wgt[v])
+                if long_waves.shape[2] > 0:
+                    _subtract_recent(xs[v], peak_t[i] - pre - max_shift, near, n_used, long_waves, pre, rec_s, rec_u,
+                                     rec_a, counters[0])
+                _energies(xs[v], n_used, wgt[v], max_shift, energy[v])
+                view_channel[v], view_used[v] = home, n_used
+                n_view += 1
+            n_used = view_used[v]
+            _template(waves, u, local[home], n_used, tmpl)
+            score, _, explained = _fit(xs[v], max_shift, energy[v, max_shift], tmpl, wgt[v], n_used, u, amp, amp_n,
+                                       tolerance)
+            if explained < min_fit_explained:
+                continue
             if score < first_score:
                 second, second_score = first, first_score
                 first, first_score = u, score
@@ -268,13 +294,18 @@ def match_peaks(
         for u in (first, second):
             if u < 0:
                 continue
-            _template(waves, u, near, n_used, tmpl)
+            home = channels[u, 0]
+            v = 0
+            while view_channel[v] != home:
+                v += 1
+            n_used = view_used[v]
+            _template(waves, u, local[home], n_used, tmpl)
             for s in range(n_shift):
-                score, a, explained = _fit(xs, s, energy[s], tmpl, wgt, n_used, u, amp, amp_n, tolerance)
-                if score < best_score:
+                score, a, explained = _fit(xs[v], s, energy[v, s], tmpl, wgt[v], n_used, u, amp, amp_n, tolerance)
+                if explained >= min_fit_explained and score < best_score:
                     best_score, best_i, best_a, best_s, best_explained = score, u, a, s - max_shift, explained
         # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
-        # most of the snippet anyway
+        # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
         if best_i >= 0 and best_score > max_residual and best_explained < min_explained:
             best_i = -1
         if long_waves.shape[2] > 0:  # every decided spike is remembered; an assigned one is subtracted from now on
@@ -311,13 +342,25 @@ def match_peaks(
                 v = waves[u, c, w] + rate * (target - waves[u, c, w])
                 waves[u, c, w] = v
                 new_norm += v * v
+        # keep the trough at -1 on the peak channel: the mean of x / a fixes T only up to a scale,
+        # which would otherwise drift (and amp, the unit's trough depth in uV, with it)
+        depth = -waves[u, channels[u, 0], pre]
+        if depth > 0.0:
+            for k in range(k_max):
+                c = channels[u, k]
+                if c < 0:
+                    break
+                for w in range(width):
+                    waves[u, c, w] /= depth
+            new_norm /= depth * depth
+            amp[u] *= depth
         norm2[u] = new_norm
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
 def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earliest, n_units, candidates, local, waves,
                channels, norm2, amp, amp_n, matched, ids, prev_inv_var, inv_var, epoch, pre, max_shift, max_residual,
-               min_explained, tolerance, adapt_spikes, out, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
+               min_explained, min_fit_explained, tolerance, adapt_spikes, out, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
                counters):
     """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
     ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
@@ -349,7 +392,7 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
     shift = np.zeros(n, np.int32)
     if n > 0 and n_units > 0:
         match_peaks(work, work_first, peak_t, peak_c, candidates, local, waves, channels, norm2, amp, amp_n, matched,
-                    prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, tolerance,
+                    prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, min_fit_explained, tolerance,
                     adapt_spikes, idx, fit, score, shift, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
                     counters)
     n_unassigned = 0

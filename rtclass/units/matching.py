@@ -116,7 +116,7 @@ class TemplateMatcher:
             self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready,
             earliest, b.n, b.candidates, b.local, b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids,
             self._prev_inv_var, self._inv_var, self._epoch, b.pre, self.max_shift, self.max_residual,
-            self.min_explained, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, out, b.long_waves, b.long_n,
+            self.min_explained, self.cfg.min_fit_explained, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, out, b.long_waves, b.long_n,
             self._rec_s, self._rec_u, self._rec_a, self._q_s, self._q_u, self._q_a, self._counters,
         )
         if n == 0:
@@ -144,7 +144,7 @@ def warm_up_matching() -> None:
     i32, f32, i64 = np.int32, np.float32, np.int64
     match_step(pending, 0, peaks, work, 0, 4, 1, 1, np.zeros((1, 1), i32), np.zeros((1, 1), i32), waves,
                np.zeros((1, 1), i32), np.ones(1, f32), np.ones(1, f32), np.ones(1, i64), np.zeros(1, i64),
-               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.5, 10,
+               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.3, 0.5, 10,
                np.zeros(2, ASSIGNED_DTYPE), np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros(4, i64),
                np.zeros(4, i64), np.zeros(4, f32), np.zeros(4, i64), np.zeros(4, i64), np.zeros(4, f32),
                np.zeros(3, i64))

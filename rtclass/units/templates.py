@@ -142,24 +142,33 @@ class TemplateBank:
         cand[rows, slot] = cols
         self.candidates = cand
 
-    def similarity(self, waves: np.ndarray, peak_channel: int, max_shift: int) -> tuple[float, int]:
-        """Best normalised correlation of a candidate template (on ``local_channels(peak)``)
-        with any bank template peaking nearby, on those channels, over shifts; returns
-        (similarity, bank index)."""
+    def same_unit(self, waves: np.ndarray, peak_channel: int, max_shift: int, min_similarity: float,
+                  tolerance: float) -> bool:
+        """Is a candidate template (on ``local_channels(peak_channel)``, in uV) a unit the bank
+        has? Some template peaking nearby has, on the channels both cover (at least half of the
+        candidate's) and over shifts, a normalised correlation of at least ``min_similarity``
+        with it, and a fitted amplitude within ``tolerance`` of that unit's typical amplitude
+        (the fit is the candidate's trough depth on the unit's own peak channel, so units seen
+        from a neighbouring channel compare like with like)."""
         chans = self.local_channels(peak_channel)
-        best, best_i = -1.0, -1
         for i in range(self.n):
             if self._dist[peak_channel, self.peak_channel[i]] > self.candidate_radius_um:
                 continue
-            other = self.waves[i][chans].T
+            common = np.isin(chans, self.channels[i])
+            if 2 * common.sum() < chans.size:
+                continue
+            mine = waves[:, common]
+            other = self.waves[i][chans[common]].T
             for s in range(-max_shift, max_shift + 1):
-                a = waves[max(s, 0) : self.width + min(s, 0)]
-                b = other[max(-s, 0) : self.width + min(-s, 0)]
-                den = np.sqrt((a * a).sum() * (b * b).sum())
-                sim = float((a * b).sum() / den) if den > 0 else 0.0
-                if sim > best:
-                    best, best_i = sim, i
-        return best, best_i
+                x = mine[max(s, 0) : self.width + min(s, 0)]
+                t = other[max(-s, 0) : self.width + min(-s, 0)]
+                xt, tt, xx = float((x * t).sum()), float((t * t).sum()), float((x * x).sum())
+                if xt <= 0 or tt <= 0 or xt / np.sqrt(xx * tt) < min_similarity:
+                    continue
+                fitted, typical = xt / tt, float(self.amp[i])
+                if typical > 0 and abs(fitted - typical) <= tolerance * typical:
+                    return True
+        return False
 
 
 def bandpassed_templates(templates_uv: np.ndarray, sos: np.ndarray) -> np.ndarray:
