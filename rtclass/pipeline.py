@@ -82,7 +82,7 @@ class DetectionChain:
         sweep = int(round(cfg.detect.exclude_sweep_ms * 1e-3 * sample_rate_hz))
         self.features: UnitBank | None = None
         if bank is not None:
-            self.matcher = TemplateMatcher(cfg.units, bank, sweep, discovering=self.discovery is not None)
+            self.matcher = TemplateMatcher(cfg.units, bank, sweep, sample_rate_hz, discovering=self.discovery is not None)
         self.detector = ThresholdDetector(
             cfg.detect, probe.neighbours(cfg.detect.radius_um), probe.neighbours(cfg.detect.echo_radius_um),
             sample_rate_hz, history=self.matcher.history if self.matcher is not None else 0,
@@ -131,7 +131,10 @@ class DetectionChain:
                     if self.matcher.unassigned:
                         self.discovery.add(self.matcher.unassigned)
                         self.matcher.unassigned.clear()
-                    self.discovery.maybe_run(first_sample + a + block.shape[0])
+                    if self.matcher.assigned:
+                        self.discovery.add_assigned(self.matcher.assigned)
+                        self.matcher.assigned.clear()
+                    self.discovery.maybe_run(first_sample + a + block.shape[0], det.noise_sd)
                 self._feature_work.append((spikes, block, first_sample + a))
             t5 = clock()
             t_guard += t1 - t0

@@ -28,13 +28,14 @@ import numpy as np
 
 from rtclass.config import UnitsConfig
 from rtclass.units.clustering_process import ClusteringFailed, ClusteringProcess
+from rtclass.units.matching import NOISE_FLOOR_UV
+from rtclass.units.splitting import plan_split
 from rtclass.units.templates import TemplateBank
 
 
 def cluster_snippets(snips: np.ndarray, pca_components: int, min_spikes: int, pre: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """PCA + ISO-SPLIT of one zone's snippets ``[n, W, K]`` (channel 0 = the zone channel):
-    (median template, member mask) of each cluster with enough members whose trough is on the
-    zone channel. Pure: runs in the clustering process on live streams."""
+    """PCA + ISO-SPLIT of snippets ``[n, W, K]``: (median template, member mask) of each cluster
+    with enough members. Pure: runs in the clustering process on live streams."""
     from isosplit6 import isosplit6
 
     n = snips.shape[0]
@@ -47,12 +48,15 @@ def cluster_snippets(snips: np.ndarray, pca_components: int, min_spikes: int, pr
         members = labels == label
         if members.sum() < min_spikes:
             continue
-        template = np.median(snips[members], axis=0)
-        trough = template[pre]
-        if trough[0] >= 0 or trough[0] > trough.min():
-            continue  # its trough is elsewhere: another zone will find it
-        out.append((template, members))
+        out.append((np.median(snips[members], axis=0), members))
     return out
+
+
+def centred_on_zone(template: np.ndarray, pre: int) -> bool:
+    """A zone's cluster (channel 0 = the zone channel) is the zone's to promote only if its
+    trough is there; otherwise another zone will find it."""
+    trough = template[pre]
+    return bool(trough[0] < 0 and trough[0] <= trough.min())
 
 
 def _similar(a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank, cfg: UnitsConfig) -> bool:
@@ -89,10 +93,16 @@ class OnlineDiscovery:
         self.interval = max(1, int(round(cfg.discovery_interval_s * sample_rate_hz)))
         self.store: dict[int, deque] = {}
         self.new: dict[int, int] = {}
+        # each unit's recently assigned snippets (on its wide channels), for split checks
+        self.unit_store: dict[int, deque] = {}
+        self.unit_new: dict[int, int] = {}
+        self.unit_checked: dict[int, int] = {}  # round of the unit's last split check
         self.next_round: int | None = None
         self.rounds = 0
         self.promoted = 0
+        self.splits = 0  # units created by splitting another
         self._serial = 0
+        self._inv_var = np.ones(bank.probe.n_channels, np.float32)
         self.threaded = threaded
         self._job: threading.Thread | None = None
         self._results: list | None = None
@@ -101,6 +111,7 @@ class OnlineDiscovery:
         self.last_error = ""
 
     def add(self, snippets: list[tuple[int, int, np.ndarray]]) -> None:
+        """Unexplained spikes: (sample, channel, snippet on ``local_channels(channel)``)."""
         for sample, channel, snip in snippets:
             zone = self.store.get(channel)
             if zone is None:
@@ -109,9 +120,19 @@ class OnlineDiscovery:
             zone.append((self._serial, snip))
             self.new[channel] = self.new.get(channel, 0) + 1
 
-    def maybe_run(self, end_sample: int) -> list[int]:
+    def add_assigned(self, snippets: list[tuple[int, np.ndarray]]) -> None:
+        """Assigned spikes: (unit id, snippet on ``wide_channels`` of the unit's peak channel)."""
+        for uid, snip in snippets:
+            kept = self.unit_store.get(uid)
+            if kept is None:
+                kept = self.unit_store[uid] = deque(maxlen=self.cfg.discovery_max_snippets)
+            kept.append(snip)
+            self.unit_new[uid] = self.unit_new.get(uid, 0) + 1
+
+    def maybe_run(self, end_sample: int, noise_sd: np.ndarray | None = None) -> list[int]:
         """Start (or, unthreaded, run) a round if one is due at ``end_sample`` (data time), and
-        turn finished clusters into units; returns new unit ids."""
+        turn finished clusters into units; returns new unit ids. ``noise_sd``: the channels'
+        noise levels (uV), which weigh the comparison of a split-off cluster with templates."""
         added = self._collect() if self.threaded else []
         if self.next_round is None:
             self.next_round = end_sample + self.interval
@@ -119,47 +140,67 @@ class OnlineDiscovery:
         if end_sample < self.next_round:
             return added
         self.next_round += self.interval * max(1, (end_sample - self.next_round) // self.interval + 1)
+        if noise_sd is not None:
+            self._inv_var = (1.0 / np.maximum(noise_sd, NOISE_FLOOR_UV) ** 2).astype(np.float32)
         if self.threaded:
             if self._job is None:
                 self._start_round()
             return added
         return self._promote(self._cluster(self._due()))
 
-    def _due(self) -> list[tuple[int, list]]:
-        """(channel, its (id, snippet) pairs) of the zones with the most new snippets: a shallow
-        copy of each (cheap on the hot path; the stacking happens in ``_cluster``)."""
+    def _due(self) -> list[tuple[str, int, list]]:
+        """The round's jobs, as shallow copies (cheap on the hot path; the stacking happens in
+        ``_cluster``): ("zone", channel, its (id, snippet) pairs) for the zones with the most new
+        snippets, and ("unit", id, its snippets) for the unit whose split check is most overdue
+        (one per round, among those with ``discovery_min_spikes`` new spikes and twice that kept)."""
         self.rounds += 1
         c = self.cfg
         due = sorted((n, ch) for ch, n in self.new.items()
                      if n >= c.discovery_min_new and len(self.store[ch]) >= c.discovery_min_spikes)
         out = []
         for _, channel in reversed(due[-c.discovery_zones_per_round :]):
-            out.append((channel, list(self.store[channel])))
+            out.append(("zone", channel, list(self.store[channel])))
             self.new[channel] = 0
+        if c.split_units:
+            ready = [(self.unit_checked.get(uid, -1), uid) for uid, n in self.unit_new.items()
+                     if n >= c.discovery_min_spikes and len(self.unit_store[uid]) >= 2 * c.discovery_min_spikes]
+            if ready:
+                uid = min(ready)[1]
+                out.append(("unit", uid, list(self.unit_store[uid])))
+                self.unit_new[uid] = 0
+                self.unit_checked[uid] = self.rounds
         return out
 
-    def _cluster(self, due) -> list[tuple[int, set[int], list]]:
-        """Clusters of the due zones, each marked new or a duplicate of a known template (checked
-        against the bank as it is now and against this round's earlier new clusters), with the
-        ids of the snippets they used."""
+    def _cluster(self, due) -> list[tuple]:
+        """Each job's outcome: for a zone, its clusters centred on it, each marked new or a
+        duplicate of a known template (checked against the bank as it is now and against this
+        round's earlier new clusters), with the ids of the snippets they used; for a unit, its
+        split plan (``splitting.plan_split``)."""
         c, bank = self.cfg, self.bank
-        ids = [[i for i, _ in zone] for _, zone in due]
-        zones = [np.stack([snip for _, snip in zone]) for _, zone in due]
+        stacks = [np.stack([item[1] if kind == "zone" else item for item in items]) for kind, _, items in due]
         if self._process is not None:
-            found = self._process.run(zones, c.pca_components, c.discovery_min_spikes, bank.pre)
+            found = self._process.run(stacks, c.pca_components, c.discovery_min_spikes, bank.pre)
         else:
-            found = [cluster_snippets(z, c.pca_components, c.discovery_min_spikes, bank.pre) for z in zones]
+            found = [cluster_snippets(z, c.pca_components, c.discovery_min_spikes, bank.pre) for z in stacks]
         out, accepted = [], []
-        for (ch, _), zone_ids, zone_clusters in zip(due, ids, found):
+        for (kind, key, items), job_clusters in zip(due, found):
+            if kind == "unit":
+                if key in bank.index:
+                    out.append(("unit", key, plan_split(job_clusters, key, bank, self._inv_var, c.max_shift_samples,
+                                                        c.amplitude_tolerance)))
+                continue
+            ch, ids = key, [i for i, _ in items]
             clusters, used = [], set()
-            for template, members in zone_clusters:
+            for template, members in job_clusters:
+                if not centred_on_zone(template, bank.pre):
+                    continue
                 known = bank.same_unit(template, ch, c.max_shift_samples, c.merge_similarity, c.amplitude_tolerance)
                 known = known or any(_similar(template, ch, t, tc, bank, c) for t, tc in accepted)
                 if not known:
                     accepted.append((template, ch))
                 clusters.append((template, int(members.sum()), not known))
-                used.update(i for i, m in zip(zone_ids, members.tolist()) if m)
-            out.append((ch, used, clusters))
+                used.update(i for i, m in zip(ids, members.tolist()) if m)
+            out.append(("zone", ch, (used, clusters)))
         return out
 
     def _start_round(self) -> None:
@@ -185,17 +226,30 @@ class OnlineDiscovery:
         return self._promote(results)
 
     def _promote(self, results) -> list[int]:
-        """Clusters -> units (unless a known template of the same size already explains them);
-        their snippets leave the store."""
+        """Zone clusters -> units (unless a known template of the same size already explains
+        them; their snippets leave the store); split plans -> the unit's template reset to the
+        cluster it stands for, new units for the others (the unit's kept snippets are dropped:
+        its next check sees spikes assigned after the split)."""
         bank, added = self.bank, []
-        for channel, used, clusters in results:
+        for kind, key, outcome in results:
+            if kind == "unit":
+                kept, n_kept, new = outcome
+                if kept is None:
+                    continue
+                bank.replace(key, kept, n_kept)
+                for template, channel, n_members in new:
+                    added.append(bank.add(template, channel, weight=n_members))
+                    self.splits += 1
+                self.unit_store[key].clear()
+                continue
+            used, clusters = outcome
             for template, n_members, new in clusters:
                 if new:
-                    added.append(bank.add(template, channel, weight=n_members))
+                    added.append(bank.add(template, key, weight=n_members))
                     self.promoted += 1
             if used:
-                zone = self.store[channel]
-                self.store[channel] = deque(((i, s) for i, s in zone if i not in used), maxlen=zone.maxlen)
+                zone = self.store[key]
+                self.store[key] = deque(((i, s) for i, s in zone if i not in used), maxlen=zone.maxlen)
         return added
 
     def close(self) -> None:

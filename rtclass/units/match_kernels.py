@@ -49,13 +49,13 @@ REASSOCIATE = {"reassoc", "nsz", "arcp", "contract", "afn"}
 
 
 @numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
-def _fit(xs, s, energy, tmpl, wgt, n_used, u, amp, amp_n, tolerance):
+def _fit(xs, s, energy, tmpl, width, wgt, n_used, u, amp, amp_n, tolerance):
     """(residual ratio, amplitude, explained fraction) of template ``tmpl`` [W, K] at shift index
     ``s`` of the gathered snippet ``xs`` [W + 2 max_shift, K]: the snippet's energy left after
     subtracting ``a * T``, over what noise alone would leave (each channel weighted by 1 / its
     noise variance ``wgt``; ~1 for a spike the template explains), and the fraction of the
-    snippet's energy (``energy``, precomputed per shift) the fit removed."""
-    width = tmpl.shape[0]
+    snippet's energy (``energy``, precomputed per shift) the fit removed. Only the first
+    ``width`` samples of the window count."""
     dot = 0.0
     tt = 0.0
     for w in range(width):
@@ -90,9 +90,9 @@ def _gather(work, t0, near, n_used, weights, max_shift, xs, wgt):
 
 
 @numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
-def _energies(xs, n_used, wgt, max_shift, energy):
-    """``energy[s]``: the weighted energy of the window at shift index s."""
-    width = xs.shape[0] - 2 * max_shift
+def _energies(xs, n_used, wgt, max_shift, width, energy):
+    """``energy[s]``: the weighted energy of the window's first ``width`` samples at shift
+    index s."""
     for s in range(2 * max_shift + 1):
         e = 0.0
         for w in range(width):
@@ -185,6 +185,56 @@ def _template(waves, u, near, n_used, out):
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
+def _choose(cand, channels, local, waves, xs, wgt, energy, view_channel, view_used, n_view, width, max_shift, amp,
+            amp_n, tolerance, min_fit_explained, tmpl):
+    """The best candidate for a peak, each fitted on its view (the snippet on the channels
+    around its peak channel) over the first ``width`` samples of the window: every candidate is
+    scored at the detected alignment, the two best again over shifts. Ranked by what the fit
+    leaves (noise units per value); a fit that removes less than ``min_fit_explained`` of its
+    view's energy (a view that barely holds the spike leaves ~1 whatever the template) does not
+    compete. Returns (bank index or -1, residual ratio, amplitude, shift, explained fraction)."""
+    n_shift = 2 * max_shift + 1
+    first, second = -1, -1
+    first_score, second_score = np.inf, np.inf
+    for j in range(cand.shape[0]):
+        u = cand[j]
+        if u < 0:
+            break
+        v = _view_of(channels[u, 0], view_channel, n_view)
+        n_used = view_used[v]
+        _template(waves, u, local[channels[u, 0]], n_used, tmpl)
+        score, _, explained = _fit(xs[v], max_shift, energy[v, max_shift], tmpl, width, wgt[v], n_used, u, amp, amp_n,
+                                   tolerance)
+        if explained < min_fit_explained:
+            continue
+        if score < first_score:
+            second, second_score = first, first_score
+            first, first_score = u, score
+        elif score < second_score:
+            second, second_score = u, score
+    best_i, best_score, best_a, best_s, best_explained = -1, np.inf, 0.0, 0, 0.0
+    for u in (first, second):
+        if u < 0:
+            continue
+        v = _view_of(channels[u, 0], view_channel, n_view)
+        n_used = view_used[v]
+        _template(waves, u, local[channels[u, 0]], n_used, tmpl)
+        for s in range(n_shift):
+            score, a, explained = _fit(xs[v], s, energy[v, s], tmpl, width, wgt[v], n_used, u, amp, amp_n, tolerance)
+            if explained >= min_fit_explained and score < best_score:
+                best_score, best_i, best_a, best_s, best_explained = score, u, a, s - max_shift, explained
+    return best_i, best_score, best_a, best_s, best_explained
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _view_of(channel, view_channel, n_view):
+    v = 0
+    while v < n_view and view_channel[v] != channel:
+        v += 1
+    return v
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
 def match_peaks(
     work,
     work_first,
@@ -206,6 +256,7 @@ def match_peaks(
     max_residual,
     min_explained,
     min_fit_explained,
+    truncated,
     tolerance,
     adapt_spikes,
     out_index,
@@ -238,6 +289,7 @@ def match_peaks(
     xs = np.empty((n_views, width + 2 * max_shift, k_near), np.float32)
     wgt = np.empty((n_views, k_near), np.float32)
     energy = np.empty((n_views, n_shift), np.float64)
+    energy_cut = np.empty((n_views, n_shift), np.float64)
     view_channel = np.empty(n_views, np.int64)
     view_used = np.empty(n_views, np.int64)
     tmpl = np.empty((width, k_near), np.float32)
@@ -250,11 +302,6 @@ def match_peaks(
             learn_long(work, work_first, peak_t[i], long_waves, long_n, channels, pre, adapt_spikes, q_s, q_u, q_a,
                        counters, rec_s)
         n_view = 0
-        # candidates ranked by what their fit leaves (noise units per value); a fit that removes
-        # less than ``min_fit_explained`` of its view's energy (a view that barely holds the
-        # spike leaves ~1 whatever the template) could not be accepted and does not compete
-        first, second = -1, -1
-        first_score, second_score = np.inf, np.inf
         for j in range(cand.shape[0]):
             u = cand[j]
             if u < 0:
@@ -272,38 +319,21 @@ def match_peaks(
                 if long_waves.shape[2] > 0:
                     _subtract_recent(xs[v], peak_t[i] - pre - max_shift, near, n_used, long_waves, pre, rec_s, rec_u,
                                      rec_a, counters[0])
-                _energies(xs[v], n_used, wgt[v], max_shift, energy[v])
+                _energies(xs[v], n_used, wgt[v], max_shift, width, energy[v])
                 view_channel[v], view_used[v] = home, n_used
                 n_view += 1
-            n_used = view_used[v]
-            _template(waves, u, local[home], n_used, tmpl)
-            score, _, explained = _fit(xs[v], max_shift, energy[v, max_shift], tmpl, wgt[v], n_used, u, amp, amp_n,
-                                       tolerance)
-            if explained < min_fit_explained:
-                continue
-            if score < first_score:
-                second, second_score = first, first_score
-                first, first_score = u, score
-            elif score < second_score:
-                second, second_score = u, score
-        best_i = -1
-        best_score = np.inf
-        best_a = 0.0
-        best_s = 0
-        best_explained = 0.0
-        for u in (first, second):
-            if u < 0:
-                continue
-            home = channels[u, 0]
-            v = 0
-            while view_channel[v] != home:
-                v += 1
-            n_used = view_used[v]
-            _template(waves, u, local[home], n_used, tmpl)
-            for s in range(n_shift):
-                score, a, explained = _fit(xs[v], s, energy[v, s], tmpl, wgt[v], n_used, u, amp, amp_n, tolerance)
-                if explained >= min_fit_explained and score < best_score:
-                    best_score, best_i, best_a, best_s, best_explained = score, u, a, s - max_shift, explained
+        best_i, best_score, best_a, best_s, best_explained = _choose(
+            cand, channels, local, waves, xs, wgt, energy, view_channel, view_used, n_view, width, max_shift, amp, amp_n,
+            tolerance, min_fit_explained, tmpl)
+        if (best_i < 0 or (best_score > max_residual and best_explained < min_explained)) and truncated < width:
+            # a spike that a later one overlaps: judged again on its window up to a little after
+            # its trough, before most of the later spike arrives
+            for v in range(n_view):
+                _energies(xs[v], view_used[v], wgt[v], max_shift, truncated, energy_cut[v])
+            cut = _choose(cand, channels, local, waves, xs, wgt, energy_cut, view_channel, view_used, n_view, truncated,
+                          max_shift, amp, amp_n, tolerance, min_fit_explained, tmpl)
+            if cut[0] >= 0 and cut[1] <= max_residual:
+                best_i, best_score, best_a, best_s, best_explained = cut
         # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
         # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
         if best_i >= 0 and best_score > max_residual and best_explained < min_explained:
@@ -360,7 +390,7 @@ def match_peaks(
 @numba.jit(nopython=True, nogil=True, cache=True)
 def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earliest, n_units, candidates, local, waves,
                channels, norm2, amp, amp_n, matched, ids, prev_inv_var, inv_var, epoch, pre, max_shift, max_residual,
-               min_explained, min_fit_explained, tolerance, adapt_spikes, out, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
+               min_explained, min_fit_explained, truncated, tolerance, adapt_spikes, out, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
                counters):
     """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
     ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
@@ -392,7 +422,7 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
     shift = np.zeros(n, np.int32)
     if n > 0 and n_units > 0:
         match_peaks(work, work_first, peak_t, peak_c, candidates, local, waves, channels, norm2, amp, amp_n, matched,
-                    prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, min_fit_explained, tolerance,
+                    prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, min_fit_explained, truncated, tolerance,
                     adapt_spikes, idx, fit, score, shift, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
                     counters)
     n_unassigned = 0

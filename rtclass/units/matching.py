@@ -40,13 +40,16 @@ class TemplateMatcher:
     order, and keeps the unassigned ones' snippets for discovery in ``unassigned``.
     """
 
-    def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sweep: int, discovering: bool = False):
+    def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sweep: int, sample_rate_hz: float, discovering: bool = False):
         self.cfg = cfg
         self.max_residual = cfg.discovery_max_residual if discovering else cfg.max_residual
         self.min_explained = cfg.discovery_min_explained if discovering else cfg.min_explained
         self.bank = bank
         self.max_shift = cfg.max_shift_samples
         self.post = bank.width - bank.pre
+        #: window (samples from its start) on which a failed match is tried again
+        self.truncated = min(bank.width, bank.pre + int(round(cfg.truncated_post_ms * 1e-3 * sample_rate_hz))) \
+            if cfg.truncated_post_ms > 0 else bank.width
         #: past samples the matcher needs to see (the detector keeps them in its ``work``): a match
         #: window with its shifts, or a long template's learning window plus the decision lag
         self.sweep = sweep
@@ -69,6 +72,9 @@ class TemplateMatcher:
         self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
         self.unassigned: list[tuple[int, int, np.ndarray]] = []  # (sample, channel, snippet [W, K])
         self.collect_unassigned = discovering
+        # (unit id, snippet [W, K2] on the wide channels of its peak channel), for split checks
+        self.assigned: list[tuple[int, np.ndarray]] = []
+        self.collect_assigned = discovering and cfg.split_units
 
     def _weights(self, noise_sd: np.ndarray, noise_from: int) -> None:
         """Channel weights (inverse noise variance) per noise epoch: a peak is weighted with the
@@ -116,7 +122,7 @@ class TemplateMatcher:
             self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready,
             earliest, b.n, b.candidates, b.local, b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids,
             self._prev_inv_var, self._inv_var, self._epoch, b.pre, self.max_shift, self.max_residual,
-            self.min_explained, self.cfg.min_fit_explained, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, out, b.long_waves, b.long_n,
+            self.min_explained, self.cfg.min_fit_explained, self.truncated, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, out, b.long_waves, b.long_n,
             self._rec_s, self._rec_u, self._rec_a, self._q_s, self._q_u, self._q_a, self._counters,
         )
         if n == 0:
@@ -128,6 +134,12 @@ class TemplateMatcher:
                 s, c = int(sample[i]), int(channel[i])
                 t0 = s - work_first - b.pre
                 self.unassigned.append((s, c, work[t0 : t0 + b.width, b.local_channels(c)]))
+        if self.collect_assigned and n > n_unassigned:
+            for uid, s in zip(out["unit"].tolist(), out["sample"].tolist()):
+                if uid >= 0:
+                    t0 = s - work_first - b.pre
+                    home = int(b.peak_channel[b.index[uid]])
+                    self.assigned.append((uid, work[t0 : t0 + b.width, b.wide_channels(home)]))
         return out
 
 
@@ -144,7 +156,7 @@ def warm_up_matching() -> None:
     i32, f32, i64 = np.int32, np.float32, np.int64
     match_step(pending, 0, peaks, work, 0, 4, 1, 1, np.zeros((1, 1), i32), np.zeros((1, 1), i32), waves,
                np.zeros((1, 1), i32), np.ones(1, f32), np.ones(1, f32), np.ones(1, i64), np.zeros(1, i64),
-               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.3, 0.5, 10,
+               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.3, 2, 0.5, 10,
                np.zeros(2, ASSIGNED_DTYPE), np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros(4, i64),
                np.zeros(4, i64), np.zeros(4, f32), np.zeros(4, i64), np.zeros(4, i64), np.zeros(4, f32),
                np.zeros(3, i64))

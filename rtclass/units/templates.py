@@ -3,9 +3,8 @@
 A ``TemplateBank`` holds, per unit, a short waveform (``pre`` samples before the trough,
 ``width`` in all) on every channel, non-zero on its *support* (the channels around its peak
 channel), scaled so that the trough on the peak channel is -1 (a fitted amplitude is then the
-spike's trough depth in uV). Keeping templates dense lets the matcher compare all candidates on
-the same channels (those around the detected spike), where a unit that does not reach a channel
-predicts zero there. Templates come from a
+spike's trough depth in uV). The matcher fits each candidate on its own support, whichever
+channel the spike was detected on. Templates come from a
 prior Kilosort/phy sort (``from_phy_folder``), from the simulator's ground truth, or from online
 discovery; the bank grows, and a unit's id never changes.
 
@@ -28,6 +27,9 @@ from rtclass.probe import Probe
 
 #: templates the bank reserves room for before it grows
 INITIAL_CAPACITY = 64
+#: a unit's *wide* neighbourhood reaches this far beyond its support: a unit split off it may
+#: peak up to this far from its peak channel and still have its whole support in view
+SPLIT_REACH_UM = 40.0
 
 
 class TemplateBank:
@@ -45,8 +47,11 @@ class TemplateBank:
         self.local = probe.neighbours(match_radius_um)  # [C, K] channels around each channel
         self.k = self.local.shape[1]
         self._local_lists = [row[row >= 0] for row in self.local]
-        for row in self._local_lists:
+        wide = probe.neighbours(match_radius_um + SPLIT_REACH_UM)
+        self._wide_lists = [row[row >= 0] for row in wide]
+        for row in self._local_lists + self._wide_lists:
             row.flags.writeable = False
+        self.index: dict[int, int] = {}  # unit id -> bank index
         self.candidate_radius_um = candidate_radius_um
         n_ch = probe.n_channels
         self.n = 0
@@ -86,12 +91,17 @@ class TemplateBank:
 
     def channels_for(self, unit_id: int) -> np.ndarray:
         """The channels around the peak channel of a unit's (first) template."""
-        i = int(np.flatnonzero(self.ids[: self.n] == unit_id)[0])
+        i = self.index[unit_id]
         return self.local_channels(int(self.peak_channel[i]))
 
     def local_channels(self, peak_channel: int) -> np.ndarray:
         """The channels around a channel (read-only; the peak channel first)."""
         return self._local_lists[peak_channel]
+
+    def wide_channels(self, peak_channel: int) -> np.ndarray:
+        """The channels within ``SPLIT_REACH_UM`` beyond ``local_channels`` (read-only; nearest
+        first)."""
+        return self._wide_lists[peak_channel]
 
     def add(self, waves: np.ndarray, peak_channel: int, unit_id: int | None = None, weight: int = 0,
             in_uv: bool = True) -> int:
@@ -100,18 +110,31 @@ class TemplateBank:
         stands for (adaptation moves it by 1 / (weight + matches)). ``in_uv``: the template is
         in uV, so its trough depth is the unit's typical amplitude (else it is learnt from the
         first matches)."""
+        if self.n == self.ids.size:
+            self._grow()
+        i = self.n
+        self._set(i, waves, peak_channel, weight, in_uv)
+        uid = self.next_id if unit_id is None else int(unit_id)
+        self.next_id = max(self.next_id, uid + 1)
+        self.ids[i] = uid
+        self.index[uid] = i
+        self.n += 1
+        self._update_candidates()
+        return uid
+
+    def replace(self, unit_id: int, waves: np.ndarray, weight: int) -> None:
+        """Give a unit a new template (on the channels around its peak channel, in uV), standing
+        for ``weight`` spikes: a unit that held two keeps the one its id stands for."""
+        i = self.index[unit_id]
+        self._set(i, waves, int(self.peak_channel[i]), weight, True)
+
+    def _set(self, i: int, waves: np.ndarray, peak_channel: int, weight: int, in_uv: bool) -> None:
         chans = self.local_channels(peak_channel)
         if waves.shape != (self.width, chans.size):
             raise ValueError(f"template shape {waves.shape}, expected {(self.width, chans.size)}")
         depth = -waves[self.pre, 0]  # local channels start with the peak channel itself
         if not np.isfinite(waves).all() or depth <= 0:
             raise InputError(f"template for channel {peak_channel} has no negative trough at its centre")
-        if self.n == self.ids.size:
-            self._grow()
-        i = self.n
-        uid = self.next_id if unit_id is None else int(unit_id)
-        self.next_id = max(self.next_id, uid + 1)
-        self.ids[i] = uid
         self.peak_channel[i] = peak_channel
         self.channels[i] = -1
         self.channels[i, : chans.size] = chans
@@ -126,9 +149,6 @@ class TemplateBank:
         self.amp[i] = depth if in_uv else 0.0
         self.amp_n[i] = max(weight, 1) if in_uv else 0
         self.matched[i] = weight
-        self.n += 1
-        self._update_candidates()
-        return uid
 
     def distance_um(self, a: int, b: int) -> float:
         return float(self._dist[a, b])
