@@ -83,6 +83,8 @@ class DetectionChain:
         self.features: UnitBank | None = None
         if bank is not None:
             self.matcher = TemplateMatcher(cfg.units, bank, sweep, sample_rate_hz, discovering=self.discovery is not None)
+            if self.discovery is not None:
+                self.matcher.wanted = self.discovery.wanted
         self.detector = ThresholdDetector(
             cfg.detect, probe.neighbours(cfg.detect.radius_um), probe.neighbours(cfg.detect.echo_radius_um),
             sample_rate_hz, history=self.matcher.history if self.matcher is not None else 0,

@@ -95,6 +95,11 @@ def _similar(a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank,
     return den > 0 and (x * y).sum() / den >= cfg.merge_similarity and (1 - tol) * depth_b <= depth_a <= (1 + tol) * depth_b
 
 
+#: a unit's recent assigned snippets kept for its split check (enough for ISO-SPLIT to part two
+#: units of 0.97 shape correlation; the check's cost grows with it)
+SPLIT_SNIPPETS = 500
+
+
 class OnlineDiscovery:
     """Keeps unexplained snippets and turns clusters of them into units.
 
@@ -116,12 +121,16 @@ class OnlineDiscovery:
         self.unit_store: dict[int, deque] = {}
         self.unit_new: dict[int, int] = {}
         self.unit_checked: dict[int, int] = {}  # round of the unit's last split check
+        #: unit id -> snippets its next split check still wants (the matcher copies only those);
+        #: shared with the matcher, updated here on the hot path's thread
+        self.wanted: dict[int, int] = {}
         self.next_round: int | None = None
         self.rounds = 0
         self.promoted = 0
         self.splits = 0  # units created by splitting another
         self._serial = 0
         self._inv_var = np.ones(bank.probe.n_channels, np.float32)
+        self._split_snippets = min(cfg.discovery_max_snippets, SPLIT_SNIPPETS)
         self.threaded = threaded
         self._job: threading.Thread | None = None
         self._results: list | None = None
@@ -144,7 +153,7 @@ class OnlineDiscovery:
         for uid, snip in snippets:
             kept = self.unit_store.get(uid)
             if kept is None:
-                kept = self.unit_store[uid] = deque(maxlen=self.cfg.discovery_max_snippets)
+                kept = self.unit_store[uid] = deque(maxlen=self._split_snippets)
             kept.append(snip)
             self.unit_new[uid] = self.unit_new.get(uid, 0) + 1
 
@@ -188,6 +197,7 @@ class OnlineDiscovery:
                 out.append(("unit", uid, list(self.unit_store[uid])))
                 self.unit_new[uid] = 0
                 self.unit_checked[uid] = self.rounds
+                self.wanted[uid] = self._split_snippets  # a fresh store by its next check, at most
         return out
 
     def _cluster(self, due) -> list[tuple]:
@@ -259,6 +269,7 @@ class OnlineDiscovery:
                 for template, channel, n_members in new:
                     added.append(bank.add(template, channel, weight=n_members))
                     self.splits += 1
+                self.wanted[key] = self._split_snippets
                 self.unit_store[key].clear()
                 continue
             used, clusters = outcome
@@ -269,6 +280,8 @@ class OnlineDiscovery:
             if used:
                 zone = self.store[key]
                 self.store[key] = deque(((i, s) for i, s in zone if i not in used), maxlen=zone.maxlen)
+        for uid in added:
+            self.wanted[uid] = self._split_snippets
         return added
 
     def close(self) -> None:

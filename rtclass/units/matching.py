@@ -75,6 +75,9 @@ class TemplateMatcher:
         # (unit id, snippet [W, K2] on the wide channels of its peak channel), for split checks
         self.assigned: list[tuple[int, np.ndarray]] = []
         self.collect_assigned = discovering and cfg.split_units
+        #: unit id -> snippets still wanted for its next split check (discovery sets it; copying
+        #: every busy unit's every spike cost ~10 % of the chain)
+        self.wanted: dict[int, int] = {}
 
     def _weights(self, noise_sd: np.ndarray, noise_from: int) -> None:
         """Channel weights (inverse noise variance) per noise epoch: a peak is weighted with the
@@ -135,8 +138,10 @@ class TemplateMatcher:
                 t0 = s - work_first - b.pre
                 self.unassigned.append((s, c, work[t0 : t0 + b.width, b.local_channels(c)]))
         if self.collect_assigned and n > n_unassigned:
+            wanted = self.wanted
             for uid, s in zip(out["unit"].tolist(), out["sample"].tolist()):
-                if uid >= 0:
+                if uid >= 0 and wanted.get(uid, 0) > 0:
+                    wanted[uid] -= 1
                     t0 = s - work_first - b.pre
                     home = int(b.peak_channel[b.index[uid]])
                     self.assigned.append((uid, work[t0 : t0 + b.width, b.wide_channels(home)]))
