@@ -2,21 +2,23 @@
 
 Snippets of the detected spikes that no template explains are kept per *zone* (the channel the
 spike peaked on), the most recent ``discovery_max_snippets`` of each. Every
-``discovery_interval_s`` of data, the zones with the most new snippets (at most
-``discovery_zones_per_round``) are clustered: the snippets (``width`` samples on the zone's
-channels) are reduced by PCA and split by ISO-SPLIT (``isosplit6``, the clustering of
-MountainSort 5: it needs no cluster count and no density parameter). Each cluster with at least
-``discovery_min_spikes`` members whose median waveform has its trough on the zone channel becomes
-a template, unless it resembles an existing template (normalised correlation >=
-``merge_similarity`` over small shifts): then it is the same unit seen from a neighbouring
-channel, and nothing is added. The members leave the zone's store. From then on the matcher
-assigns that unit's spikes; a unit id, once given, never changes.
+``discovery_interval_s`` of data, the zones with the most new snippets (at least
+``discovery_min_new``; at most ``discovery_zones_per_round`` zones) are clustered: the snippets
+(``width`` samples on the zone's channels) are reduced by PCA and split by ISO-SPLIT (``isosplit6``,
+the clustering of MountainSort 5: it needs no cluster count and no density parameter). Each cluster
+with at least ``discovery_min_spikes`` members whose median waveform has its trough on the zone
+channel becomes a template, unless a known template explains it (``TemplateBank.same_unit``: the
+same shape on the channels both cover and the same fitted amplitude): then it is that unit seen
+again, and nothing is added. The members leave the zone's store. From then on the matcher assigns
+that unit's spikes; a unit id, once given, never changes. In the same rounds, one unit at a time
+has its recent assigned spikes clustered again, and any other unit hidden in it is split off
+(``splitting``).
 
 What a user gives up against a full offline sort: units are found only after tens of their
-spikes were seen (seconds for most, longer for sparse units such as complex spikes); no
-re-splitting or merging of units once created; overlapping spikes within the exclusion window are
-seen as one; clusters are formed per zone, so a unit whose spikes peak on several channels is
-found once per zone and deduplicated by template similarity, not by a global model.
+spikes were seen (seconds for most, longer for sparse units such as complex spikes), and the
+spikes before are unassigned; a unit that held two is split only once both have tens of spikes,
+and nothing is merged once created; overlapping spikes within the exclusion window are seen as
+one; clusters are formed per zone and per unit, not by a global model.
 """
 
 from __future__ import annotations
