@@ -30,7 +30,7 @@ import numpy as np
 
 from rtclass.config import UnitsConfig
 from rtclass.units.clustering_process import ClusteringFailed, ClusteringProcess
-from rtclass.units.matching import NOISE_FLOOR_UV
+from rtclass.units.matching import channel_weights
 from rtclass.units.splitting import plan_split
 from rtclass.units.templates import TemplateBank
 
@@ -171,7 +171,7 @@ class OnlineDiscovery:
             return added
         self.next_round += self.interval * max(1, (end_sample - self.next_round) // self.interval + 1)
         if noise_sd is not None:
-            self._inv_var = (1.0 / np.maximum(noise_sd, NOISE_FLOOR_UV) ** 2).astype(np.float32)
+            self._inv_var = channel_weights(noise_sd)
         if self.threaded:
             if self._job is None:
                 self._start_round()

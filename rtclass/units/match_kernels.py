@@ -307,9 +307,7 @@ def match_peaks(
             if u < 0:
                 break
             home = channels[u, 0]
-            v = 0
-            while v < n_view and view_channel[v] != home:
-                v += 1
+            v = _view_of(home, view_channel, n_view)
             if v == n_view:
                 near = local[home]
                 n_used = 0
@@ -325,7 +323,10 @@ def match_peaks(
         best_i, best_score, best_a, best_s, best_explained = _choose(
             cand, channels, local, waves, xs, wgt, energy, view_channel, view_used, n_view, width, max_shift, amp, amp_n,
             tolerance, min_fit_explained, tmpl)
-        if (best_i < 0 or (best_score > max_residual and best_explained < min_explained)) and truncated < width:
+        # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
+        # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
+        rejected = best_i < 0 or (best_score > max_residual and best_explained < min_explained)
+        if rejected and truncated < width:
             # a spike that a later one overlaps: judged again on its window up to a little after
             # its trough, before most of the later spike arrives
             for v in range(n_view):
@@ -334,9 +335,8 @@ def match_peaks(
                           max_shift, amp, amp_n, tolerance, min_fit_explained, tmpl)
             if cut[0] >= 0 and cut[1] <= max_residual:
                 best_i, best_score, best_a, best_s, best_explained = cut
-        # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
-        # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
-        if best_i >= 0 and best_score > max_residual and best_explained < min_explained:
+                rejected = False
+        if rejected:
             best_i = -1
         if long_waves.shape[2] > 0:  # every decided spike is remembered; an assigned one is subtracted from now on
             p = counters[0] % rec_s.shape[0]

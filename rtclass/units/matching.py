@@ -31,6 +31,12 @@ NOTHING = np.zeros(0, ASSIGNED_DTYPE)
 NOTHING.flags.writeable = False
 
 
+def channel_weights(noise_sd: np.ndarray) -> np.ndarray:
+    """Each channel's weight in a fit: 1 / its noise variance (float32; noise below
+    ``NOISE_FLOOR_UV`` counts as that)."""
+    return (1.0 / np.maximum(noise_sd, NOISE_FLOOR_UV) ** 2).astype(np.float32)
+
+
 class TemplateMatcher:
     """Assigns each detected peak to a unit once ``post`` samples after it have arrived (the
     match window's end: this is the stage's added latency).
@@ -84,7 +90,7 @@ class TemplateMatcher:
         noise levels in force at its own sample, whatever the chunking."""
         if noise_from != self._epoch:
             self._prev_inv_var, self._epoch = self._inv_var, noise_from
-            self._inv_var = (1.0 / np.maximum(noise_sd, NOISE_FLOOR_UV) ** 2).astype(np.float32)
+            self._inv_var = channel_weights(noise_sd)
 
     def process(self, work: np.ndarray, work_first: int, peaks: np.ndarray, noise_sd: np.ndarray,
                 noise_from: int) -> np.ndarray:

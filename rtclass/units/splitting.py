@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtclass.units.templates import SPLIT_REACH_UM, TemplateBank
+from rtclass.units.templates import SPLIT_REACH_UM, TemplateBank, shifted_overlaps
 
 #: a template explains a cluster if, fitted to the cluster's median with its amplitude within
 #: tolerance, it leaves less than this many noise variances per value (the median of 40 spikes
@@ -44,11 +44,8 @@ def mismatch(x: np.ndarray, x_chans: np.ndarray, t: np.ndarray, t_chans: np.ndar
     if 2 * len(xi) < x_chans.size:
         return None
     xs, ts, w = x[:, xi].astype(np.float64), t[:, ti].astype(np.float64), inv_var[x_chans[xi]].astype(np.float64)
-    width = x.shape[0]
     best = None
-    for s in range(-max_shift, max_shift + 1):
-        a_part = xs[max(s, 0) : width + min(s, 0)]
-        b_part = ts[max(-s, 0) : width + min(-s, 0)]
+    for a_part, b_part in shifted_overlaps(xs, ts, max_shift):
         dot, tt, xx = float((w * a_part * b_part).sum()), float((w * b_part * b_part).sum()), float((w * a_part * a_part).sum())
         if dot <= 0 or tt <= 0 or xx <= 0:
             continue

@@ -177,11 +177,7 @@ class TemplateBank:
             common = np.isin(chans, self.channels[i])
             if 2 * common.sum() < chans.size:
                 continue
-            mine = waves[:, common]
-            other = self.waves[i][chans[common]].T
-            for s in range(-max_shift, max_shift + 1):
-                x = mine[max(s, 0) : self.width + min(s, 0)]
-                t = other[max(-s, 0) : self.width + min(-s, 0)]
+            for x, t in shifted_overlaps(waves[:, common], self.waves[i][chans[common]].T, max_shift):
                 xt, tt, xx = float((x * t).sum()), float((t * t).sum()), float((x * x).sum())
                 if xt <= 0 or tt <= 0 or xt / np.sqrt(xx * tt) < min_similarity:
                     continue
@@ -189,6 +185,14 @@ class TemplateBank:
                 if typical > 0 and abs(fitted - typical) <= tolerance * typical:
                     return True
         return False
+
+
+def shifted_overlaps(x: np.ndarray, t: np.ndarray, max_shift: int):
+    """The overlapping parts ``(x[...], t[...])`` of two ``[W, K]`` waveforms with ``t`` shifted
+    by each of -max_shift .. max_shift samples against ``x``."""
+    width = x.shape[0]
+    for s in range(-max_shift, max_shift + 1):
+        yield x[max(s, 0) : width + min(s, 0)], t[max(-s, 0) : width + min(-s, 0)]
 
 
 def bandpassed_templates(templates_uv: np.ndarray, sos: np.ndarray) -> np.ndarray:
