@@ -158,9 +158,13 @@ class UnitsConfig:
     )
     discovery_interval_s: float = param(0.5, "data time between discovery rounds", "s", 0.05, 3600.0)
     discovery_min_spikes: int = param(40, "spikes a cluster needs to become a unit", "", 5, 100000)
+    discovery_min_spikes_large: int = param(
+        15, "a cluster whose trough is at least discovery_large_snr times its channel's noise needs only this many spikes (large units are found sooner)", "", 5, 100000
+    )
+    discovery_large_snr: float = param(8.0, "see discovery_min_spikes_large (bench_units, 8 seeds: whole-run score 0.64 -> 0.69 at 15 spikes, SNR 8; 1000: every cluster needs discovery_min_spikes)", "", 0.0, 1000.0)
     discovery_min_new: int = param(10, "new unexplained snippets that make a channel due for clustering again (once it holds discovery_min_spikes)", "", 1, 100000)
     discovery_max_snippets: int = param(800, "unexplained snippets kept per channel for discovery", "", 50, 1000000)
-    discovery_zones_per_round: int = param(6, "channels clustered per discovery round (bounds its cost)", "", 1, 4096)
+    discovery_zones_per_round: int = param(12, "channels clustered per discovery round (bounds its cost)", "", 1, 4096)
     split_units: bool = param(True, "re-cluster each unit's recent spikes now and then and split off any other unit hidden in it (see rtclass.units.splitting)")
     merge_similarity: float = param(
         0.9, "a new cluster this similar (correlation) to a known template is that unit, not a new one", "", 0.0, 1.0

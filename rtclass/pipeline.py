@@ -486,7 +486,8 @@ class Pipeline:
         d = self.chain.discovery
         if d is None:
             return None
-        return {"rounds": d.rounds, "units_found": d.promoted, "failed_rounds": d.failed_rounds,
+        return {"rounds": d.rounds, "units_found": d.promoted, "units_split_off": d.splits, "units_merged": d.merges,
+                "failed_rounds": d.failed_rounds,
                 "last_error": d.last_error}
 
     def _label_summary(self) -> dict[str, Any]:

@@ -6,18 +6,20 @@ spike peaked on), the most recent ``discovery_max_snippets`` of each. Every
 ``discovery_min_new``; at most ``discovery_zones_per_round`` zones) are clustered: the snippets
 (``width`` samples on the zone's channels) are reduced by PCA and split by ISO-SPLIT (``isosplit6``,
 the clustering of MountainSort 5: it needs no cluster count and no density parameter). Each cluster
-with at least ``discovery_min_spikes`` members whose median waveform has its trough on the zone
-channel becomes a template, unless a known template explains it (``TemplateBank.same_unit``: the
+with at least ``discovery_min_spikes`` members (``discovery_min_spikes_large`` if its trough is
+``discovery_large_snr`` noise SDs deep: large units are found sooner) whose median waveform has its
+trough on the zone channel becomes a template, unless a known template explains it (``TemplateBank.same_unit``: the
 same shape on the channels both cover and the same fitted amplitude): then it is that unit seen
 again, and nothing is added. The members leave the zone's store. From then on the matcher assigns
 that unit's spikes; a unit id, once given, never changes. In the same rounds, one unit at a time
 has its recent assigned spikes clustered again, and any other unit hidden in it is split off
-(``splitting``).
+(``splitting``); and units whose templates have converged on one unit are merged (``merging``:
+the one with fewer spikes is retired, its id not reused).
 
 What a user gives up against a full offline sort: units are found only after tens of their
 spikes were seen (seconds for most, longer for sparse units such as complex spikes), and the
 spikes before are unassigned; a unit that held two is split only once both have tens of spikes,
-and nothing is merged once created; overlapping spikes within the exclusion window are seen as
+and a unit found twice is merged only once both templates have converged; overlapping spikes within the exclusion window are seen as
 one; clusters are formed per zone and per unit, not by a global model.
 """
 
@@ -31,6 +33,7 @@ import numpy as np
 from rtclass.config import UnitsConfig
 from rtclass.units.clustering_process import ClusteringFailed, ClusteringProcess
 from rtclass.units.matching import channel_weights
+from rtclass.units.merging import duplicates
 from rtclass.units.splitting import plan_split
 from rtclass.units.templates import TemplateBank
 
@@ -130,9 +133,13 @@ class OnlineDiscovery:
         self.rounds = 0
         self.promoted = 0
         self.splits = 0  # units created by splitting another
+        self.merges = 0  # units retired into another (``merging``)
+        self._parted: set[frozenset[int]] = set()  # unit-id pairs a split separated: never merged
         self._serial = 0
         self._inv_var = np.ones(bank.probe.n_channels, np.float32)
         self._split_snippets = min(cfg.discovery_max_snippets, SPLIT_SNIPPETS)
+        #: the fewest members any cluster may have (large units' clusters)
+        self._min_members = min(cfg.discovery_min_spikes, cfg.discovery_min_spikes_large)
         self.threaded = threaded
         self._job: threading.Thread | None = None
         self._results: list | None = None
@@ -186,7 +193,7 @@ class OnlineDiscovery:
         self.rounds += 1
         c = self.cfg
         due = sorted((n, ch) for ch, n in self.new.items()
-                     if n >= c.discovery_min_new and len(self.store[ch]) >= c.discovery_min_spikes)
+                     if n >= c.discovery_min_new and len(self.store[ch]) >= self._min_members)
         out = []
         for _, channel in reversed(due[-c.discovery_zones_per_round :]):
             out.append(("zone", channel, list(self.store[channel])))
@@ -209,21 +216,24 @@ class OnlineDiscovery:
         split plan (``splitting.plan_split``)."""
         c, bank = self.cfg, self.bank
         stacks = [np.stack([item[1] if kind == "zone" else item for item in items]) for kind, _, items in due]
-        if self._process is not None:
-            found = self._process.run(stacks, c.pca_components, c.discovery_min_spikes, bank.pre)
+        if not stacks:
+            found = []
+        elif self._process is not None:
+            found = self._process.run(stacks, c.pca_components, self._min_members, bank.pre)
         else:
-            found = [cluster_snippets(z, c.pca_components, c.discovery_min_spikes, bank.pre) for z in stacks]
+            found = [cluster_snippets(z, c.pca_components, self._min_members, bank.pre) for z in stacks]
         out, accepted = [], []
         for (kind, key, items), job_clusters in zip(due, found):
             if kind == "unit":
-                if key in bank.index:
+                if key in bank.index and bank.active[bank.index[key]]:
+                    job_clusters = [(t, m) for t, m in job_clusters if m.sum() >= c.discovery_min_spikes]
                     out.append(("unit", key, plan_split(job_clusters, key, bank, self._inv_var, c.max_shift_samples,
                                                         c.amplitude_tolerance)))
                 continue
             ch, ids = key, [i for i, _ in items]
             clusters, used = [], set()
             for template, members in job_clusters:
-                if not centred_on_zone(template, bank.pre):
+                if not centred_on_zone(template, bank.pre) or not self._enough(template, ch, int(members.sum())):
                     continue
                 known = bank.same_unit(template, ch, c.max_shift_samples, c.merge_similarity, c.amplitude_tolerance)
                 known = known or any(_similar(template, ch, t, tc, bank, c) for t, tc in accepted)
@@ -232,12 +242,22 @@ class OnlineDiscovery:
                 clusters.append((template, int(members.sum()), not known))
                 used.update(i for i, m in zip(ids, members.tolist()) if m)
             out.append(("zone", ch, (used, clusters)))
+        out.extend(("merge", drop, keep) for drop, keep in
+                   duplicates(bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance, set(self._parted)))
         return out
+
+    def _enough(self, template: np.ndarray, channel: int, n_members: int) -> bool:
+        """A zone cluster has members enough to become a unit: ``discovery_min_spikes``, or
+        ``discovery_min_spikes_large`` if its trough on the zone channel is at least
+        ``discovery_large_snr`` noise SDs deep."""
+        c = self.cfg
+        if n_members >= c.discovery_min_spikes:
+            return True
+        snr = -float(template[self.bank.pre, 0]) * float(np.sqrt(self._inv_var[channel]))
+        return n_members >= c.discovery_min_spikes_large and snr >= c.discovery_large_snr
 
     def _start_round(self) -> None:
         due = self._due()
-        if not due:
-            return
 
         def work():
             try:
@@ -263,6 +283,14 @@ class OnlineDiscovery:
         its next check sees spikes assigned after the split)."""
         bank, added = self.bank, []
         for kind, key, outcome in results:
+            if kind == "merge":
+                if bank.active[bank.index[key]] and bank.active[bank.index[outcome]]:
+                    bank.retire(key, outcome)
+                    self.merges += 1
+                    self.unit_store.pop(key, None)
+                    self.unit_new.pop(key, None)
+                    self.wanted.pop(key, None)
+                continue
             if kind == "unit":
                 kept, n_kept, new = outcome
                 if kept is None:
@@ -270,6 +298,7 @@ class OnlineDiscovery:
                 bank.replace(key, kept, n_kept)
                 for template, channel, n_members in new:
                     added.append(bank.add(template, channel, weight=n_members))
+                    self._parted.add(frozenset((key, added[-1])))
                     self.splits += 1
                 self.wanted[key] = self._split_snippets
                 self.unit_store[key].clear()

@@ -114,7 +114,7 @@ def _explained_by_bank(x: np.ndarray, channel: int, bank: TemplateBank, skip: in
                        max_shift: int, tolerance: float) -> bool:
     chans = bank.local_channels(channel)
     for j in range(bank.n):
-        if j == skip or bank.distance_um(channel, int(bank.peak_channel[j])) > bank.candidate_radius_um:
+        if j == skip or not bank.active[j] or bank.distance_um(channel, int(bank.peak_channel[j])) > bank.candidate_radius_um:
             continue
         theirs = bank.local_channels(int(bank.peak_channel[j]))
         if explains(mismatch(x, chans, bank.waves[j][theirs].T, theirs, inv_var, max_shift, float(bank.amp[j]),

@@ -59,6 +59,7 @@ class UnitTable:
                 "mean_amplitude_uv": self.amp_sum.get(uid, 0.0) / n if n else 0.0,
                 "spike_count": n,
                 "firing_rate_hz": n / span if span > 0 else 0.0,
+                "merged_into": b.merged_into.get(uid),
                 **self._label(uid),
             })
         return out

@@ -69,12 +69,15 @@ class TemplateBank:
         self.amp = np.zeros(INITIAL_CAPACITY, np.float32)  # typical trough depth (uV) of the unit's spikes
         self.amp_n = np.zeros(INITIAL_CAPACITY, np.int64)  # observations behind amp
         self.matched = np.zeros(INITIAL_CAPACITY, np.int64)  # spikes matched so far (adaptation weight)
+        self.active = np.zeros(INITIAL_CAPACITY, np.bool_)  # false: merged into another unit, matches nothing
+        #: unit id -> the unit it was merged into (its spikes so far keep their id)
+        self.merged_into: dict[int, int] = {}
         self.candidates = np.full((n_ch, 1), -1, np.int32)
         self.next_id = 0
 
     def _grow(self) -> None:
         cap = 2 * self.ids.size
-        for name in ("ids", "peak_channel", "norm2", "amp", "amp_n", "matched", "long_n"):
+        for name in ("ids", "peak_channel", "norm2", "amp", "amp_n", "matched", "long_n", "active"):
             old = getattr(self, name)
             new = np.zeros(cap, old.dtype)
             new[: old.size] = old
@@ -118,9 +121,17 @@ class TemplateBank:
         self.next_id = max(self.next_id, uid + 1)
         self.ids[i] = uid
         self.index[uid] = i
+        self.active[i] = True
         self.n += 1
         self._update_candidates()
         return uid
+
+    def retire(self, unit_id: int, into: int) -> None:
+        """Unit ``unit_id`` turned out to be unit ``into`` (online discovery's duplicates): its
+        templates match nothing from now on, so its spikes go to ``into``; the id is not reused."""
+        self.active[: self.n][self.ids[: self.n] == unit_id] = False
+        self.merged_into[unit_id] = into
+        self._update_candidates()
 
     def replace(self, unit_id: int, waves: np.ndarray, weight: int) -> None:
         """Give a unit a new template (on the channels around its peak channel, in uV), standing
@@ -154,7 +165,7 @@ class TemplateBank:
         return float(self._dist[a, b])
 
     def _update_candidates(self) -> None:
-        near = self._dist[:, self.peak_channel[: self.n]] <= self.candidate_radius_um  # [C, n]
+        near = (self._dist[:, self.peak_channel[: self.n]] <= self.candidate_radius_um) & self.active[: self.n]  # [C, n]
         counts = near.sum(1)
         cand = np.full((near.shape[0], max(1, int(counts.max()))), -1, np.int32)
         rows, cols = np.nonzero(near)  # row-major: each channel's templates in index order
@@ -172,7 +183,7 @@ class TemplateBank:
         from a neighbouring channel compare like with like)."""
         chans = self.local_channels(peak_channel)
         for i in range(self.n):
-            if self._dist[peak_channel, self.peak_channel[i]] > self.candidate_radius_um:
+            if not self.active[i] or self._dist[peak_channel, self.peak_channel[i]] > self.candidate_radius_um:
                 continue
             common = np.isin(chans, self.channels[i])
             if 2 * common.sum() < chans.size:

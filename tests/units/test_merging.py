@@ -1,0 +1,79 @@
+"""Merging units that discovery found twice (``rtclass.units.merging``), on the simulator's true
+templates of seed 7's two interneurons 20 um apart (shape correlation 0.97)."""
+
+import numpy as np
+import pytest
+
+from rtclass.config import Config, SimulateConfig
+from rtclass.dsp.filtering import BandpassFilter
+from rtclass.pipeline import new_bank
+from rtclass.sim.recording import Simulation
+from rtclass.units.merging import duplicates
+from rtclass.units.templates import bandpassed_templates
+
+NOISE_UV = 8.6  # the simulated probe's filtered noise level
+A, B = 14, 15
+
+
+@pytest.fixture(scope="module")
+def templates():
+    cfg = Config()
+    sim = Simulation(SimulateConfig(duration_s=1.0, seed=7))
+    filtered = bandpassed_templates(sim.dense_templates(), BandpassFilter(cfg.preprocess, 1, sim.fs).sos)
+    return cfg, sim, filtered
+
+
+def _bank(templates):
+    cfg, sim, filtered = templates
+    bank = new_bank(cfg, sim.probe, sim.fs)
+
+    def centred(u, peak=None):
+        """Unit u's template (uV), trough at ``bank.pre``, on the channels around ``peak`` (its own)."""
+        own = int((-filtered[u].min(0)).argmax())
+        peak = own if peak is None else peak
+        start = int(filtered[u][:, own].argmin()) - bank.pre
+        return filtered[u][start : start + bank.width][:, bank.local_channels(peak)], peak
+
+    return cfg, bank, centred
+
+
+def _duplicates(cfg, bank, parted=frozenset()):
+    inv_var = np.full(bank.probe.n_channels, 1 / NOISE_UV**2, np.float32)
+    return duplicates(bank, inv_var, cfg.units.max_shift_samples, cfg.units.amplitude_tolerance, set(parted))
+
+
+def test_a_unit_found_twice_is_merged_into_the_one_with_more_spikes(templates):
+    cfg, bank, centred = _bank(templates)
+    wave, peak = centred(A)
+    rng = np.random.default_rng(0)
+    first = bank.add(wave, peak, weight=300)
+    second = bank.add(1.1 * wave + rng.normal(0, NOISE_UV / 10, wave.shape), peak, weight=60)
+    assert _duplicates(cfg, bank) == [(second, first)]
+    bank.retire(second, first)
+    assert bank.merged_into == {second: first}
+    assert bank.index[second] not in bank.candidates[peak]  # it matches nothing from now on ...
+    assert bank.index[first] in bank.candidates[peak]  # ... its spikes go to the first
+    assert _duplicates(cfg, bank) == []
+    assert bank.same_unit(wave, peak, cfg.units.max_shift_samples, cfg.units.merge_similarity,
+                          cfg.units.amplitude_tolerance)  # the kept unit still explains it
+
+
+def test_different_units_are_not_merged(templates):
+    cfg, bank, centred = _bank(templates)
+    wave_a, peak_a = centred(A)
+    bank.add(wave_a, peak_a, weight=100)
+    bank.add(centred(B)[0], centred(B)[1], weight=100)  # 0.97 correlated, own peak channel
+    bank.add(0.5 * wave_a, peak_a, weight=100)  # same shape, half the size
+    assert _duplicates(cfg, bank) == []
+    b_on_a, _ = centred(B, peak_a)  # B seen from A's peak channel: 0.97 correlated, not a duplicate
+    bank.add(b_on_a, peak_a, weight=100)
+    assert _duplicates(cfg, bank) == []
+
+
+def test_units_a_split_parted_are_not_merged_again(templates):
+    cfg, bank, centred = _bank(templates)
+    wave, peak = centred(A)
+    kept = bank.add(wave, peak, weight=100)
+    split_off = bank.add(1.05 * wave, peak, weight=50)
+    assert _duplicates(cfg, bank) == [(split_off, kept)]
+    assert _duplicates(cfg, bank, {frozenset((kept, split_off))}) == []
