@@ -35,7 +35,7 @@ from rtclass.units.clustering_process import ClusteringFailed, ClusteringProcess
 from rtclass.units.matching import channel_weights
 from rtclass.units.merging import duplicates
 from rtclass.units.splitting import plan_split
-from rtclass.units.templates import TemplateBank
+from rtclass.units.templates import TemplateBank, same_shape_and_size
 
 
 def cluster_snippets(snips: np.ndarray, pca_components: int, min_spikes: int, pre: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -84,20 +84,17 @@ def centred_on_zone(template: np.ndarray, pre: int) -> bool:
 
 
 def _similar(a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank, cfg: UnitsConfig) -> bool:
-    """Two new clusters (on their zones' channels) are one unit: same zone or close zones, same
-    shape on the zone channel's neighbourhood, same size."""
+    """Two new clusters (medians on their zones' channels, uV) are one unit: close zones, and ``b``
+    seen as a template explains ``a`` as ``TemplateBank.same_unit`` would (same shape on the
+    channels both cover, ``a`` fitted on ``b``'s zone channel as deep as ``b``)."""
     if ca != cb and bank.distance_um(ca, cb) > cfg.candidate_radius_um:
         return False
-    chans_a, chans_b = bank.local_channels(ca), bank.local_channels(cb)
-    common = [(i, int(np.flatnonzero(chans_b == ch)[0])) for i, ch in enumerate(chans_a) if ch in chans_b]
-    if not common:
-        return False
-    ia, ib = np.array(common).T
-    x, y = a[:, ia], b[:, ib]
-    den = np.sqrt((x * x).sum() * (y * y).sum())
-    depth_a, depth_b = -float(a[bank.pre, 0]), -float(b[bank.pre, 0])
-    tol = cfg.amplitude_tolerance
-    return den > 0 and (x * y).sum() / den >= cfg.merge_similarity and (1 - tol) * depth_b <= depth_a <= (1 + tol) * depth_b
+    depth_b = -float(b[bank.pre, 0])
+    chans_b = bank.local_channels(cb)
+    dense = np.zeros((bank.probe.n_channels, bank.width), np.float32)
+    dense[chans_b] = (b / depth_b).T
+    return same_shape_and_size(a, bank.local_channels(ca), dense, chans_b, depth_b, cfg.max_shift_samples,
+                               cfg.merge_similarity, cfg.amplitude_tolerance)
 
 
 #: a unit's recent assigned snippets kept for its split check (enough for ISO-SPLIT to part two

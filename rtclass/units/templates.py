@@ -185,17 +185,29 @@ class TemplateBank:
         for i in range(self.n):
             if not self.active[i] or self._dist[peak_channel, self.peak_channel[i]] > self.candidate_radius_um:
                 continue
-            common = np.isin(chans, self.channels[i])
-            if 2 * common.sum() < chans.size:
-                continue
-            for x, t in shifted_overlaps(waves[:, common], self.waves[i][chans[common]].T, max_shift):
-                xt, tt, xx = float((x * t).sum()), float((t * t).sum()), float((x * x).sum())
-                if xt <= 0 or tt <= 0 or xt / np.sqrt(xx * tt) < min_similarity:
-                    continue
-                fitted, typical = xt / tt, float(self.amp[i])
-                if typical > 0 and abs(fitted - typical) <= tolerance * typical:
-                    return True
+            if same_shape_and_size(waves, chans, self.waves[i], self.channels[i], float(self.amp[i]), max_shift,
+                                   min_similarity, tolerance):
+                return True
         return False
+
+
+def same_shape_and_size(waves: np.ndarray, chans: np.ndarray, template: np.ndarray, support: np.ndarray, typical: float,
+                        max_shift: int, min_similarity: float, tolerance: float) -> bool:
+    """``waves`` (``[W, K]`` on ``chans``, uV) is the unit of ``template`` (``[C, W]``, trough -1
+    on its peak channel, non-zero on ``support``; typical trough depth ``typical`` uV): on the
+    channels both cover (at least half of ``chans``) and at some shift, their normalised
+    correlation is at least ``min_similarity`` and the fitted amplitude is within ``tolerance``
+    of ``typical``."""
+    common = np.isin(chans, support)
+    if 2 * common.sum() < chans.size or typical <= 0:
+        return False
+    for x, t in shifted_overlaps(waves[:, common], template[chans[common]].T, max_shift):
+        xt, tt, xx = float((x * t).sum()), float((t * t).sum()), float((x * x).sum())
+        if xt <= 0 or tt <= 0 or xt / np.sqrt(xx * tt) < min_similarity:
+            continue
+        if abs(xt / tt - typical) <= tolerance * typical:
+            return True
+    return False
 
 
 def shifted_overlaps(x: np.ndarray, t: np.ndarray, max_shift: int):
