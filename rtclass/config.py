@@ -166,6 +166,7 @@ class UnitsConfig:
     discovery_max_snippets: int = param(800, "unexplained snippets kept per channel for discovery", "", 50, 1000000)
     discovery_zones_per_round: int = param(12, "channels clustered per discovery round (bounds its cost)", "", 1, 4096)
     split_units: bool = param(True, "re-cluster each unit's recent spikes now and then and split off any other unit hidden in it (see rtclass.units.splitting)")
+    split_checks_per_round: int = param(1, "units whose recent spikes are clustered again per discovery round (the most overdue first)", "", 1, 4096)
     merge_similarity: float = param(
         0.9, "a new cluster this similar (correlation) to a known template is that unit, not a new one", "", 0.0, 1.0
     )

@@ -185,8 +185,9 @@ class OnlineDiscovery:
     def _due(self) -> list[tuple[str, int, list]]:
         """The round's jobs, as shallow copies (cheap on the hot path; the stacking happens in
         ``_cluster``): ("zone", channel, its (id, snippet) pairs) for the zones with the most new
-        snippets, and ("unit", id, its snippets) for the unit whose split check is most overdue
-        (one per round, among those with ``discovery_min_spikes`` new spikes and twice that kept)."""
+        snippets, and ("unit", id, its snippets) for the units whose split checks are most overdue
+        (``split_checks_per_round``, among those with ``discovery_min_spikes`` new spikes and twice
+        that kept)."""
         self.rounds += 1
         c = self.cfg
         due = sorted((n, ch) for ch, n in self.new.items()
@@ -196,10 +197,9 @@ class OnlineDiscovery:
             out.append(("zone", channel, list(self.store[channel])))
             self.new[channel] = 0
         if c.split_units:
-            ready = [(self.unit_checked.get(uid, -1), uid) for uid, n in self.unit_new.items()
-                     if n >= c.discovery_min_spikes and len(self.unit_store[uid]) >= 2 * c.discovery_min_spikes]
-            if ready:
-                uid = min(ready)[1]
+            ready = sorted((self.unit_checked.get(uid, -1), uid) for uid, n in self.unit_new.items()
+                           if n >= c.discovery_min_spikes and len(self.unit_store[uid]) >= 2 * c.discovery_min_spikes)
+            for _, uid in ready[: c.split_checks_per_round]:
                 out.append(("unit", uid, list(self.unit_store[uid])))
                 self.unit_new[uid] = 0
                 self.unit_checked[uid] = self.rounds

@@ -24,6 +24,7 @@ from scipy.signal import sosfilt
 
 from rtclass.errors import InputError
 from rtclass.probe import Probe
+from rtclass.units.match_kernels import MIN_AMPLITUDE_OBSERVATIONS
 
 #: templates the bank reserves room for before it grows
 INITIAL_CAPACITY = 64
@@ -158,7 +159,8 @@ class TemplateBank:
             self.long_waves[i][:, :n] = self.waves[i][:, :n]
             self.long_n[i] = 0
         self.amp[i] = depth if in_uv else 0.0
-        self.amp_n[i] = max(weight, 1) if in_uv else 0
+        # a template in uV knows its unit's size from the start: its fits are gated by it at once
+        self.amp_n[i] = max(weight, MIN_AMPLITUDE_OBSERVATIONS) if in_uv else 0
         self.matched[i] = weight
 
     def distance_um(self, a: int, b: int) -> float:
