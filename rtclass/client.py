@@ -40,7 +40,9 @@ class UnitTable:
         self.sample = int(doc.get("sample", 0))
 
     def of_type(self, cell_type: str) -> list[int]:
-        return sorted(u for u, row in self.units.items() if row.get("cell_type") == cell_type)
+        """Ids of the units labelled ``cell_type`` that still get spikes (not merged into another)."""
+        return sorted(u for u, row in self.units.items()
+                      if row.get("cell_type") == cell_type and row.get("merged_into") is None)
 
     def channels_for(self, cell_type: str, radius_um: float = 0.0, positions_um: np.ndarray | None = None) -> np.ndarray:
         """Peak channels of the units labelled ``cell_type``; with ``radius_um`` and the probe's

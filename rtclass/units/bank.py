@@ -61,6 +61,9 @@ WAVE_POST = 60
 RAW_PIECE = 64
 #: decision delay (samples from a spike to its arrival here) the ring is sized for by default
 DEFAULT_DECISION_LAG = 64
+#: pending spikes the waveform FIFO holds before it grows (spikes decided but still waiting
+#: for WAVE_POST samples: a few per unit)
+PENDING_SPIKES = 1024
 #: the waveform running mean becomes an exponential average over this many spikes
 WAVE_MEMORY = 1000
 INITIAL_UNITS = 64
@@ -247,6 +250,38 @@ def _add_snippet(ring, start, channels, wave, rate):
             wave[j, k] += rate * (row[channels[k]] - wave[j, k])
 
 
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _ring_write(raw, first, ring, pending, head_tail, wave_n, wave_channels, wave, memory):
+    """Copy raw rows ``[n, C]`` (global samples ``first`` ..) into ``ring`` (indexed modulo its
+    length), then add to their units' mean waveforms the snippets of the pending spikes
+    (``pending[k] = (sample, unit index)``, a FIFO in sample order between ``head_tail[0]`` and
+    ``head_tail[1]``, indexed modulo its length) that are now complete; a snippet whose start has
+    scrolled out of the ring (a gap in the stream) is skipped. One compiled call per chunk: the
+    Python version (slice copies, a queue object, one call per snippet) cost more than the copy."""
+    n_ring = ring.shape[0]
+    n = raw.shape[0]
+    for t in range(n):
+        dst = ring[(first + t) % n_ring]
+        src = raw[t]
+        for c in range(src.shape[0]):
+            dst[c] = src[c]
+    end = first + n
+    oldest = end - n_ring
+    cap = pending.shape[0]
+    head = head_tail[0]
+    while head < head_tail[1]:
+        s = pending[head % cap, 0]
+        if s + WAVE_POST > end:
+            break
+        i = pending[head % cap, 1]
+        head += 1
+        if s - WAVE_PRE < oldest:
+            continue
+        wave_n[i] += 1
+        _add_snippet(ring, s - WAVE_PRE, wave_channels[i], wave[i], 1.0 / min(wave_n[i], memory))
+    head_tail[0] = head
+
+
 #: de Bruijn multiply-and-lookup: the index of a 64-bit word's single set bit
 _DEBRUIJN_CONSTANT = 0x03F79D71B4CB0A89
 _DEBRUIJN = np.uint64(_DEBRUIJN_CONSTANT)
@@ -304,8 +339,9 @@ class UnitBank:
         # ring of the latest raw samples (enough for a snippet of any pending spike)
         need = RAW_PIECE + WAVE_PRE + WAVE_POST + decision_lag
         self._raw = np.zeros((1 << (need - 1).bit_length(), n_channels), np.float32)
-        self._raw_end = 0  # global index one past the newest sample in the ring
-        self._pending: deque[tuple[int, int]] = deque()  # (sample, unit index) waiting for WAVE_POST samples
+        # (sample, unit index) of spikes waiting for WAVE_POST samples: a FIFO ring, head/tail counts
+        self._pending = np.zeros((PENDING_SPIKES, 2), np.int64)
+        self._pending_ht = np.zeros(2, np.int64)
 
     def _alloc(self, cap: int) -> None:
         def grow(name, shape, dtype, fill=0):
@@ -365,7 +401,7 @@ class UnitBank:
                                 self.acg, self.rate_hist, self.ref_hist, self.lag_counts, self.lost, LAG_INDEX,
                                 SMOOTH_BINS // 2, self.window)
                     if raw is not None:
-                        self._pending.extend(kept)
+                        self._queue(kept)
             if raw is not None:
                 self._update_waveforms(raw, raw_first)
 
@@ -374,26 +410,25 @@ class UnitBank:
         for a in range(0, raw.shape[0], step):  # a long block: in pieces, so no pending snippet scrolls out
             self._ring_add(raw[a : a + step], first + a)
 
+    def _queue(self, kept: list[tuple[int, int]]) -> None:
+        """Append (sample, unit index) pairs to the pending FIFO (grown if full)."""
+        pending, ht = self._pending, self._pending_ht
+        head, tail = int(ht[0]), int(ht[1])
+        cap = pending.shape[0]
+        if tail - head + len(kept) > cap:
+            grown = np.zeros((2 * (tail - head + len(kept)), 2), np.int64)
+            grown[: tail - head] = pending[np.arange(head, tail) % cap]
+            self._pending = pending = grown
+            cap, head, tail = grown.shape[0], 0, tail - head
+        for s, i in kept:  # a few spikes a call
+            row = pending[tail % cap]
+            row[0], row[1] = s, i
+            tail += 1
+        ht[0], ht[1] = head, tail
+
     def _ring_add(self, raw: np.ndarray, first: int) -> None:
-        n = raw.shape[0]
-        if first != self._raw_end:  # a gap: the ring's content no longer continues the stream
-            self._raw_end = first
-        ring = self._raw.shape[0]
-        pos = first % ring
-        head = min(n, ring - pos)
-        self._raw[pos : pos + head] = raw[:head]
-        if head < n:
-            self._raw[: n - head] = raw[head:]
-        self._raw_end = first + n
-        oldest = self._raw_end - ring
-        pending = self._pending  # in sample order: only its front can be ready
-        while pending and pending[0][0] + WAVE_POST <= self._raw_end:
-            s, i = pending.popleft()
-            if s - WAVE_PRE < oldest:
-                continue  # its start scrolled out (a gap in the stream): skip this spike
-            self.wave_n[i] += 1
-            _add_snippet(self._raw, s - WAVE_PRE, self.wave_channels[i], self.wave[i],
-                         1.0 / min(self.wave_n[i], WAVE_MEMORY))
+        _ring_write(raw, first, self._raw, self._pending, self._pending_ht, self.wave_n, self.wave_channels, self.wave,
+                    WAVE_MEMORY)
 
     # ----------------------------------------------------------------------------- reading
     def spike_count(self, unit_id: int) -> int:

@@ -72,3 +72,22 @@ def test_waveform_is_the_running_mean_of_raw_snippets():
     got = bank.waveform(0)
     want = preprocess_waveform(shape)
     assert np.abs(got - want).max() < 0.05
+
+
+def test_waveform_does_not_depend_on_chunking():
+    rng = np.random.default_rng(1)
+    n = 120000
+    raw = rng.normal(0, 5, (n, 4)).astype(np.float32)
+    times = np.sort(rng.choice(np.arange(100, n - 100), 2000, replace=False))  # ~500 Hz: > 1024 pending in one block
+    units = rng.integers(0, 3, times.size)
+    waves = []
+    for chunk in (30, 1000, n):
+        bank = UnitBank(4, 30000.0, 100, 4)
+        for a in range(0, n, chunk):
+            sel = (times >= a) & (times < a + chunk)
+            bank.update(times[sel], units[sel], lambda u: np.arange(4), raw[a : a + chunk], a)
+        waves.append([bank.wave[bank.index[u]].copy() for u in range(3)])
+        assert bank.wave_n[: 3].sum() > 0.99 * times.size  # all but the last few snippets are in
+    for other in waves[1:]:
+        for a, b in zip(waves[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)

@@ -9,6 +9,7 @@ from rtclass.dsp.filtering import BandpassFilter
 from rtclass.pipeline import new_bank
 from rtclass.sim.recording import Simulation
 from rtclass.units.merging import duplicates
+from rtclass.units.table import UnitTable
 from rtclass.units.templates import bandpassed_templates
 
 NOISE_UV = 8.6  # the simulated probe's filtered noise level
@@ -54,6 +55,8 @@ def test_a_unit_found_twice_is_merged_into_the_one_with_more_spikes(templates):
     assert bank.index[second] not in bank.candidates[peak]  # it matches nothing from now on ...
     assert bank.index[first] in bank.candidates[peak]  # ... its spikes go to the first
     assert _duplicates(cfg, bank) == []
+    rows = {r["id"]: r for r in UnitTable(bank, 30000.0).rows(0)}
+    assert rows[second]["merged_into"] == first and rows[first]["merged_into"] is None  # subscribers see it
     assert bank.same_unit(wave, peak, cfg.units.max_shift_samples, cfg.units.merge_similarity,
                           cfg.units.amplitude_tolerance)  # the kept unit still explains it
 
