@@ -52,8 +52,19 @@ def cluster_snippets(snips: np.ndarray, pca_components: int, min_spikes: int, pr
         members = labels == label
         if members.sum() < min_spikes:
             continue
-        out.append((np.median(snips[members], axis=0), members))
+        out.append((median_of_rows(snips[members]), members))
     return out
+
+
+def median_of_rows(x: np.ndarray) -> np.ndarray:
+    """``np.median(x, axis=0)`` (the same values), without its wrappers: on a cluster of 50
+    snippets they cost 4x the selection itself."""
+    n = x.shape[0]
+    k = n // 2
+    if n % 2:
+        return np.partition(x, k, axis=0)[k]
+    middle = np.partition(x, (k - 1, k), axis=0)
+    return (middle[k - 1] + middle[k]) * x.dtype.type(0.5)
 
 
 #: extra directions and power iterations of the randomised PCA (Halko et al. 2011): with these,

@@ -8,7 +8,7 @@ from rtclass.config import Config, SimulateConfig
 from rtclass.dsp.filtering import BandpassFilter
 from rtclass.pipeline import new_bank
 from rtclass.sim.recording import Simulation
-from rtclass.units.discovery import OnlineDiscovery
+from rtclass.units.discovery import OnlineDiscovery, median_of_rows
 from rtclass.units.templates import bandpassed_templates
 
 NOISE_UV = 8.6
@@ -47,3 +47,10 @@ def test_a_large_unit_needs_fewer_spikes_than_a_small_one(filtered):
     assert _units_found(filtered, small, u.discovery_min_spikes + 5) == 1  # ... until it has enough
     every_unit_alike = Config().replace(units={"discovery_large_snr": 1000.0})
     assert _units_found(filtered, large, 25, every_unit_alike) == 0
+
+
+def test_median_of_rows_is_numpys_median():
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 47, 250):
+        x = rng.normal(0, 10, (n, 20, 12)).astype(np.float32)
+        assert np.array_equal(median_of_rows(x), np.median(x, axis=0))
