@@ -8,19 +8,20 @@ spike peaked on), the most recent ``discovery_max_snippets`` of each. Every
 the clustering of MountainSort 5: it needs no cluster count and no density parameter). Each cluster
 with at least ``discovery_min_spikes`` members (``discovery_min_spikes_large`` if its trough is
 ``discovery_large_snr`` noise SDs deep: large units are found sooner) whose median waveform has its
-trough on the zone channel becomes a template, unless a known template explains it (``TemplateBank.same_unit``: the
-same shape on the channels both cover and the same fitted amplitude): then it is that unit seen
-again, and nothing is added. The members leave the zone's store. From then on the matcher assigns
-that unit's spikes; a unit id, once given, never changes. In the same rounds, one unit at a time
-has its recent assigned spikes clustered again, and any other unit hidden in it is split off
-(``splitting``); and units whose templates have converged on one unit are merged (``merging``:
-the one with fewer spikes is retired, its id not reused).
+trough on the zone channel becomes a template, unless a known template explains it
+(``TemplateBank.same_unit``: the same shape on the channels both cover and the same fitted
+amplitude): then it is that unit seen again, and nothing is added. The members leave the zone's
+store. From then on the matcher assigns that unit's spikes; a unit id, once given, never changes.
+In the same rounds, one unit at a time has its recent assigned spikes clustered again, and any
+other unit hidden in it is split off (``splitting``); and units whose templates have converged on
+one unit are merged (``merging``: the one with fewer spikes is retired, its id not reused).
 
 What a user gives up against a full offline sort: units are found only after tens of their
 spikes were seen (seconds for most, longer for sparse units such as complex spikes), and the
 spikes before are unassigned; a unit that held two is split only once both have tens of spikes,
-and a unit found twice is merged only once both templates have converged; overlapping spikes within the exclusion window are seen as
-one; clusters are formed per zone and per unit, not by a global model.
+and a unit found twice is merged only once both templates have converged; overlapping spikes
+within the exclusion window are seen as one; clusters are formed per zone and per unit, not by a
+global model.
 """
 
 from __future__ import annotations
