@@ -353,8 +353,10 @@ class Pipeline:
                 pub.publish_counts_array(counts, t_ends)
 
     def _publish_table(self, now_sample: int) -> None:
-        """Send the unit table when units appeared, at most every ``table_interval_s``."""
-        state = (self.chain.bank.n, self.table.version, self.labeler.version if self.labeler else 0)
+        """Send the unit table when units appeared, were merged or relabelled, at most every
+        ``table_interval_s``."""
+        bank = self.chain.bank
+        state = (bank.n, len(bank.merged_into), self.table.version, self.labeler.version if self.labeler else 0)
         now = time.monotonic()
         if state == self._table_sent or now < self._table_due:
             return

@@ -291,11 +291,17 @@ class OnlineDiscovery:
         cluster it stands for, new units for the others (the unit's kept snippets are dropped:
         its next check sees spikes assigned after the split)."""
         bank, added = self.bank, []
+        # a merge was judged on the templates before this batch's splits: not for units just split
+        split_now = {key for kind, key, outcome in results if kind == "unit" and outcome[0] is not None}
         for kind, key, outcome in results:
             if kind == "merge":
-                if bank.active[bank.index[key]] and bank.active[bank.index[outcome]]:
+                if (key not in split_now and outcome not in split_now and bank.active[bank.index[key]]
+                        and bank.active[bank.index[outcome]]):
                     bank.retire(key, outcome)
                     self.merges += 1
+                    # what key was parted from, the unit it went into is parted from too
+                    self._parted.update(frozenset((outcome, other)) for pair in list(self._parted) if key in pair
+                                        for other in pair - {key} if other != outcome)
                     self.unit_store.pop(key, None)
                     self.unit_new.pop(key, None)
                     self.wanted.pop(key, None)
@@ -305,10 +311,12 @@ class OnlineDiscovery:
                 if kept is None:
                     continue
                 bank.replace(key, kept, n_kept)
+                parted = [key]
                 for template, channel, n_members in new:
-                    added.append(bank.add(template, channel, weight=n_members))
-                    self._parted.add(frozenset((key, added[-1])))
+                    parted.append(bank.add(template, channel, weight=n_members))
                     self.splits += 1
+                added.extend(parted[1:])
+                self._parted.update(frozenset((a, b)) for i, a in enumerate(parted) for b in parted[i + 1 :])
                 self.wanted[key] = self._split_snippets
                 self.unit_store[key].clear()
                 continue

@@ -131,6 +131,9 @@ class TemplateBank:
         """Unit ``unit_id`` turned out to be unit ``into`` (online discovery's duplicates): its
         templates match nothing from now on, so its spikes go to ``into``; the id is not reused."""
         self.active[: self.n][self.ids[: self.n] == unit_id] = False
+        for merged, target in self.merged_into.items():  # units merged into this one: now into ``into``
+            if target == unit_id:
+                self.merged_into[merged] = into
         self.merged_into[unit_id] = into
         self._update_candidates()
 

@@ -8,6 +8,7 @@ from rtclass.config import Config, SimulateConfig
 from rtclass.dsp.filtering import BandpassFilter
 from rtclass.pipeline import new_bank
 from rtclass.sim.recording import Simulation
+from rtclass.units.discovery import OnlineDiscovery
 from rtclass.units.merging import duplicates
 from rtclass.units.table import UnitTable
 from rtclass.units.templates import bandpassed_templates
@@ -80,3 +81,27 @@ def test_units_a_split_parted_are_not_merged_again(templates):
     split_off = bank.add(1.05 * wave, peak, weight=50)
     assert _duplicates(cfg, bank) == [(split_off, kept)]
     assert _duplicates(cfg, bank, {frozenset((kept, split_off))}) == []
+
+
+def _round(cfg, bank, parted=()):
+    """One unthreaded discovery round with nothing to cluster: only the merge check runs."""
+    disc = OnlineDiscovery(cfg.units, bank, 30000.0)
+    disc._parted.update(frozenset(p) for p in parted)
+    noise_sd = np.full(bank.probe.n_channels, NOISE_UV)
+    disc.maybe_run(0, noise_sd)  # schedules the first round
+    disc.maybe_run(disc.interval, noise_sd)
+    return disc
+
+
+def test_a_discovery_round_merges_a_duplicate_and_the_matcher_stops_using_it(templates):
+    cfg, bank, centred = _bank(templates)
+    wave, peak = centred(A)
+    first = bank.add(wave, peak, weight=300)
+    second = bank.add(1.1 * wave, peak, weight=60)
+    assert _round(cfg, bank, parted=[(first, second)]).merges == 0  # a split parted them
+    disc = _round(cfg, bank)
+    assert disc.merges == 1 and bank.merged_into == {second: first}
+    assert not bank.active[bank.index[second]] and bank.index[second] not in bank.candidates[peak]
+    third = bank.add(0.95 * wave, peak, weight=500)  # found again later, with more spikes: first goes into it
+    assert _round(cfg, bank).merges == 1
+    assert bank.merged_into == {first: third, second: third}  # chains resolve to the unit that gets spikes
