@@ -251,12 +251,13 @@ def _add_snippet(ring, start, channels, wave, rate):
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def _ring_write(raw, first, ring, pending, head_tail, wave_n, wave_channels, wave, memory):
+def _ring_write(raw, first, valid_from, ring, pending, head_tail, wave_n, wave_channels, wave, memory):
     """Copy raw rows ``[n, C]`` (global samples ``first`` ..) into ``ring`` (indexed modulo its
     length), then add to their units' mean waveforms the snippets of the pending spikes
     (``pending[k] = (sample, unit index)``, a FIFO in sample order between ``head_tail[0]`` and
-    ``head_tail[1]``, indexed modulo its length) that are now complete; a snippet whose start has
-    scrolled out of the ring (a gap in the stream) is skipped. One compiled call per chunk: the
+    ``head_tail[1]``, indexed modulo its length) that are now complete; a snippet that starts
+    before ``valid_from`` (the end of the last gap in the stream) or has scrolled out of the ring
+    is skipped. One compiled call per chunk: the
     Python version (slice copies, a queue object, one call per snippet) cost more than the copy."""
     n_ring = ring.shape[0]
     n = raw.shape[0]
@@ -266,7 +267,7 @@ def _ring_write(raw, first, ring, pending, head_tail, wave_n, wave_channels, wav
         for c in range(src.shape[0]):
             dst[c] = src[c]
     end = first + n
-    oldest = end - n_ring
+    oldest = max(end - n_ring, valid_from)
     cap = pending.shape[0]
     head = head_tail[0]
     while head < head_tail[1]:
@@ -342,6 +343,8 @@ class UnitBank:
         # (sample, unit index) of spikes waiting for WAVE_POST samples: a FIFO ring, head/tail counts
         self._pending = np.zeros((PENDING_SPIKES, 2), np.int64)
         self._pending_ht = np.zeros(2, np.int64)
+        self._raw_end = 0  # one past the newest sample written to the ring
+        self._valid_from = 0  # the first sample after the last gap
 
     def _alloc(self, cap: int) -> None:
         def grow(name, shape, dtype, fill=0):
@@ -427,7 +430,12 @@ class UnitBank:
         ht[0], ht[1] = head, tail
 
     def _ring_add(self, raw: np.ndarray, first: int) -> None:
-        _ring_write(raw, first, self._raw, self._pending, self._pending_ht, self.wave_n, self.wave_channels, self.wave,
+        if first != self._raw_end:  # a gap: rows before ``first`` do not continue the stream
+            if first < self._raw_end:  # the stream went back (a restarted source): nothing pending completes
+                self._pending_ht[0] = self._pending_ht[1]
+            self._valid_from = first
+        self._raw_end = first + raw.shape[0]
+        _ring_write(raw, first, self._valid_from, self._raw, self._pending, self._pending_ht, self.wave_n, self.wave_channels, self.wave,
                     WAVE_MEMORY)
 
     # ----------------------------------------------------------------------------- reading

@@ -91,3 +91,18 @@ def test_waveform_does_not_depend_on_chunking():
     for other in waves[1:]:
         for a, b in zip(waves[0], other):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_snippets_across_a_gap_or_a_restart_are_skipped():
+    raw = np.ones((300, 4), np.float32)
+    bank = UnitBank(4, 30000.0, 100, 4)
+    bank.update(np.array([100, 280]), np.zeros(2, int), lambda u: np.arange(4), raw, 0)
+    assert bank.wave_n[0] == 1  # the spike at 280 waits for 60 more samples
+    bank.update(np.zeros(0, int), np.zeros(0, int), lambda u: np.arange(4), 5 * raw, 400)  # 100 samples lost
+    assert bank.wave_n[0] == 1  # its snippet would mix data from before and after the gap
+    bank.update(np.array([730]), np.zeros(1, int), lambda u: np.arange(4), 5 * raw[:60], 700)
+    assert bank._pending_ht[1] - bank._pending_ht[0] == 1  # waits for samples up to 790 ...
+    bank.update(np.zeros(0, int), np.zeros(0, int), lambda u: np.arange(4), 5 * raw, 0)  # ... but the source restarted
+    assert bank.wave_n[0] == 1 and bank._pending_ht[0] == bank._pending_ht[1]  # nothing left waiting forever
+    bank.update(np.array([450]), np.zeros(1, int), lambda u: np.arange(4), 5 * raw, 300)
+    assert bank.wave_n[0] == 2  # and the stream goes on
