@@ -127,7 +127,7 @@ class UnitsConfig:
     match_pre_ms: float = param(0.33, "match window before the trough", "ms", 0.05, 2.0)
     match_post_ms: float = param(0.33, "match window after the trough (it, plus max_shift_samples, is the latency the matcher adds; 0.33 ms was as accurate as 0.67 in bench_units)", "ms", 0.1, 5.0)
     match_radius_um: float = param(60.0, "a template covers the channels within this radius of its peak channel", "um", 0.0, 500.0)
-    candidate_radius_um: float = param(80.0, "templates peaking within this radius of a spike's channel compete for it", "um", 0.0, 1000.0)
+    candidate_radius_um: float = param(80.0, "templates peaking within this radius of a spike's channel, and whose support (match_radius_um) holds it, compete for it", "um", 0.0, 1000.0)
     max_shift_samples: int = param(2, "alignment search around the detected trough", "samples", 0, 10)
     subtract_post_ms: float = param(
         1.33, "each assigned spike's long template (to this long after the trough) is subtracted from the later spikes it overlaps (0 = off)", "ms", 0.0, 5.0

@@ -293,23 +293,9 @@ def match_peaks(
     view_channel = np.empty(n_views, np.int64)
     view_used = np.empty(n_views, np.int64)
     tmpl = np.empty((width, k_near), np.float32)
-    cand = np.empty(n_views + 1, np.int32)
     for i in range(peak_t.shape[0]):
         t0 = peak_t[i] - work_first - pre
-        # the templates near the peak whose support holds the channel it peaked on (a unit's spike
-        # peaks on its own channels; a template further off sees only the spike's far field)
-        n_cand = 0
-        near_peak = candidates[peak_c[i]]
-        for j in range(near_peak.shape[0]):
-            u = near_peak[j]
-            if u < 0:
-                break
-            for k in range(k_max):
-                if channels[u, k] == peak_c[i]:
-                    cand[n_cand] = u
-                    n_cand += 1
-                    break
-        cand[n_cand] = -1
+        cand = candidates[peak_c[i]]  # TemplateBank: nearby templates whose support holds this channel
         weights = inv_var if peak_t[i] >= epoch else prev_inv_var
         if long_waves.shape[2] > 0:
             # the long templates learnt from spikes before this one (taken away in each view)

@@ -170,7 +170,16 @@ class TemplateBank:
         return float(self._dist[a, b])
 
     def _update_candidates(self) -> None:
-        near = (self._dist[:, self.peak_channel[: self.n]] <= self.candidate_radius_um) & self.active[: self.n]  # [C, n]
+        """Per channel, the active templates (in index order) that compete for a spike peaking
+        there: those peaking within ``candidate_radius_um`` whose support holds the channel (a
+        unit's spike peaks on its own channels; a template further off sees only the spike's far
+        field). Rebuilt when templates change, so the matcher reads it as it is."""
+        n = self.n
+        rows = self.channels[:n]
+        on = rows >= 0
+        support = np.zeros((self._dist.shape[0], n), np.bool_)  # [C, n]: channel in template's support
+        support[rows[on], np.broadcast_to(np.arange(n)[:, None], rows.shape)[on]] = True
+        near = (self._dist[:, self.peak_channel[:n]] <= self.candidate_radius_um) & support & self.active[:n]  # [C, n]
         counts = near.sum(1)
         cand = np.full((near.shape[0], max(1, int(counts.max()))), -1, np.int32)
         rows, cols = np.nonzero(near)  # row-major: each channel's templates in index order
