@@ -148,85 +148,116 @@ def _to_fine_bins(u, ex_rate, ex_bits, ex_used, grid, rate_hist, ref_hist, lag_c
                     lag_counts[u, f, li] += 1
 
 
-@numba.jit(nopython=True, nogil=True, cache=True)
-def _add_spikes(units, bins, ring, n_seq, seq0, next_ref, n_exact, ex_rate, ex_bits, ex_used, grid, acg, rate_hist,
-                ref_hist, lag_counts, lost, lag_index, half, window):
-    """Feed spikes (unit index, 1 ms bin; in time order) into the per-unit state."""
+@numba.jit(nopython=True, nogil=True, cache=True, inline="always")
+def _add_spike(u, b, ring, n_seq, seq0, next_ref, n_exact, ex_rate, ex_bits, ex_used, grid, acg, rate_hist, ref_hist,
+               lag_counts, lost, lag_index, half, window):
+    """Feed one spike (unit index u, 1 ms bin b; after every earlier spike) into the per-unit state."""
     r = ring.shape[1]
     n_ex = ex_rate.shape[1]
     one = np.uint64(1)
-    for i in range(units.shape[0]):
-        u = units[i]
-        b = bins[i]
-        # plain ACG: lags to earlier spikes within the window
-        j = n_seq[u] - 1
-        while j >= seq0[u]:
-            lag = b - ring[u, j % r]
-            if lag > window:
-                break
-            if lag >= 1:
-                acg[u, lag - 1] += 1
-            j -= 1
-        # append
-        ring[u, n_seq[u] % r] = b
-        n_seq[u] += 1
-        if n_seq[u] - seq0[u] > r:
-            seq0[u] = n_seq[u] - r
-            if next_ref[u] < seq0[u]:
-                lost[u] += seq0[u] - next_ref[u]
-                next_ref[u] = seq0[u]
-        # finalise reference spikes that now have a spike >= 1001 ms after them
-        while next_ref[u] < n_seq[u] - 1:
-            k = next_ref[u]
-            s = ring[u, k % r]
-            if b < s + HALF_WINDOW_BINS + 1:
-                break
-            rate = _smoothed_rate_at(ring[u], seq0[u], n_seq[u], k, half)
-            used = s >= HALF_WINDOW_BINS  # C4 uses spikes at least 1 s after time 0
-            exact = n_exact[u] < n_ex
-            e = n_exact[u]
-            f = 0
-            if exact:
-                ex_rate[u, e] = rate
-                ex_used[u, e] = used
-                for w in range(ex_bits.shape[2]):
-                    ex_bits[u, e, w] = 0
-            else:
-                f = _fine_bin(rate, grid[u])
-                rate_hist[u, f] += 1
-                if used:
-                    ref_hist[u, f] += 1
+    # plain ACG: lags to earlier spikes within the window
+    j = n_seq[u] - 1
+    while j >= seq0[u]:
+        lag = b - ring[u, j % r]
+        if lag > window:
+            break
+        if lag >= 1:
+            acg[u, lag - 1] += 1
+        j -= 1
+    # append
+    ring[u, n_seq[u] % r] = b
+    n_seq[u] += 1
+    if n_seq[u] - seq0[u] > r:
+        seq0[u] = n_seq[u] - r
+        if next_ref[u] < seq0[u]:
+            lost[u] += seq0[u] - next_ref[u]
+            next_ref[u] = seq0[u]
+    # finalise reference spikes that now have a spike >= 1001 ms after them
+    while next_ref[u] < n_seq[u] - 1:
+        k = next_ref[u]
+        s = ring[u, k % r]
+        if b < s + HALF_WINDOW_BINS + 1:
+            break
+        rate = _smoothed_rate_at(ring[u], seq0[u], n_seq[u], k, half)
+        used = s >= HALF_WINDOW_BINS  # C4 uses spikes at least 1 s after time 0
+        exact = n_exact[u] < n_ex
+        e = n_exact[u]
+        f = 0
+        if exact:
+            ex_rate[u, e] = rate
+            ex_used[u, e] = used
+            for w in range(ex_bits.shape[2]):
+                ex_bits[u, e, w] = 0
+        else:
+            f = _fine_bin(rate, grid[u])
+            rate_hist[u, f] += 1
             if used:
+                ref_hist[u, f] += 1
+        if used:
+            m = k + 1
+            while m < n_seq[u]:
+                lag = ring[u, m % r] - s
+                if lag > HALF_WINDOW_BINS:
+                    break
+                if lag >= 1:
+                    li = lag_index[lag]
+                    if li >= 0:
+                        if exact:
+                            ex_bits[u, e, li // 64] |= one << np.uint64(li % 64)
+                m += 1
+            if not exact:
+                # presence, not count: mark each lag once
                 m = k + 1
+                last = -1
                 while m < n_seq[u]:
                     lag = ring[u, m % r] - s
                     if lag > HALF_WINDOW_BINS:
                         break
-                    if lag >= 1:
+                    if lag >= 1 and lag != last:
                         li = lag_index[lag]
                         if li >= 0:
-                            if exact:
-                                ex_bits[u, e, li // 64] |= one << np.uint64(li % 64)
+                            lag_counts[u, f, li] += 1
+                        last = lag
                     m += 1
-                if not exact:
-                    # presence, not count: mark each lag once
-                    m = k + 1
-                    last = -1
-                    while m < n_seq[u]:
-                        lag = ring[u, m % r] - s
-                        if lag > HALF_WINDOW_BINS:
-                            break
-                        if lag >= 1 and lag != last:
-                            li = lag_index[lag]
-                            if li >= 0:
-                                lag_counts[u, f, li] += 1
-                            last = lag
-                        m += 1
-            if exact:
-                n_exact[u] += 1
-                if n_exact[u] == n_ex:
-                    _to_fine_bins(u, ex_rate, ex_bits, ex_used, grid, rate_hist, ref_hist, lag_counts)
-            next_ref[u] += 1
+        if exact:
+            n_exact[u] += 1
+            if n_exact[u] == n_ex:
+                _to_fine_bins(u, ex_rate, ex_bits, ex_used, grid, rate_hist, ref_hist, lag_counts)
+        next_ref[u] += 1
+
+
+#: why ``_feed_spikes`` stopped early
+FEED_DONE, FEED_UNKNOWN_UNIT, FEED_QUEUE_FULL = 0, 1, 2
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _feed_spikes(samples, ids, start, lut, samples_per_bin, queue, pending, head_tail, ring, n_seq, seq0, next_ref,
+                 n_exact, ex_rate, ex_bits, ex_used, grid, acg, rate_hist, ref_hist, lag_counts, lost, lag_index,
+                 half, window):
+    """Feed spikes ``start..`` (sample, unit id; in time order; id < 0 skipped) into the per-unit
+    state, unit ids mapped to indices by ``lut`` (-1: not known yet); with ``queue``, each
+    spike's (sample, unit index) also goes into the pending-snippet FIFO. One compiled call per
+    chunk (a Python list, an array and two calls cost ~3x the work). Returns (where it stopped,
+    why): at a unit the caller must register first, or a full FIFO it must grow."""
+    cap = pending.shape[0]
+    for i in range(start, samples.shape[0]):
+        uid = ids[i]
+        if uid < 0:
+            continue
+        if uid >= lut.shape[0] or lut[uid] < 0:
+            return i, FEED_UNKNOWN_UNIT
+        if queue and head_tail[1] - head_tail[0] >= cap:
+            return i, FEED_QUEUE_FULL
+        u = lut[uid]
+        s = samples[i]
+        _add_spike(u, s // samples_per_bin, ring, n_seq, seq0, next_ref, n_exact, ex_rate, ex_bits, ex_used, grid, acg,
+                   rate_hist, ref_hist, lag_counts, lost, lag_index, half, window)
+        if queue:
+            tail = head_tail[1]
+            pending[tail % cap, 0] = s
+            pending[tail % cap, 1] = u
+            head_tail[1] = tail + 1
+    return samples.shape[0], FEED_DONE
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -335,6 +366,7 @@ class UnitBank:
         self.window = int(acg_window_ms)
         self.k = wave_channels
         self.index: dict[int, int] = {}
+        self._lut = np.full(INITIAL_UNITS, -1, np.int64)  # unit id -> index (-1: none), for the kernels
         self.lock = threading.Lock()
         self._alloc(INITIAL_UNITS)
         # ring of the latest raw samples (enough for a snippet of any pending spike)
@@ -377,6 +409,11 @@ class UnitBank:
             if i == self.capacity:
                 self._alloc(2 * self.capacity)
             self.index[unit_id] = i
+            if unit_id >= self._lut.size:
+                lut = np.full(max(2 * self._lut.size, unit_id + 1), -1, np.int64)
+                lut[: self._lut.size] = self._lut
+                self._lut = lut
+            self._lut[unit_id] = i
             self.wave_channels[i, : min(self.k, channels.size)] = channels[: self.k]
         return i
 
@@ -393,41 +430,30 @@ class UnitBank:
         ``channels_of(unit_id)`` gives a new unit's waveform channels. ``raw``: the raw (not
         filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
         with self.lock:  # readers copy under it; snippets may complete even without new spikes
-            if samples.size:
-                index = self.index
-                kept = [(s, index[u] if u in index else self.unit_index(u, channels_of(u)))
-                        for s, u in zip(samples.tolist(), units.tolist()) if u >= 0]  # few spikes a call: a list is fastest
-                if kept:
-                    spikes = np.array(kept, np.int64)
-                    _add_spikes(np.ascontiguousarray(spikes[:, 1]), spikes[:, 0] // self.samples_per_bin, self.ring, self.n_seq, self.seq0,
-                                self.next_ref, self.n_exact, self.ex_rate, self.ex_bits, self.ex_used, self.grid,
-                                self.acg, self.rate_hist, self.ref_hist, self.lag_counts, self.lost, LAG_INDEX,
-                                SMOOTH_BINS // 2, self.window)
-                    if raw is not None:
-                        self._queue(kept)
+            at = 0
+            while at < samples.size:
+                at, why = _feed_spikes(samples, units, at, self._lut, self.samples_per_bin, raw is not None,
+                                       self._pending, self._pending_ht, self.ring, self.n_seq, self.seq0,
+                                       self.next_ref, self.n_exact, self.ex_rate, self.ex_bits, self.ex_used,
+                                       self.grid, self.acg, self.rate_hist, self.ref_hist, self.lag_counts, self.lost,
+                                       LAG_INDEX, SMOOTH_BINS // 2, self.window)
+                if why == FEED_UNKNOWN_UNIT:
+                    uid = int(units[at])
+                    self.unit_index(uid, channels_of(uid))
+                elif why == FEED_QUEUE_FULL:
+                    self._grow_pending()
             if raw is not None:
-                self._update_waveforms(raw, raw_first)
+                for a in range(0, raw.shape[0], RAW_PIECE):  # a long block: in pieces, so no pending snippet scrolls out
+                    self._ring_add(raw[a : a + RAW_PIECE], raw_first + a)
 
-    def _update_waveforms(self, raw: np.ndarray, first: int) -> None:
-        step = RAW_PIECE
-        for a in range(0, raw.shape[0], step):  # a long block: in pieces, so no pending snippet scrolls out
-            self._ring_add(raw[a : a + step], first + a)
-
-    def _queue(self, kept: list[tuple[int, int]]) -> None:
-        """Append (sample, unit index) pairs to the pending FIFO (grown if full)."""
+    def _grow_pending(self) -> None:
+        """Double the pending-snippet FIFO, keeping its order."""
         pending, ht = self._pending, self._pending_ht
         head, tail = int(ht[0]), int(ht[1])
-        cap = pending.shape[0]
-        if tail - head + len(kept) > cap:
-            grown = np.zeros((2 * (tail - head + len(kept)), 2), np.int64)
-            grown[: tail - head] = pending[np.arange(head, tail) % cap]
-            self._pending = pending = grown
-            cap, head, tail = grown.shape[0], 0, tail - head
-        for s, i in kept:  # a few spikes a call
-            row = pending[tail % cap]
-            row[0], row[1] = s, i
-            tail += 1
-        ht[0], ht[1] = head, tail
+        grown = np.zeros((2 * pending.shape[0], 2), np.int64)
+        grown[: tail - head] = pending[np.arange(head, tail) % pending.shape[0]]
+        self._pending = grown
+        ht[0], ht[1] = 0, tail - head
 
     def _ring_add(self, raw: np.ndarray, first: int) -> None:
         if first != self._raw_end:  # a gap: rows before ``first`` do not continue the stream
