@@ -115,7 +115,7 @@ class DetectionChain:
             t0 = clock()
             self.guard.process(block)
             t1 = clock()
-            y = self.filter.process(block)
+            y = self.filter.process(block, out=self.detector.intake(block.shape[0]))  # into the detector's buffer
             t2 = clock()
             if self.reference is not None:
                 self.reference.process(y)

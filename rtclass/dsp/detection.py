@@ -60,6 +60,7 @@ class ThresholdDetector:
     def reset(self) -> None:
         self._buf = np.zeros((self.history + BUFFER_SAMPLES, self.n_channels), np.float32)
         self._len = self.history  # valid rows in _buf: history + the last call's data
+        self._intake: np.ndarray | None = None  # the view the last ``intake`` handed out
         self.work = self._buf[: self.history]
         self.work_first = -self.history
         self.hist = np.zeros((self.n_channels, self.cfg.noise_n_bins), np.float32)
@@ -85,15 +86,10 @@ class ThresholdDetector:
             self._out_a = np.empty(need, np.float32)
         return self._out_s, self._out_c, self._out_a
 
-    def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
-        """Feed float32 [n, C] samples starting at global index ``first_sample``; returns the
-        peaks (PEAK_DTYPE records) that became decidable, in time order."""
-        if self.started_at is None:
-            self.started_at = first_sample
-            # warm-up ends on an update boundary of the global timeline
-            end = first_sample + self.warmup
-            self._params[5] = -(-end // self.update) * self.update
-        n_new = data.shape[0]
+    def intake(self, n_new: int) -> np.ndarray:
+        """A writable view ``[n_new, C]`` of the buffer where the next call's samples go: the
+        stage before the detector can write its output there, and ``process`` (given this very
+        view) then skips copying it."""
         h = self.history
         # new data goes after the last call's; only when the buffer is full does the history
         # (the last h rows) move to its front - not on every call (a 1 ms chunk would move as
@@ -106,8 +102,22 @@ class ThresholdDetector:
             else:
                 self._buf[:h] = self._buf[self._len - h : self._len]
             self._len = h
-        start = self._len - h
-        self._buf[self._len : self._len + n_new] = data
+        self._intake = self._buf[self._len : self._len + n_new]
+        return self._intake
+
+    def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
+        """Feed float32 [n, C] samples starting at global index ``first_sample``; returns the
+        peaks (PEAK_DTYPE records) that became decidable, in time order."""
+        if self.started_at is None:
+            self.started_at = first_sample
+            # warm-up ends on an update boundary of the global timeline
+            end = first_sample + self.warmup
+            self._params[5] = -(-end // self.update) * self.update
+        n_new = data.shape[0]
+        if data is not self._intake:
+            self.intake(n_new)[:] = data
+        self._intake = None
+        start = self._len - self.history
         self._len += n_new
         work = self._buf[start : self._len]
         out_s, out_c, out_a = self._outputs(n_new)
@@ -119,7 +129,7 @@ class ThresholdDetector:
         boundary = (first_sample + n_new) // self.update * self.update
         if boundary > first_sample and boundary >= self._params[5]:
             self.noise_from = int(boundary)  # noise_sd was refreshed at this sample
-        self.work_first = first_sample - h
+        self.work_first = first_sample - self.history
         if n == 0:
             return NO_PEAKS
         peaks = np.empty(n, PEAK_DTYPE)

@@ -37,9 +37,10 @@ class BandpassFilter:
         self.z1 = np.zeros((n_sec, self.n_channels), np.float32)
         self._row = np.zeros(self.n_channels, np.float32)
 
-    def process(self, data: np.ndarray) -> np.ndarray:
-        """float32 [n, C] in, filtered float32 [n, C] out (a new array)."""
-        out = np.empty_like(data)
+    def process(self, data: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 [n, C] in, filtered float32 [n, C] out (a new array, or written into ``out``)."""
+        if out is None:
+            out = np.empty_like(data)
         sosfilt_block(data, out, self.sos, self.z0, self.z1, self._row)
         return out
 
