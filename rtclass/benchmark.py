@@ -83,12 +83,12 @@ def _data(seconds: float, n_channels: int, seed: int = 3) -> np.ndarray:
     return np.ascontiguousarray(np.tile(x, (1, reps))[:, :n_channels])
 
 
-def feed_timed(chain, data: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """Feed ``data`` to a DetectionChain in ``chunk``-sample chunks: (its spikes, the seconds
-    each stage took per chunk ``[n_chunks, n_stages]``)."""
+def feed_timed(chain, data: np.ndarray, chunk: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Feed ``data`` (starting at global sample ``first``) to a DetectionChain in ``chunk``-sample
+    chunks: (its spikes, the seconds each stage took per chunk ``[n_chunks, n_stages]``)."""
     times, found = [], []
     for a in range(0, data.shape[0], chunk):
-        found.append(chain.process(data[a : a + chunk].copy(), a))
+        found.append(chain.process(data[a : a + chunk].copy(), first + a))
         times.append(chain.times_s)
     return np.concatenate(found), np.array(times)
 
