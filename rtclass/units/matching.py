@@ -99,15 +99,17 @@ class TemplateMatcher:
         noise_sd: the noise level per channel (uV) in force from sample ``noise_from`` on."""
         self._weights(noise_sd, noise_from)
         out = self._match(work, work_first, peaks)
-        if self._counters[1] < self._counters[2]:
+        head, tail = self._counters[1], self._counters[2]
+        if head < tail:
             # long-template updates that no spike still to be decided can precede (each decision
             # sees the same updates whatever the chunking), applied while their data is here
             up_to = work_first + work.shape[0] - self.sweep  # peaks not yet detected come after this
             if self.n_pending:
                 up_to = min(up_to, self._oldest)
             b = self.bank
-            learn_long(work, work_first, up_to, b.long_waves, b.long_n, b.channels, b.pre, self.cfg.adapt_spikes,
-                       self._q_s, self._q_u, self._q_a, self._counters, self._rec_s)
+            if self._q_s[head % LEARN_QUEUE] + b.long_waves.shape[2] <= up_to:  # else none is ready: no call
+                learn_long(work, work_first, up_to, b.long_waves, b.long_n, b.channels, b.pre, self.cfg.adapt_spikes,
+                           self._q_s, self._q_u, self._q_a, self._counters, self._rec_s)
         return out
 
     def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray) -> np.ndarray:
