@@ -75,6 +75,17 @@ def test_median_reference_with_outlier_channels_ties_and_jumps():
     assert np.array_equal(CommonMedianReference(255).process(odd.copy()), odd - np.median(odd, axis=1, keepdims=True))
 
 
+def test_median_reference_on_few_channels():
+    rng = np.random.default_rng(4)
+    for n_ch in (1, 2, 3, 4):
+        x = rng.normal(0, 10, (500, n_ch)).astype(np.float32)
+        got = CommonMedianReference(n_ch).process(x.copy())
+        if n_ch % 2:
+            assert np.array_equal(got, x - np.median(x, axis=1, keepdims=True))
+        else:
+            _assert_is_a_median(x, got)
+
+
 def test_median_reference_chunk_invariance(sim_data):
     x = sim_data[:8000]
     whole = CommonMedianReference(384).process(x.copy())
