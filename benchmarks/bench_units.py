@@ -109,7 +109,8 @@ def main() -> None:
     for a in range(0, sim.n_samples, int(60 * sim.fs)):
         g = (gt_t >= a) & (gt_t < a + 60 * sim.fs)
         s_ = (sp["sample"] >= a) & (sp["sample"] < a + 60 * sim.fs)
-        by_minute.append(score_sorting(gt_t[g], gt_u[g], sp["sample"][s_], sp["unit"][s_], n_units, sim.fs).well_detected(ok))
+        firing = ok & (np.bincount(gt_u[g], minlength=n_units) > 0)  # a unit silent that minute is not scored
+        by_minute.append(score_sorting(gt_t[g], gt_u[g], sp["sample"][s_], sp["unit"][s_], n_units, sim.fs).well_detected(firing))
     res["discovery"] = {
         "well_detected_snr_ge_5_second_half": sc_late.well_detected(ok),
         "well_detected_snr_ge_5_each_minute": by_minute,

@@ -40,6 +40,7 @@ from rtclass.units.c4_features import (
     SMOOTH_BINS,
     preprocess_waveform,
 )
+from rtclass.units.templates import MAX_UNIT_ID
 
 #: spike times kept per unit (covers > 1.3 s at up to ~1.5 kHz)
 RING_SPIKES = 2048
@@ -405,6 +406,8 @@ class UnitBank:
     def unit_index(self, unit_id: int, channels: np.ndarray) -> int:
         i = self.index.get(unit_id)
         if i is None:
+            if not 0 <= unit_id <= MAX_UNIT_ID:
+                raise ValueError(f"unit id {unit_id}: ids must be 0 to {MAX_UNIT_ID}")
             i = len(self.index)
             if i == self.capacity:
                 self._alloc(2 * self.capacity)
@@ -429,6 +432,8 @@ class UnitBank:
         """Feed assigned spikes (sample index, unit id; in time order; unit < 0 ignored).
         ``channels_of(unit_id)`` gives a new unit's waveform channels. ``raw``: the raw (not
         filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
+        if samples.shape != units.shape:
+            raise ValueError(f"{samples.shape[0]} spike samples but {units.shape[0]} unit ids")
         with self.lock:  # readers copy under it; snippets may complete even without new spikes
             at = 0
             while at < samples.size:

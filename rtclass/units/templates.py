@@ -31,6 +31,8 @@ INITIAL_CAPACITY = 64
 #: a unit's *wide* neighbourhood reaches this far beyond its support: a unit split off it may
 #: peak up to this far from its peak channel and still have its whole support in view
 SPLIT_REACH_UM = 40.0
+#: the largest unit id (the per-unit state is indexed through an array of this many entries at most)
+MAX_UNIT_ID = (1 << 22) - 1
 
 
 class TemplateBank:
@@ -306,5 +308,9 @@ def read_phy_templates(folder: str | Path, n_channels: int) -> tuple[np.ndarray,
             if members.size:
                 vals, counts = np.unique(members, return_counts=True)
                 cluster_of[t] = vals[counts.argmax()]
+    ids = cluster_of[keep]
+    if ids.size and (ids.min() < 0 or ids.max() > MAX_UNIT_ID):
+        raise InputError(f"{clusters_path} has cluster ids from {ids.min()} to {ids.max()}; rtclass takes ids 0 to "
+                         f"{MAX_UNIT_ID}: renumber the clusters (e.g. phy's 'save' after a merge does)")
     # a curated cluster made of several templates keeps all of them, under one unit id
-    return dense[keep], cluster_of[keep]
+    return dense[keep], ids

@@ -136,6 +136,12 @@ def test_bad_phy_folders(recording, tmp_path):
     np.save(short / "spike_clusters.npy", np.load(short / "spike_clusters.npy")[:-1])
     with pytest.raises(InputError, match="different lengths"):
         read_phy_templates(short, 384)
+    huge = tmp_path / "huge"
+    shutil.copytree(src, huge)
+    clusters = np.load(huge / "spike_clusters.npy").astype(np.int64)
+    np.save(huge / "spike_clusters.npy", np.where(clusters == clusters[0], 1 << 40, clusters))
+    with pytest.raises(InputError, match="renumber the clusters"):
+        read_phy_templates(huge, 384)
 
 
 def _right_when_overlapped(cfg, sim, data):

@@ -79,18 +79,33 @@ def test_waveform_does_not_depend_on_chunking():
     n = 120000
     raw = rng.normal(0, 5, (n, 4)).astype(np.float32)
     times = np.sort(rng.choice(np.arange(100, n - 100), 2000, replace=False))  # ~500 Hz: > 1024 pending in one block
-    units = rng.integers(0, 3, times.size)
-    waves = []
+    ids = np.array([5000, 100, 0, -1])  # sparse ids (the id lookup grows), and unassigned spikes
+    units = ids[rng.integers(0, 4, times.size)]
+    waves, acgs = [], []
     for chunk in (30, 1000, n):
         bank = UnitBank(4, 30000.0, 100, 4)
         for a in range(0, n, chunk):
             sel = (times >= a) & (times < a + chunk)
             bank.update(times[sel], units[sel], lambda u: np.arange(4), raw[a : a + chunk], a)
-        waves.append([bank.wave[bank.index[u]].copy() for u in range(3)])
-        assert bank.wave_n[: 3].sum() > 0.99 * times.size  # all but the last few snippets are in
-    for other in waves[1:]:
+        waves.append([bank.wave[bank.index[u]].copy() for u in ids[:3]])
+        acgs.append([bank.plain_acg(u) for u in ids[:3]])
+        assert bank.wave_n[:3].sum() > 0.99 * (units >= 0).sum()  # all but the last few snippets are in
+        assert sum(bank.spike_count(u) for u in ids[:3]) == (units >= 0).sum()
+    for other, other_acg in zip(waves[1:], acgs[1:]):
         for a, b in zip(waves[0], other):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+        for a, b in zip(acgs[0], other_acg):
+            assert np.array_equal(a, b)
+
+
+def test_unit_ids_out_of_range_and_mismatched_arrays_are_refused():
+    bank = UnitBank(4, 30000.0, 100, 4)
+    with pytest.raises(ValueError, match="unit id"):
+        bank.unit_index(-3, np.arange(4))
+    with pytest.raises(ValueError, match="unit id"):
+        bank.update(np.array([10]), np.array([1 << 40]), lambda u: np.arange(4))
+    with pytest.raises(ValueError, match="unit ids"):
+        bank.update(np.array([10, 20]), np.array([1]), lambda u: np.arange(4))
 
 
 def test_snippets_across_a_gap_or_a_restart_are_skipped():
