@@ -33,6 +33,19 @@ def test_matching_is_chunk_invariant(sim, sim_data):
     assert np.array_equal(whole, chunked)
 
 
+def test_given_template_shapes_stay_fixed_unless_asked_and_amplitudes_are_learnt(sim, sim_data):
+    x = sim_data[: 4 * 30000]
+    for adapt in (False, True):
+        cfg = Config().replace(units={"adapt_given_templates": adapt})
+        bank = _true_bank(cfg, sim)
+        before_waves, before_amp = bank.waves[: bank.n].copy(), bank.amp[: bank.n].copy()
+        _run(cfg, sim, x, bank, [x.shape[0]])
+        busy = bank.amp_n[: bank.n] > 50
+        assert busy.sum() >= 5
+        assert np.array_equal(bank.waves[: bank.n], before_waves) != adapt  # shapes move only if asked
+        assert not np.array_equal(bank.amp[: bank.n][busy], before_amp[busy])  # amplitudes are learnt either way
+
+
 def _true_template_run(cfg, sim, data, chunk):
     """Run with the true templates; per true spike after the warm-up: its unit, the detection
     that found it (-1: none) and whether that detection got the right unit; each unit's SNR and
