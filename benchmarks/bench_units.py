@@ -101,16 +101,21 @@ def main() -> None:
     spikes, chain, perf = run(cfg, sim, None)
     sp = spikes[spikes["sample"] >= start]
     sc = score_sorting(gt_t, gt_u, sp["sample"], sp["unit"], n_units, sim.fs)
-    half = sim.n_samples // 2  # steady state: units found in the first half, scored on the second
-    late = gt_t >= half
-    sc_late = score_sorting(gt_t[late], gt_u[late], sp["sample"][sp["sample"] >= half], sp["unit"][sp["sample"] >= half],
-                            n_units, sim.fs)
-    by_minute = []  # each minute scored alone: does a long run hold its units?
-    for a in range(0, sim.n_samples, int(60 * sim.fs)):
-        g = (gt_t >= a) & (gt_t < a + 60 * sim.fs)
-        s_ = (sp["sample"] >= a) & (sp["sample"] < a + 60 * sim.fs)
-        firing = ok & (np.bincount(gt_u[g], minlength=n_units) > 0)  # a unit silent that minute is not scored
-        by_minute.append(score_sorting(gt_t[g], gt_u[g], sp["sample"][s_], sp["unit"][s_], n_units, sim.fs).well_detected(firing))
+
+    def scored_between(lo: int, hi: int):
+        """The sorting scored on samples [lo, hi) alone, and which units fired there."""
+        g = (gt_t >= lo) & (gt_t < hi)
+        s_ = (sp["sample"] >= lo) & (sp["sample"] < hi)
+        return (score_sorting(gt_t[g], gt_u[g], sp["sample"][s_], sp["unit"][s_], n_units, sim.fs),
+                np.bincount(gt_u[g], minlength=n_units) > 0)
+
+    # steady state: units found in the first half, scored on the second
+    sc_late, _ = scored_between(sim.n_samples // 2, sim.n_samples)
+    minute = int(60 * sim.fs)
+    by_minute = []  # each minute scored alone (a unit silent that minute is not scored): does a long run hold its units?
+    for a in range(0, sim.n_samples, minute):
+        sc_minute, fired = scored_between(a, a + minute)
+        by_minute.append(sc_minute.well_detected(ok & fired))
     res["discovery"] = {
         "well_detected_snr_ge_5_second_half": sc_late.well_detected(ok),
         "well_detected_snr_ge_5_each_minute": by_minute,

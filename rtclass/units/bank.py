@@ -25,7 +25,6 @@ reference spikes and the fine lag counts dominate), so 1000 units take about 290
 from __future__ import annotations
 
 import threading
-from collections import deque
 
 import numba
 import numpy as np
