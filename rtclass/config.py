@@ -159,6 +159,9 @@ class UnitsConfig:
     adapt_given_templates: bool = param(
         False, "template shapes given with --templates follow the data too (discovered ones always do; amplitudes are always learnt). Off: over 300 s simulated runs, adapting shapes let 3 of 8 seeds' templates drift onto neighbours (0.81-0.94 of spikes right), fixed shapes held 0.95-0.99"
     )
+    discovery_shape_spikes: int = param(
+        500, "a discovered unit's template shape follows its first this many matched spikes (after its creation or a split), then stays; its amplitude is always learnt (300 s simulated runs, 8 seeds, whole-run discovery score: 0.789 adapting for the whole run, 0.796 with 500)", "spikes", 1, 1000000000
+    )
     discovery_interval_s: float = param(0.5, "data time between discovery rounds", "s", 0.05, 3600.0)
     discovery_min_spikes: int = param(40, "spikes a cluster needs to become a unit", "", 5, 100000)
     discovery_min_spikes_large: int = param(

@@ -136,6 +136,8 @@ class DetectionChain:
                     if self.matcher.assigned:
                         self.discovery.add_assigned(self.matcher.assigned)
                         self.matcher.assigned.clear()
+                    if spikes.size:
+                        self.discovery.add_spikes(spikes["sample"], spikes["unit"])
                     self.discovery.maybe_run(first_sample + a + block.shape[0], det.noise_sd)
                 self._feature_work.append((spikes, block, first_sample + a))
             t5 = clock()

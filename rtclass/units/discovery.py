@@ -14,7 +14,10 @@ amplitude): then it is that unit seen again, and nothing is added. The members l
 store. From then on the matcher assigns that unit's spikes; a unit id, once given, never changes.
 In the same rounds, one unit at a time has its recent assigned spikes clustered again, and any
 other unit hidden in it is split off (``splitting``); and units whose templates have converged on
-one unit are merged (``merging``: the one with fewer spikes is retired, its id not reused).
+one unit, or of similar shapes whose spikes respect one refractory period, are merged
+(``merging``: the one with fewer spikes is retired, its id not reused). A discovered unit's
+template shape follows its first ``discovery_shape_spikes`` spikes, then only its amplitude is
+learnt.
 
 What a user gives up against a full offline sort: units are found only after tens of their
 spikes were seen (seconds for most, longer for sparse units such as complex spikes), and the
@@ -34,7 +37,8 @@ import numpy as np
 from rtclass.config import UnitsConfig
 from rtclass.units.clustering_process import ClusteringFailed, ClusteringProcess
 from rtclass.units.matching import channel_weights
-from rtclass.units.merging import duplicates
+from rtclass.units.merging import (REFRACTORY_FROM_MS, REFRACTORY_MS, RecentTrains, duplicates, refractory_merges,
+                                   similar_pairs)
 from rtclass.units.splitting import plan_split
 from rtclass.units.templates import TemplateBank, same_shape_and_size
 
@@ -147,6 +151,10 @@ class OnlineDiscovery:
         self._serial = 0
         self._inv_var = np.ones(bank.probe.n_channels, np.float32)
         self._split_snippets = min(cfg.discovery_max_snippets, SPLIT_SNIPPETS)
+        #: each unit's latest spikes, for the refractory test of units with similar shapes
+        self.trains = RecentTrains()
+        self._refractory_lags = (int(round(REFRACTORY_FROM_MS * 1e-3 * sample_rate_hz)),
+                                 int(round(REFRACTORY_MS * 1e-3 * sample_rate_hz)))
         #: the fewest members any cluster may have (large units' clusters)
         self._min_members = min(cfg.discovery_min_spikes, cfg.discovery_min_spikes_large)
         self.threaded = threaded
@@ -165,6 +173,10 @@ class OnlineDiscovery:
             self._serial += 1
             zone.append((self._serial, snip))
             self.new[channel] = self.new.get(channel, 0) + 1
+
+    def add_spikes(self, samples: np.ndarray, units: np.ndarray) -> None:
+        """Decided spikes, in sample order (unit -1: unassigned), for the refractory test."""
+        self.trains.add(samples, units)
 
     def add_assigned(self, snippets: list[tuple[int, np.ndarray]]) -> None:
         """Assigned spikes: (unit id, snippet on ``wide_channels`` of the unit's peak channel)."""
@@ -251,8 +263,13 @@ class OnlineDiscovery:
                 clusters.append((template, int(members.sum()), not known))
                 used.update(i for i, m in zip(ids, members.tolist()) if m)
             out.append(("zone", ch, (used, clusters)))
-        out.extend(("merge", drop, keep) for drop, keep in
-                   duplicates(bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance, set(self._parted)))
+        merges = duplicates(bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance, set(self._parted))
+        out.extend(("merge", drop, keep) for drop, keep in merges)
+        # units of similar shapes whose spikes respect one refractory period are one neuron
+        taken = {u for pair in merges for u in pair}
+        similar = similar_pairs(bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance, c.candidate_radius_um,
+                                taken)
+        out.extend(("merge", drop, keep) for drop, keep in refractory_merges(similar, self.trains, *self._refractory_lags))
         return out
 
     def _enough(self, template: np.ndarray, channel: int, n_members: int) -> bool:
@@ -305,6 +322,7 @@ class OnlineDiscovery:
                     self.unit_store.pop(key, None)
                     self.unit_new.pop(key, None)
                     self.wanted.pop(key, None)
+                    self.trains.forget(key)
                 continue
             if kind == "unit":
                 kept, n_kept, new = outcome

@@ -27,9 +27,10 @@ spikes before it in sample order, so results stay chunk invariant.
 With adaptation on, the winning template moves (on its own support) towards ``x / a`` and its
 typical amplitude
 towards ``a``, with weight ``1 / min(n, adapt_spikes)``: a running mean that becomes an
-exponential average, so templates follow slow drift; with ``adapt_shapes`` off only the typical
-amplitude is learnt (templates given from a prior sort: adapting shapes let a template drift onto a
-neighbour over minutes). Decisions and updates happen in peak order, so the result does not depend
+exponential average, so templates follow slow drift. A template's shape follows only its unit's
+first ``shape_spikes`` matched spikes; after them only the typical amplitude is learnt (shapes that
+kept adapting drifted onto neighbours over minutes: templates given from a prior sort are fixed,
+discovered ones settle after a few hundred spikes). Decisions and updates happen in peak order, so the result does not depend
 on how the stream was chunked.
 """
 
@@ -261,7 +262,7 @@ def match_peaks(
     truncated,
     tolerance,
     adapt_spikes,
-    adapt_shapes,
+    shape_spikes,
     out_index,
     out_amp,
     out_score,
@@ -364,7 +365,7 @@ def match_peaks(
             continue
         amp_n[u] += 1
         amp[u] += (best_a - amp[u]) / min(amp_n[u], adapt_spikes)
-        if not adapt_shapes:  # fixed shapes: only the unit's typical amplitude is learnt
+        if matched[u] > shape_spikes:  # the shape is learnt from the unit's first shape_spikes spikes only
             continue
         rate = 1.0 / min(matched[u], adapt_spikes)
         new_norm = 0.0
@@ -395,7 +396,7 @@ def match_peaks(
 @numba.jit(nopython=True, nogil=True, cache=True)
 def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earliest, n_units, candidates, local, waves,
                channels, norm2, amp, amp_n, matched, ids, prev_inv_var, inv_var, epoch, pre, max_shift, max_residual,
-               min_explained, min_fit_explained, truncated, tolerance, adapt_spikes, adapt_shapes, out, long_waves, long_n, rec_s,
+               min_explained, min_fit_explained, truncated, tolerance, adapt_spikes, shape_spikes, out, long_waves, long_n, rec_s,
                rec_u, rec_a, q_s, q_u, q_a, counters):
     """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
     ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
@@ -428,7 +429,7 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
     if n > 0 and n_units > 0:
         match_peaks(work, work_first, peak_t, peak_c, candidates, local, waves, channels, norm2, amp, amp_n, matched,
                     prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, min_fit_explained, truncated, tolerance,
-                    adapt_spikes, adapt_shapes, idx, fit, score, shift, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
+                    adapt_spikes, shape_spikes, idx, fit, score, shift, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
                     counters)
     n_unassigned = 0
     for i in range(n):

@@ -29,6 +29,8 @@ PENDING_CAPACITY = 1024
 #: the (shared, read-only) result of a call that decides no spike
 NOTHING = np.zeros(0, ASSIGNED_DTYPE)
 NOTHING.flags.writeable = False
+#: ``shape_spikes`` for templates whose shapes follow the data for the whole run
+ALWAYS = np.iinfo(np.int64).max
 
 
 def channel_weights(noise_sd: np.ndarray) -> np.ndarray:
@@ -78,9 +80,10 @@ class TemplateMatcher:
         self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
         self.unassigned: list[tuple[int, int, np.ndarray]] = []  # (sample, channel, snippet [W, K])
         self.collect_unassigned = discovering
-        #: template shapes follow the data: always for discovered units (born from a few tens of
-        #: spikes), for given templates only if ``adapt_given_templates``
-        self.adapt_shapes = discovering or cfg.adapt_given_templates
+        #: a template's shape follows its unit's first this many matched spikes (then only its
+        #: typical amplitude is learnt): discovered units' for ``discovery_shape_spikes``, given
+        #: templates' never, or always with ``adapt_given_templates``
+        self.shape_spikes = cfg.discovery_shape_spikes if discovering else (ALWAYS if cfg.adapt_given_templates else 0)
         # (unit id, snippet [W, K2] on the wide channels of its peak channel), for split checks
         self.assigned: list[tuple[int, np.ndarray]] = []
         self.collect_assigned = discovering and cfg.split_units
@@ -136,7 +139,7 @@ class TemplateMatcher:
             self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready,
             earliest, b.n, b.candidates, b.local, b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids,
             self._prev_inv_var, self._inv_var, self._epoch, b.pre, self.max_shift, self.max_residual,
-            self.min_explained, self.cfg.min_fit_explained, self.truncated, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, self.adapt_shapes, out, b.long_waves, b.long_n,
+            self.min_explained, self.cfg.min_fit_explained, self.truncated, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, self.shape_spikes, out, b.long_waves, b.long_n,
             self._rec_s, self._rec_u, self._rec_a, self._q_s, self._q_u, self._q_a, self._counters,
         )
         if n == 0:
@@ -172,7 +175,7 @@ def warm_up_matching() -> None:
     i32, f32, i64 = np.int32, np.float32, np.int64
     match_step(pending, 0, peaks, work, 0, 4, 1, 1, np.zeros((1, 1), i32), np.zeros((1, 1), i32), waves,
                np.zeros((1, 1), i32), np.ones(1, f32), np.ones(1, f32), np.ones(1, i64), np.zeros(1, i64),
-               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.3, 2, 0.5, 10, True,
+               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.3, 2, 0.5, 10, ALWAYS,
                np.zeros(2, ASSIGNED_DTYPE), np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros(4, i64),
                np.zeros(4, i64), np.zeros(4, f32), np.zeros(4, i64), np.zeros(4, i64), np.zeros(4, f32),
                np.zeros(3, i64))

@@ -46,6 +46,26 @@ def test_given_template_shapes_stay_fixed_unless_asked_and_amplitudes_are_learnt
         assert not np.array_equal(bank.amp[: bank.n][busy], before_amp[busy])  # amplitudes are learnt either way
 
 
+def test_a_template_shape_follows_only_its_units_first_spikes(sim, sim_data):
+    """Discovered units' shapes settle after ``discovery_shape_spikes`` spikes (here set on a
+    matcher over the true templates, which start with ``start`` spikes' weight): later spikes move
+    only the typical amplitude."""
+    cfg = Config().replace(units={"adapt_given_templates": True})
+    chain = DetectionChain(cfg, sim.probe, sim.fs, _true_bank(cfg, sim))
+    bank = chain.bank
+    start = int(bank.matched[: bank.n].max())
+    chain.matcher.shape_spikes = start + 15
+    chain.process(sim_data[: 2 * 30000].copy(), 0)
+    settled = bank.matched[: bank.n] > start + 15
+    assert settled.sum() >= 5
+    waves, amp = bank.waves[: bank.n].copy(), bank.amp[: bank.n].copy()
+    chain.process(sim_data[2 * 30000 : 4 * 30000].copy(), 2 * 30000)
+    assert np.array_equal(bank.waves[: bank.n][settled], waves[settled])  # shapes stay ...
+    assert not np.array_equal(bank.amp[: bank.n][settled], amp[settled])  # ... amplitudes are still learnt
+    young = (~settled) & (bank.matched[: bank.n] > start)
+    assert young.any() and not np.array_equal(bank.waves[: bank.n][young], waves[young])  # the others learn
+
+
 def _true_template_run(cfg, sim, data, chunk):
     """Run with the true templates; per true spike after the warm-up: its unit, the detection
     that found it (-1: none) and whether that detection got the right unit; each unit's SNR and
