@@ -37,8 +37,8 @@ import numpy as np
 from rtclass.config import UnitsConfig
 from rtclass.units.clustering_process import ClusteringFailed, ClusteringProcess
 from rtclass.units.matching import channel_weights
-from rtclass.units.merging import (REFRACTORY_FROM_MS, REFRACTORY_MS, RecentTrains, duplicates, refractory_merges,
-                                   similar_pairs)
+from rtclass.units.merging import (REFRACTORY_FROM_MS, REFRACTORY_MS, REFRACTORY_TEST_ROUNDS, RecentTrains, duplicates,
+                                   refractory_merges, similar_pairs)
 from rtclass.units.splitting import plan_split
 from rtclass.units.templates import TemplateBank, same_shape_and_size
 
@@ -265,11 +265,13 @@ class OnlineDiscovery:
             out.append(("zone", ch, (used, clusters)))
         merges = duplicates(bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance, set(self._parted))
         out.extend(("merge", drop, keep) for drop, keep in merges)
-        # units of similar shapes whose spikes respect one refractory period are one neuron
-        taken = {u for pair in merges for u in pair}
-        similar = similar_pairs(bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance, c.candidate_radius_um,
-                                taken)
-        out.extend(("merge", drop, keep) for drop, keep in refractory_merges(similar, self.trains, *self._refractory_lags))
+        if self.rounds % REFRACTORY_TEST_ROUNDS == 1:  # the first round, and every REFRACTORY_TEST_ROUNDS
+            # units of similar shapes whose spikes respect one refractory period are one neuron
+            taken = {u for pair in merges for u in pair}
+            similar = similar_pairs(bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance,
+                                    c.candidate_radius_um, taken)
+            out.extend(("merge", drop, keep) for drop, keep in
+                       refractory_merges(similar, self.trains, *self._refractory_lags))
         return out
 
     def _enough(self, template: np.ndarray, channel: int, n_members: int) -> bool:

@@ -52,6 +52,10 @@ MIN_SPIKE_RATIO = 0.05
 SIMILAR_RELATIVE_MISMATCH = 0.25
 #: recent spikes kept per unit for the test (20 s of a 100 Hz unit)
 TRAIN_SPIKES = 2000
+#: discovery rounds between two refractory tests: comparing the shapes of every nearby pair took
+#: ~6 ms a round with 32 units (9 % of a discovery run's time), and the test needs seconds of
+#: spikes anyway
+REFRACTORY_TEST_ROUNDS = 10
 
 
 class RecentTrains:
