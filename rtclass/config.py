@@ -157,7 +157,7 @@ class UnitsConfig:
         200, "templates follow the data: running mean over this many matched spikes (0 = fixed templates)", "spikes", 0, 1000000
     )
     adapt_given_templates: bool = param(
-        False, "template shapes given with --templates follow the data too (discovered ones always do; amplitudes are always learnt). Off: over 300 s simulated runs, adapting shapes let 3 of 8 seeds' templates drift onto neighbours (0.81-0.94 of spikes right), fixed shapes held 0.95-0.99"
+        False, "template shapes given with --templates follow the data too (discovered ones do over their first discovery_shape_spikes spikes; amplitudes are always learnt). Off: over 300 s simulated runs, adapting shapes let 3 of 8 seeds' templates drift onto neighbours (0.81-0.94 of spikes right), fixed shapes held 0.95-0.99"
     )
     discovery_shape_spikes: int = param(
         500, "a discovered unit's template shape follows its first this many matched spikes (after its creation or a split), then stays; its amplitude is always learnt (300 s simulated runs, 8 seeds, whole-run discovery score: 0.789 adapting for the whole run, 0.796 with 500)", "spikes", 1, 1000000000
