@@ -9,8 +9,10 @@ the fit's own noise) rules the unit out. The
 snippet's energy left unexplained, ``||x - a T||^2``, is compared with what noise alone would
 leave (channels weighted by their inverse noise variance, so the ratio is ~1 for a spike the
 template explains and grows with what it leaves out). Every candidate is scored at the detected
-alignment; the two best are then re-scored over shifts of up to ``max_shift`` samples. The one
-leaving the least wins if its ratio is at most ``max_residual`` (unlike a fraction of the
+alignment; the two best are then re-scored over shifts of up to ``max_shift`` samples. They are
+ranked by that residual less a prior, ``2 ln n`` for a unit with ``n`` spikes so far (per value),
+so a near tie goes to the unit that fires more (``RATE_PRIOR``). The first wins if its ratio is at
+most ``max_residual`` (unlike a fraction of the
 snippet's energy, this does not demand more of small units than of large ones), or if it removes
 at least ``min_explained`` of the snippet's energy (two overlapping spikes: the larger one is
 explained, the other is left); otherwise the peak stays unassigned (unit -1). Either way it must
@@ -43,6 +45,12 @@ import numpy as np
 MIN_AMPLITUDE_OBSERVATIONS = 20
 #: the amplitude gate's allowance for the noise of a single fit, in standard deviations
 AMPLITUDE_NOISE_SDS = 3.0
+#: weight of each candidate's prior in the ranking, ``2 ln(its spikes so far)`` in residual units
+#: (1: the maximum a posteriori choice). Templates alike within the match window (a complex spike
+#: and its cell's simple spikes) otherwise split a near tie at chance: on a held-out 300 s seed, a
+#: complex-spike template took 22 % of its cell's 160 Hz simple spikes (true templates 0.921 of
+#: spikes right -> 0.951 with the prior)
+RATE_PRIOR = 1.0
 
 
 #: fast-math flags that let the fit's sums vectorise (no 'nnan'/'ninf': a non-finite value must
@@ -189,7 +197,7 @@ def _template(waves, u, near, n_used, out):
 
 @numba.jit(nopython=True, nogil=True, cache=True)
 def _choose(cand, channels, local, waves, xs, wgt, energy, view_channel, view_used, n_view, width, max_shift, amp,
-            amp_n, tolerance, min_fit_explained, tmpl):
+            amp_n, tolerance, min_fit_explained, tmpl, matched):
     """The best candidate for a peak, each fitted on its view (the snippet on the channels
     around its peak channel) over the first ``width`` samples of the window: every candidate is
     scored at the detected alignment, the two best again over shifts. Ranked by what the fit
@@ -210,23 +218,35 @@ def _choose(cand, channels, local, waves, xs, wgt, energy, view_channel, view_us
                                    tolerance)
         if explained < min_fit_explained:
             continue
+        score -= _log_prior(matched[u], width * n_used)
         if score < first_score:
             second, second_score = first, first_score
             first, first_score = u, score
         elif score < second_score:
             second, second_score = u, score
     best_i, best_score, best_a, best_s, best_explained = -1, np.inf, 0.0, 0, 0.0
+    best_rank = np.inf
     for u in (first, second):
         if u < 0:
             continue
         v = _view_of(channels[u, 0], view_channel, n_view)
         n_used = view_used[v]
         _template(waves, u, local[channels[u, 0]], n_used, tmpl)
+        prior = _log_prior(matched[u], width * n_used)
         for s in range(n_shift):
             score, a, explained = _fit(xs[v], s, energy[v, s], tmpl, width, wgt[v], n_used, u, amp, amp_n, tolerance)
-            if explained >= min_fit_explained and score < best_score:
+            if explained >= min_fit_explained and score - prior < best_rank:
+                best_rank = score - prior
                 best_score, best_i, best_a, best_s, best_explained = score, u, a, s - max_shift, explained
     return best_i, best_score, best_a, best_s, best_explained
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _log_prior(n_matched, n_values):
+    """A candidate's prior in the ranking's units (residual per value): ``2 ln n`` for a unit with
+    ``n`` spikes so far (the log-odds of the next spike being its, as in a Dirichlet-process mixture),
+    over the fit's ``n_values``."""
+    return RATE_PRIOR * 2.0 * np.log(max(n_matched, 1)) / max(n_values, 1)
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -326,7 +346,7 @@ def match_peaks(
                 n_view += 1
         best_i, best_score, best_a, best_s, best_explained = _choose(
             cand, channels, local, waves, xs, wgt, energy, view_channel, view_used, n_view, width, max_shift, amp, amp_n,
-            tolerance, min_fit_explained, tmpl)
+            tolerance, min_fit_explained, tmpl, matched)
         # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
         # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
         rejected = best_i < 0 or (best_score > max_residual and best_explained < min_explained)
@@ -336,7 +356,7 @@ def match_peaks(
             for v in range(n_view):
                 _energies(xs[v], view_used[v], wgt[v], max_shift, truncated, energy_cut[v])
             cut = _choose(cand, channels, local, waves, xs, wgt, energy_cut, view_channel, view_used, n_view, truncated,
-                          max_shift, amp, amp_n, tolerance, min_fit_explained, tmpl)
+                          max_shift, amp, amp_n, tolerance, min_fit_explained, tmpl, matched)
             if cut[0] >= 0 and cut[1] <= max_residual:
                 best_i, best_score, best_a, best_s, best_explained = cut
                 rejected = False

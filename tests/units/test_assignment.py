@@ -66,6 +66,25 @@ def test_a_template_shape_follows_only_its_units_first_spikes(sim, sim_data):
     assert young.any() and not np.array_equal(bank.waves[: bank.n][young], waves[young])  # the others learn
 
 
+def test_a_near_tie_goes_to_the_unit_with_more_spikes(sim, sim_data):
+    """Two templates of the same shape (a complex spike and its cell's simple spikes look alike
+    within the match window): the spike goes to the unit that has fired more, the maximum a
+    posteriori choice, whichever comes first among the candidates."""
+    cfg = Config()
+    snr, peak = filtered_template_peaks(sim.dense_templates(), np.full(384, 8.6), cfg.preprocess, sim.fs)
+    busy = int(np.argmax(np.bincount(sim.spike_units, minlength=len(sim.units)) * (snr >= 8)))
+    dense = sim.dense_templates()
+    ids = np.arange(len(sim.units))
+    twin = int(ids.max()) + 1
+    # the twin first, so that without the prior it would win every tie
+    bank = bank_from_templates(cfg, sim.probe, sim.fs, np.concatenate([dense[busy : busy + 1], dense]),
+                               np.concatenate([[twin], ids]), in_uv=True)
+    bank.matched[bank.index[twin]] = 1
+    out, chain = _run(cfg, sim, sim_data[: 2 * 30000], bank, [2 * 30000])
+    n_busy, n_twin = int((out["unit"] == busy).sum()), int((out["unit"] == twin).sum())
+    assert n_busy > 100 and n_twin < 0.05 * n_busy
+
+
 def _true_template_run(cfg, sim, data, chunk):
     """Run with the true templates; per true spike after the warm-up: its unit, the detection
     that found it (-1: none) and whether that detection got the right unit; each unit's SNR and
