@@ -112,6 +112,18 @@ def one_neuron(a: np.ndarray, b: np.ndarray, lo: int, hi: int) -> bool:
     return expected >= MIN_EXPECTED_PAIRS and pairs_at_lags(a, b, lo, hi) < REFRACTORY_FRACTION * expected
 
 
+def smaller_fitted_by_larger(bank: TemplateBank, i: int, j: int, inv_var: np.ndarray, max_shift: int,
+                             tolerance: float) -> tuple[int, int, tuple[float, float] | None]:
+    """Of active units ``i`` and ``j`` (bank indices): (the one with fewer matched spikes, the
+    other, what the other's template leaves of the first's ``splitting.mismatch``), each template
+    on the channels around its own peak channel."""
+    keep, drop = (i, j) if bank.matched[i] >= bank.matched[j] else (j, i)
+    dc, kc = bank.local_channels(int(bank.peak_channel[drop])), bank.local_channels(int(bank.peak_channel[keep]))
+    found = mismatch(bank.waves[drop][dc].T * bank.amp[drop], dc, bank.waves[keep][kc].T, kc, inv_var, max_shift,
+                     float(bank.amp[keep]), tolerance)
+    return drop, keep, found
+
+
 def similar_pairs(bank: TemplateBank, inv_var: np.ndarray, max_shift: int, tolerance: float, reach_um: float,
                   exclude: set[int]) -> list[tuple[int, int]]:
     """(unit id with fewer matched spikes, the other) for pairs of active units peaking within
@@ -126,11 +138,7 @@ def similar_pairs(bank: TemplateBank, inv_var: np.ndarray, max_shift: int, toler
             ci, cj = int(bank.peak_channel[i]), int(bank.peak_channel[j])
             if ci != cj and bank.distance_um(ci, cj) > reach_um:
                 continue
-            keep, drop = (i, j) if bank.matched[i] >= bank.matched[j] else (j, i)
-            kc, dc = int(bank.peak_channel[keep]), int(bank.peak_channel[drop])
-            found = mismatch(bank.waves[drop][bank.local_channels(dc)].T * bank.amp[drop], bank.local_channels(dc),
-                             bank.waves[keep][bank.local_channels(kc)].T, bank.local_channels(kc), inv_var, max_shift,
-                             float(bank.amp[keep]), tolerance)
+            drop, keep, found = smaller_fitted_by_larger(bank, i, j, inv_var, max_shift, tolerance)
             if found is not None and found[1] < SIMILAR_RELATIVE_MISMATCH:
                 out.append((int(bank.ids[drop]), int(bank.ids[keep])))
     return out
@@ -161,17 +169,13 @@ def duplicates(bank: TemplateBank, inv_var: np.ndarray, max_shift: int, toleranc
     for channel, members in on_channel.items():
         if len(members) < 2:
             continue
-        local = bank.local_channels(channel)
         for i, j in combinations(members, 2):
             a, b = int(bank.ids[i]), int(bank.ids[j])
             if a == b or a in taken or b in taken or frozenset((a, b)) in parted:
                 continue
             if bank.amp[i] <= 0 or bank.amp[j] <= 0:
                 continue  # an arbitrary-scale template whose amplitude is not learnt yet
-            keep, drop = (i, j) if bank.matched[i] >= bank.matched[j] else (j, i)
-            x = bank.waves[drop][local].T * bank.amp[drop]
-            found = mismatch(x, local, bank.waves[keep][local].T, local, inv_var, max_shift, float(bank.amp[keep]),
-                             tolerance)
+            drop, keep, found = smaller_fitted_by_larger(bank, i, j, inv_var, max_shift, tolerance)
             if explains(found):
                 out.append((int(bank.ids[drop]), int(bank.ids[keep])))
                 taken.update((a, b))
