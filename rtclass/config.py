@@ -130,10 +130,13 @@ class UnitsConfig:
     candidate_radius_um: float = param(80.0, "templates peaking within this radius of a spike's channel, and whose support (match_radius_um) holds it, compete for it", "um", 0.0, 1000.0)
     max_shift_samples: int = param(2, "alignment search around the detected trough", "samples", 0, 10)
     subtract_post_ms: float = param(
-        1.33, "each assigned spike's long template (to this long after the trough) is subtracted from the later spikes it overlaps (0 = off)", "ms", 0.0, 5.0
+        4.0, "each assigned spike's long template (to this long after the trough) is subtracted from the later spikes it overlaps (0 = off; 300 s simulated runs, 8 seeds, discovery: 4 ms takes a complex spike's first spikelets with it, whole-run score 0.806 at 1.33 ms -> 0.821; 6 ms: no better)", "ms", 0.0, 10.0
     )
     truncated_post_ms: float = param(
         0.1, "a spike that fails its match is fitted again on its window up to this long after the trough, before most of a later overlapping spike (0 = off; bench_units, 4 seeds: 0.1 ms lifts the second-half score 0.78 -> 0.84)", "ms", 0.0, 5.0
+    )
+    pair_offset_ms: float = param(
+        0.2, "a peak no single template explains well is also fitted as two units' spikes up to this far apart; if that explains it, both are published (0 = off)", "ms", 0.0, 1.0
     )
     max_residual: float = param(
         8.0, "with given templates, a match may leave at most this many times the energy noise alone would leave", "", 1.0, 100.0

@@ -89,8 +89,10 @@ class DetectionChain:
             cfg.detect, probe.neighbours(cfg.detect.radius_um), probe.neighbours(cfg.detect.echo_radius_um),
             sample_rate_hz, history=self.matcher.history if self.matcher is not None else 0,
         )
-        #: samples after a spike before its unit is decided (detection look-ahead + match window)
-        self.decision_lag = self.detector.sweep + (self.matcher.post + self.matcher.max_shift if self.matcher else 0)
+        #: samples after a spike before its unit is decided (detection look-ahead + match window; the
+        #: second spike of an overlapping pair can lie before its peak by the pair offset and a shift)
+        self.decision_lag = self.detector.sweep + (self.matcher.post + self.matcher.max_shift + self.matcher.pair_lead
+                                                   if self.matcher else 0)
         if self.matcher is not None:
             self.features = UnitBank(n, sample_rate_hz, cfg.units.acg_window_ms, bank.k, decision_lag=self.decision_lag)
         self.times_s = [0.0] * len(self.STAGES)
@@ -98,7 +100,9 @@ class DetectionChain:
 
     def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
         """float32 [n, C] uV (repaired in place if non-finite) -> spikes (ASSIGNED_DTYPE) whose
-        unit is decided, in sample order; the units' features are updated too."""
+        unit is decided, in sample order (but for the second spike of an overlapping pair, which
+        can precede the spikes before it by up to ``matcher.pair_lead`` samples); the units'
+        features are updated too."""
         spikes = self.decide(data, first_sample)
         self.update_features()
         return spikes

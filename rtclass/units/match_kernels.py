@@ -20,10 +20,16 @@ remove at least ``min_fit_explained`` of that energy: a spike much smaller than 
 leaves little energy beyond noise whichever template it is fitted with.
 
 Overlaps: every unit also has a long template (``pre`` samples before the trough to ``long_post``
-after it), learnt from its isolated assigned spikes in the filtered data (``learn_long``). Before a
+after it), learnt from its assigned spikes in the filtered data less the long templates of the
+other assigned spikes around them (``learn_long``). Before a
 peak is matched, the long templates of the spikes assigned before it that reach into its window
 are subtracted from its snippet (``_subtract_recent``), so a spike that starts while another is
-still decaying is matched on what that one leaves. The updates a decision sees depend only on the
+still decaying is matched on what that one leaves (and a complex spike's spikelets go with it).
+Two spikes closer than a match window are one peak that no single template explains well: a
+peak whose best match leaves more than ``PAIR_FROM_RESIDUAL`` (or fails) is also fitted as the sum
+of two units' spikes up to ``pair_offset`` samples apart (``_pair``); if that leaves less than
+``PAIR_GAIN`` of the single fit's residual, the peak goes to the unit deeper at its sample and
+the other one is reported as a spike of its own. The updates a decision sees depend only on the
 spikes before it in sample order, so results stay chunk invariant.
 
 With adaptation on, the winning template moves (on its own support) towards ``x / a`` and its
@@ -51,6 +57,12 @@ AMPLITUDE_NOISE_SDS = 3.0
 #: complex-spike template took 22 % of its cell's 160 Hz simple spikes (true templates 0.921 of
 #: spikes right -> 0.951 with the prior)
 RATE_PRIOR = 1.0
+#: units that explain a snippet best alone, each tried as one of a pair of overlapping spikes
+PAIR_FIRSTS = 2
+#: an accepted match that leaves more than this (residual ratio) is tried as a pair as well ...
+PAIR_FROM_RESIDUAL = 2.5
+#: ... and replaced if the pair leaves less than this fraction of its residual
+PAIR_GAIN = 0.5
 
 
 #: fast-math flags that let the fit's sums vectorise (no 'nnan'/'ninf': a non-finite value must
@@ -140,28 +152,57 @@ def _subtract_recent(xs, first_sample, near, n_used, long_waves, pre, rec_s, rec
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def _isolated(anchor, pre, length, rec_s, n_rec):
-    """True if no other decided spike (ring ``rec_s`` of ``n_rec`` entries so far) lies close
-    enough to ``anchor`` for either one's long template to reach into the other's."""
+def _without_others(work, r0, start, u, channels, long_waves, pre, anchor, rec_s, rec_u, rec_a, n_rec, seg):
+    """The filtered data around a spike of unit ``u`` (``seg`` [K, length], rows of ``work`` from
+    ``r0``, sample ``start``, on u's support) less the long templates of the other assigned spikes
+    (ring ``rec_*``) that reach into it. False if the ring no longer reaches back far enough to
+    know them all."""
     ring = rec_s.shape[0]
-    others = 0
+    length = long_waves.shape[2]
+    if n_rec > ring and rec_s[n_rec % ring] > start - length + pre:
+        return False  # the oldest spike kept is too recent: earlier neighbours were forgotten
+    for k in range(channels.shape[1]):
+        c = channels[u, k]
+        if c < 0:
+            break
+        for l in range(length):
+            seg[k, l] = work[r0 + l, c]
+    itself = False
     for j in range(n_rec - 1, max(-1, n_rec - ring - 1), -1):
-        t = rec_s[j % ring]
-        if anchor - length < t < anchor + length:
-            others += 1
-    return others <= 1  # itself
+        p = j % ring
+        other = rec_u[p]
+        if other < 0:
+            continue
+        if not itself and other == u and rec_s[p] == anchor:
+            itself = True
+            continue
+        lag = rec_s[p] - anchor  # its template's first value is at seg column ``lag``
+        if lag <= -length or lag >= length:
+            continue
+        a = rec_a[p]
+        for k in range(channels.shape[1]):
+            c = channels[u, k]
+            if c < 0:
+                break
+            trace = long_waves[other, c]
+            for l in range(max(0, lag), min(length, length + lag)):
+                seg[k, l] -= a * trace[l - lag]
+    return True
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
 def learn_long(work, work_first, up_to, long_waves, long_n, channels, pre, adapt_spikes, q_s, q_u, q_a, counters,
-               rec_s):
+               rec_s, rec_u, rec_a):
     """Apply the queued long-template updates (FIFO ring ``q_*``, head/tail in ``counters[1:3]``)
     whose anchor is at least a template length before sample ``up_to`` (every spike before that
-    sample is decided and in the ring ``rec_s``): an isolated spike moves its unit's long template
-    (on its support) towards the filtered data around its anchor over its amplitude; a spike with
-    another one nearby would teach the template that neighbour, and is skipped."""
+    sample is decided and in the ring ``rec_*``): each moves its unit's long template (on its
+    support) towards the filtered data around its anchor, less the long templates of the other
+    assigned spikes there, over its amplitude (what is left of an overlap is the unit's own
+    waveform, plus any spikes no unit explains: these average out unless they follow the unit's
+    spikes, as a complex spike's spikelets do)."""
     ring = q_s.shape[0]
     length = long_waves.shape[2]
+    seg = np.empty((channels.shape[1], length), np.float32)
     while counters[1] < counters[2]:
         p = counters[1] % ring
         start = q_s[p] - pre
@@ -171,9 +212,10 @@ def learn_long(work, work_first, up_to, long_waves, long_n, channels, pre, adapt
         r0 = start - work_first
         if r0 < 0 or r0 + length > work.shape[0]:
             continue  # not in the data kept (cannot happen with the matcher's history)
-        if not _isolated(q_s[p], pre, length, rec_s, counters[0]):
-            continue
         u = q_u[p]
+        if not _without_others(work, r0, start, u, channels, long_waves, pre, q_s[p], rec_s, rec_u, rec_a, counters[0],
+                               seg):
+            continue
         a = q_a[p]
         long_n[u] += 1
         rate = 1.0 / min(long_n[u], max(adapt_spikes, 1))
@@ -183,7 +225,7 @@ def learn_long(work, work_first, up_to, long_waves, long_n, channels, pre, adapt
                 break
             for l in range(length):
                 v = long_waves[u, c, l]
-                long_waves[u, c, l] = v + rate * (work[r0 + l, c] / a - v)
+                long_waves[u, c, l] = v + rate * (seg[k, l] / a - v)
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -241,6 +283,139 @@ def _choose(cand, channels, local, waves, xs, wgt, energy, view_channel, view_us
     return best_i, best_score, best_a, best_s, best_explained
 
 
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _pair(cand, channels, local, waves, xs, wgt, view_channel, view_used, n_view, width, pre, max_shift, pair_offset,
+          amp, amp_n, tolerance, peak_channel, tu, tw):
+    """The best explanation of a snippet as the sum of two units' spikes (for a peak no single
+    template explains: two spikes closer than a match window). Each of the ``PAIR_FIRSTS``
+    candidates that fit the snippet best alone is placed at its best shift; every other
+    candidate is placed up to ``pair_offset`` samples from it, and both amplitudes are fitted
+    together (least squares on the first one's view, over the whole gathered window). Only units
+    whose typical amplitude is known take part, and both fits must fall in their amplitude gates.
+    Returns (the unit the peak belongs to: of the two, the deeper at the peak's sample on its
+    channel, or -1; residual ratio; its amplitude; its shift; the other unit, its amplitude and
+    shift)."""
+    rows = xs.shape[1]
+    firsts = np.full(PAIR_FIRSTS, -1, np.int64)
+    first_shift = np.zeros(PAIR_FIRSTS, np.int64)
+    first_gain = np.full(PAIR_FIRSTS, -np.inf)
+    for j in range(cand.shape[0]):  # the candidates that explain most of the snippet alone
+        u = cand[j]
+        if u < 0:
+            break
+        if amp_n[u] < MIN_AMPLITUDE_OBSERVATIONS:
+            continue
+        v = _view_of(channels[u, 0], view_channel, n_view)
+        n_used = view_used[v]
+        _template(waves, u, local[channels[u, 0]], n_used, tu)
+        for s in range(2 * max_shift + 1):
+            xu, uu = _dots(xs[v], s, tu, tu, 0, width, wgt[v], n_used)
+            if xu <= 0.0 or uu <= 0.0:
+                continue
+            gain = xu * xu / uu  # energy the fit removes
+            worst = 0
+            for f in range(1, PAIR_FIRSTS):
+                if first_gain[f] < first_gain[worst]:
+                    worst = f
+            if gain > first_gain[worst]:
+                dup = -1
+                for f in range(PAIR_FIRSTS):
+                    if firsts[f] == u:
+                        dup = f
+                if dup >= 0:
+                    if gain > first_gain[dup]:
+                        first_gain[dup], first_shift[dup] = gain, s
+                else:
+                    firsts[worst], first_shift[worst], first_gain[worst] = u, s, gain
+    best_u, best_ratio, best_a, best_s = -1, np.inf, 0.0, 0
+    other_u, other_a, other_s = -1, 0.0, 0
+    for f in range(PAIR_FIRSTS):
+        u = firsts[f]
+        if u < 0:
+            continue
+        su = first_shift[f]
+        v = _view_of(channels[u, 0], view_channel, n_view)
+        n_used = view_used[v]
+        near = local[channels[u, 0]]
+        x = xs[v]
+        g = wgt[v]
+        energy = 0.0
+        for r in range(rows):
+            for k in range(n_used):
+                energy += g[k] * x[r, k] * x[r, k]
+        _template(waves, u, near, n_used, tu)
+        xu, uu = _dots(x, su, tu, tu, 0, width, g, n_used)
+        at = -1  # the peak's channel in this view
+        for k in range(n_used):
+            if near[k] == peak_channel:
+                at = k
+        for j in range(cand.shape[0]):
+            w = cand[j]
+            if w < 0:
+                break
+            if w == u or amp_n[w] < MIN_AMPLITUDE_OBSERVATIONS:
+                continue
+            _template(waves, w, near, n_used, tw)
+            for d in range(-pair_offset, pair_offset + 1):
+                sw = su + d  # the partner's first row in the window (it may reach beyond it)
+                lo = max(0, -sw)
+                hi = min(width, rows - sw)
+                if hi - lo <= 0:
+                    continue
+                xw, ww = _dots(x, sw, tw, tw, lo, hi, g, n_used)
+                if ww <= 0.0:
+                    continue
+                # <T_u, T_w> where both are placed
+                uw = 0.0
+                for r in range(max(su, sw + lo), min(su + width, sw + hi)):
+                    for k in range(n_used):
+                        uw += g[k] * tu[r - su, k] * tw[r - sw, k]
+                det = uu * ww - uw * uw
+                if det <= 1e-6 * uu * ww:
+                    continue  # the two placed templates are (nearly) the same shape
+                au = (xu * ww - xw * uw) / det
+                aw = (xw * uu - xu * uw) / det
+                if au <= 0.0 or aw <= 0.0:
+                    continue
+                if abs(au - amp[u]) > tolerance * amp[u] + AMPLITUDE_NOISE_SDS / np.sqrt(uu):
+                    continue
+                if abs(aw - amp[w]) > tolerance * amp[w] + AMPLITUDE_NOISE_SDS / np.sqrt(ww):
+                    continue
+                left = energy - 2.0 * au * xu - 2.0 * aw * xw + au * au * uu + aw * aw * ww + 2.0 * au * aw * uw
+                ratio = left / (rows * n_used)
+                if ratio >= best_ratio:
+                    continue
+                best_ratio = ratio
+                # the peak is the spike deeper at its own sample and channel
+                mine, theirs = au, aw
+                if at >= 0:
+                    r0 = max_shift + pre  # the detected sample's row
+                    mine = -au * tu[r0 - su, at] if 0 <= r0 - su < width else 0.0
+                    theirs = -aw * tw[r0 - sw, at] if 0 <= r0 - sw < width else 0.0
+                if mine >= theirs:
+                    best_u, best_a, best_s = u, au, su - max_shift
+                    other_u, other_a, other_s = w, aw, sw - max_shift
+                else:
+                    best_u, best_a, best_s = w, aw, sw - max_shift
+                    other_u, other_a, other_s = u, au, su - max_shift
+    return best_u, best_ratio, best_a, best_s, other_u, other_a, other_s
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _dots(x, s, a, b, lo, hi, g, n_used):
+    """(<x, a>, <a, b>) with ``a`` and ``b`` placed at row ``s`` of ``x``, over their rows
+    ``lo`` .. ``hi``, channels weighted by ``g``."""
+    xa = 0.0
+    ab = 0.0
+    for w in range(lo, hi):
+        row = x[s + w]
+        for k in range(n_used):
+            ga = g[k] * a[w, k]
+            xa += ga * row[k]
+            ab += ga * b[w, k]
+    return xa, ab
+
+
 @numba.jit(nopython=True, nogil=True, cache=True)
 def _log_prior(n_matched, n_values):
     """A candidate's prior in the ranking's units (residual per value): ``2 ln n`` for a unit with
@@ -280,6 +455,7 @@ def match_peaks(
     min_explained,
     min_fit_explained,
     truncated,
+    pair_offset,
     tolerance,
     adapt_spikes,
     shape_spikes,
@@ -287,6 +463,9 @@ def match_peaks(
     out_amp,
     out_score,
     out_shift,
+    out_partner,
+    out_partner_amp,
+    out_partner_shift,
     long_waves,
     long_n,
     rec_s,
@@ -317,6 +496,7 @@ def match_peaks(
     view_channel = np.empty(n_views, np.int64)
     view_used = np.empty(n_views, np.int64)
     tmpl = np.empty((width, k_near), np.float32)
+    tmpl2 = np.empty((width, k_near), np.float32)
     for i in range(peak_t.shape[0]):
         t0 = peak_t[i] - work_first - pre
         cand = candidates[peak_c[i]]  # TemplateBank: nearby templates whose support holds this channel
@@ -324,7 +504,7 @@ def match_peaks(
         if long_waves.shape[2] > 0:
             # the long templates learnt from spikes before this one (taken away in each view)
             learn_long(work, work_first, peak_t[i], long_waves, long_n, channels, pre, adapt_spikes, q_s, q_u, q_a,
-                       counters, rec_s)
+                       counters, rec_s, rec_u, rec_a)
         n_view = 0
         for j in range(cand.shape[0]):
             u = cand[j]
@@ -360,6 +540,22 @@ def match_peaks(
             if cut[0] >= 0 and cut[1] <= max_residual:
                 best_i, best_score, best_a, best_s, best_explained = cut
                 rejected = False
+        paired = False
+        partner, partner_a, partner_s = -1, 0.0, 0
+        if pair_offset > 0 and (rejected or best_score > PAIR_FROM_RESIDUAL):
+            # two spikes closer than a match window (none fits alone, or one was accepted for
+            # explaining most of the snippet): explained together, the peak goes to the one deeper
+            # at its sample and the other is a spike of its own (often not detected apart);
+            # neither teaches its template (each is mixed with the other)
+            pu, ratio, pa, ps, partner, partner_a, partner_s = _pair(
+                cand, channels, local, waves, xs, wgt, view_channel, view_used, n_view, width, pre, max_shift,
+                pair_offset, amp, amp_n, tolerance, peak_c[i], tmpl, tmpl2)
+            if pu >= 0 and ratio <= max_residual and (rejected or ratio < PAIR_GAIN * best_score):
+                best_i, best_score, best_a, best_s, best_explained = pu, ratio, pa, ps, 0.0
+                rejected = False
+                paired = True
+            else:
+                partner = -1
         if rejected:
             best_i = -1
         if long_waves.shape[2] > 0:  # every decided spike is remembered; an assigned one is subtracted from now on
@@ -369,19 +565,26 @@ def match_peaks(
             else:
                 rec_s[p], rec_u[p], rec_a[p] = peak_t[i], -1, 0.0
             counters[0] += 1
+            if partner >= 0:  # subtracted from later peaks too (its own, if it was detected apart)
+                p = counters[0] % rec_s.shape[0]
+                rec_s[p], rec_u[p], rec_a[p] = peak_t[i] + partner_s, partner, partner_a
+                counters[0] += 1
         out_index[i] = best_i
         out_amp[i] = best_a
         out_score[i] = best_score if best_i >= 0 else np.inf
         out_shift[i] = best_s
+        out_partner[i], out_partner_amp[i], out_partner_shift[i] = partner, partner_a, partner_s
         if best_i < 0:
             continue
         u = best_i
         matched[u] += 1
+        if partner >= 0:
+            matched[partner] += 1
         if long_waves.shape[2] > 0 and counters[2] - counters[1] < q_s.shape[0]:  # queued to learn from
             p = counters[2] % q_s.shape[0]
             q_s[p], q_u[p], q_a[p] = peak_t[i] + best_s, u, best_a
             counters[2] += 1
-        if adapt_spikes <= 0:
+        if adapt_spikes <= 0 or paired:
             continue
         amp_n[u] += 1
         amp[u] += (best_a - amp[u]) / min(amp_n[u], adapt_spikes)
@@ -416,16 +619,17 @@ def match_peaks(
 @numba.jit(nopython=True, nogil=True, cache=True)
 def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earliest, n_units, candidates, local, waves,
                channels, norm2, amp, amp_n, matched, ids, prev_inv_var, inv_var, epoch, pre, max_shift, max_residual,
-               min_explained, min_fit_explained, truncated, tolerance, adapt_spikes, shape_spikes, out, long_waves, long_n, rec_s,
-               rec_u, rec_a, q_s, q_u, q_a, counters):
+               min_explained, min_fit_explained, truncated, pair_offset, tolerance, adapt_spikes, shape_spikes, out, long_waves,
+               long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a, counters):
     """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
     ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
     ``latest_ready``; those before ``earliest`` have no full window and are dropped) with
     ``match_peaks``, write them to ``out`` (ASSIGNED_DTYPE; unit = ``ids`` of the winner or -1)
-    and keep the rest at the front of ``pending``. With ``n_units`` = 0 every decided peak is
-    unassigned. ``pending`` and ``out`` must have room for
-    ``n_pending + len(peaks)``. Returns (decided, still pending, the oldest pending one's
-    sample or -1, decided but unassigned)."""
+    and keep the rest at the front of ``pending``; a peak fitted as two overlapping spikes adds
+    a record for the other one (its unit's peak channel, its fitted amplitude), in sample order.
+    With ``n_units`` = 0 every decided peak is unassigned. ``pending`` must have room for
+    ``n_pending + len(peaks)``, ``out`` for twice that. Returns (records written, still pending,
+    the oldest pending one's sample or -1, decided but unassigned)."""
     n_all = n_pending + peaks.shape[0]
     for i in range(peaks.shape[0]):
         pending[n_pending + i] = peaks[i]
@@ -446,21 +650,43 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
     fit = np.zeros(n, np.float32)
     score = np.zeros(n, np.float32)
     shift = np.zeros(n, np.int32)
+    partner = np.full(n, -1, np.int32)
+    partner_amp = np.zeros(n, np.float32)
+    partner_shift = np.zeros(n, np.int32)
     if n > 0 and n_units > 0:
         match_peaks(work, work_first, peak_t, peak_c, candidates, local, waves, channels, norm2, amp, amp_n, matched,
-                    prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, min_fit_explained, truncated, tolerance,
-                    adapt_spikes, shape_spikes, idx, fit, score, shift, long_waves, long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a,
-                    counters)
+                    prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, min_fit_explained, truncated,
+                    pair_offset, tolerance,
+                    adapt_spikes, shape_spikes, idx, fit, score, shift, partner, partner_amp, partner_shift, long_waves, long_n,
+                    rec_s, rec_u, rec_a, q_s, q_u, q_a, counters)
     n_unassigned = 0
+    n_out = 0
     for i in range(n):
-        out[i].sample = pending[i].sample
-        out[i].channel = pending[i].channel
-        out[i].amplitude = -pending[i].amplitude
-        out[i].unit = ids[idx[i]] if idx[i] >= 0 else -1
-        out[i].fit = fit[i]
-        out[i].score = score[i]
+        o = out[n_out]
+        o.sample = pending[i].sample
+        o.channel = pending[i].channel
+        o.amplitude = -pending[i].amplitude
+        o.unit = ids[idx[i]] if idx[i] >= 0 else -1
+        o.fit = fit[i]
+        o.score = score[i]
         n_unassigned += idx[i] < 0
+        n_out += 1
+        w = partner[i]
+        if w >= 0:
+            t = pending[i].sample + partner_shift[i]
+            j = n_out  # the other spike's place: records stay in sample order
+            while j > 0 and out[j - 1].sample > t:
+                out[j] = out[j - 1]
+                j -= 1
+            o = out[j]
+            o.sample = t
+            o.channel = channels[w, 0]
+            o.amplitude = partner_amp[i]
+            o.unit = ids[w]
+            o.fit = partner_amp[i]
+            o.score = score[i]
+            n_out += 1
     for i in range(n_ready, n_all):
         pending[i - n_ready] = pending[i]
     oldest = pending[0].sample if n_all > n_ready else -1
-    return n, n_all - n_ready, oldest, n_unassigned
+    return n_out, n_all - n_ready, oldest, n_unassigned

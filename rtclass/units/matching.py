@@ -19,8 +19,9 @@ ASSIGNED_DTYPE = np.dtype(
 )
 
 
-#: decided spikes remembered for overlap subtraction and for the isolation check of long-template
-#: learning (more than can reach into one window)
+#: decided spikes remembered for overlap subtraction and long-template learning (more than can
+#: reach into one window: 64 cover 8.7 ms, two 4-ms long templates, up to ~7000 peaks/s;
+#: beyond that a spike is not learnt from)
 RECENT_SPIKES = 64
 #: long-template updates that can wait for their data (beyond it, spikes are not learnt from)
 LEARN_QUEUE = 4096
@@ -58,6 +59,10 @@ class TemplateMatcher:
         #: window (samples from its start) on which a failed match is tried again
         self.truncated = min(bank.width, bank.pre + int(round(cfg.truncated_post_ms * 1e-3 * sample_rate_hz))) \
             if cfg.truncated_post_ms > 0 else bank.width
+        #: a peak no single template explains is fitted as two units' spikes up to this many samples apart
+        self.pair_offset = int(round(cfg.pair_offset_ms * 1e-3 * sample_rate_hz))
+        #: how far before its peak's sample the other spike of a pair can lie
+        self.pair_lead = self.pair_offset + self.max_shift if self.pair_offset else 0
         #: past samples the matcher needs to see (the detector keeps them in its ``work``): a match
         #: window with its shifts, or a long template's learning window plus the decision lag
         self.sweep = sweep
@@ -115,7 +120,8 @@ class TemplateMatcher:
             b = self.bank
             if self._q_s[head % LEARN_QUEUE] + b.long_waves.shape[2] <= up_to:  # else none is ready: no call
                 learn_long(work, work_first, up_to, b.long_waves, b.long_n, b.channels, b.pre, self.cfg.adapt_spikes,
-                           self._q_s, self._q_u, self._q_a, self._counters, self._rec_s)
+                           self._q_s, self._q_u, self._q_a, self._counters, self._rec_s, self._rec_u,
+                           self._rec_a)
         return out
 
     def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray) -> np.ndarray:
@@ -134,12 +140,12 @@ class TemplateMatcher:
             self.n_pending, self._oldest = need, oldest
             return NOTHING
         earliest = work_first + b.pre + self.max_shift  # a window starting before the data kept (stream start)
-        out = np.empty(need, ASSIGNED_DTYPE)
+        out = np.empty(2 * need, ASSIGNED_DTYPE)  # room for the other spike of each overlapping pair
         n, self.n_pending, self._oldest, n_unassigned = match_step(
             self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready,
             earliest, b.n, b.candidates, b.local, b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids,
             self._prev_inv_var, self._inv_var, self._epoch, b.pre, self.max_shift, self.max_residual,
-            self.min_explained, self.cfg.min_fit_explained, self.truncated, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, self.shape_spikes, out, b.long_waves, b.long_n,
+            self.min_explained, self.cfg.min_fit_explained, self.truncated, self.pair_offset, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, self.shape_spikes, out, b.long_waves, b.long_n,
             self._rec_s, self._rec_u, self._rec_a, self._q_s, self._q_u, self._q_a, self._counters,
         )
         if n == 0:
@@ -154,9 +160,10 @@ class TemplateMatcher:
         if self.collect_assigned and n > n_unassigned:
             wanted = self.wanted
             for uid, s in zip(out["unit"].tolist(), out["sample"].tolist()):
-                if uid >= 0 and wanted.get(uid, 0) > 0:
+                t0 = s - work_first - b.pre
+                if uid >= 0 and wanted.get(uid, 0) > 0 and t0 + b.width <= work.shape[0]:
+                    # (the second spike of a pair can lie a few samples beyond the data here: skipped)
                     wanted[uid] -= 1
-                    t0 = s - work_first - b.pre
                     home = int(b.peak_channel[b.index[uid]])
                     self.assigned.append((uid, work[t0 : t0 + b.width, b.wide_channels(home)]))
         return out
@@ -175,9 +182,9 @@ def warm_up_matching() -> None:
     i32, f32, i64 = np.int32, np.float32, np.int64
     match_step(pending, 0, peaks, work, 0, 4, 1, 1, np.zeros((1, 1), i32), np.zeros((1, 1), i32), waves,
                np.zeros((1, 1), i32), np.ones(1, f32), np.ones(1, f32), np.ones(1, i64), np.zeros(1, i64),
-               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.3, 2, 0.5, 10, ALWAYS,
-               np.zeros(2, ASSIGNED_DTYPE), np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros(4, i64),
-               np.zeros(4, i64), np.zeros(4, f32), np.zeros(4, i64), np.zeros(4, i64), np.zeros(4, f32),
-               np.zeros(3, i64))
+               np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.3, 2, 1, 0.5, 10, ALWAYS,
+               np.zeros(4, ASSIGNED_DTYPE), np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros(4, i64),
+               np.zeros(4, i64), np.zeros(4, f32), np.zeros(4, i64), np.zeros(4, i64), np.zeros(4, f32), np.zeros(3, i64))
     learn_long(work, 0, 8, np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros((1, 1), i32), 1, 10, np.zeros(4, i64),
-               np.zeros(4, i64), np.zeros(4, f32), np.zeros(3, i64), np.zeros(4, i64))
+               np.zeros(4, i64), np.zeros(4, f32), np.zeros(3, i64), np.zeros(4, i64), np.zeros(4, i64),
+               np.zeros(4, f32))
