@@ -113,16 +113,20 @@ def write_run_output(out_dir: str | Path, log: SpikeLog, info: StreamInfo, metri
     templates and amplitudes, channel map/positions, C4's cluster tsv files; spikes no unit
     explained (unit -1) get cluster id = the next free id, marked ``noise`` in cluster_group.tsv."""
     out = prepare_output_dir(out_dir)
-    spikes = log.spikes()
+    # in sample order, as Kilosort writes them (the second spike of an overlapping pair can be
+    # logged a few samples after later ones)
+    spikes, amplitudes = log.spikes(), log.amplitudes()
+    order = np.argsort(spikes["sample"], kind="stable")
+    spikes, amplitudes = spikes[order], amplitudes[order]
     clusters = spikes["unit"].astype(np.int32)
     if units is not None and units.ids.size:
         unassigned = int(max(units.ids.max(), clusters.max(initial=-1))) + 1
         clusters = np.where(clusters < 0, unassigned, clusters)
-        _write_phy(out, spikes, clusters, log.amplitudes(), units, unassigned)
+        _write_phy(out, spikes, clusters, amplitudes, units, unassigned)
     np.save(out / "spike_times.npy", spikes["sample"].astype(np.int64))
     np.save(out / "spike_clusters.npy", clusters)
     np.save(out / "spike_channels.npy", spikes["channel"].astype(np.int32))
-    np.save(out / "spike_amplitudes.npy", log.amplitudes())
+    np.save(out / "spike_amplitudes.npy", amplitudes)
     if raw is not None:
         raw_info = StreamInfo(info.name, info.n_channels, info.sample_rate_hz, raw_path=raw.path,
                               raw_n_channels=raw.n_channels or info.n_channels, raw_dtype="float32")
