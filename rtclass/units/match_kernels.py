@@ -126,10 +126,12 @@ def _energies(xs, n_used, wgt, max_shift, width, energy):
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def _subtract_recent(xs, first_sample, near, n_used, long_waves, pre, rec_s, rec_u, rec_a, n_rec):
-    """Take from the snippet ``xs`` (row 0 at ``first_sample``) the long templates of the
-    recently assigned spikes (ring ``rec_*`` of ``n_rec`` entries so far: anchor sample, bank
-    index, amplitude) that reach into it."""
+def _subtract_recent(xs, first_sample, home, near, n_used, long_waves, channels, overlap, pre, rec_s, rec_u, rec_a,
+                     n_rec):
+    """Take from the snippet ``xs`` (row 0 at ``first_sample``, the channels ``near`` around
+    ``home``) the long templates of the recently assigned spikes (ring ``rec_*`` of ``n_rec``
+    entries so far: anchor sample, bank index, amplitude) that reach into it; units whose
+    support cannot reach these channels (``overlap``) are skipped."""
     ring = rec_s.shape[0]
     length = long_waves.shape[2]
     end = first_sample + xs.shape[0]
@@ -141,7 +143,7 @@ def _subtract_recent(xs, first_sample, near, n_used, long_waves, pre, rec_s, rec
         if start >= end:
             continue
         u = rec_u[p]
-        if u < 0:
+        if u < 0 or not overlap[home, channels[u, 0]]:
             continue
         a = rec_a[p]
         for t in range(max(start, first_sample), min(start + length, end)):
@@ -152,10 +154,10 @@ def _subtract_recent(xs, first_sample, near, n_used, long_waves, pre, rec_s, rec
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def _without_others(work, r0, start, u, channels, long_waves, pre, anchor, rec_s, rec_u, rec_a, n_rec, seg):
+def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anchor, rec_s, rec_u, rec_a, n_rec, seg):
     """The filtered data around a spike of unit ``u`` (``seg`` [K, length], rows of ``work`` from
     ``r0``, sample ``start``, on u's support) less the long templates of the other assigned spikes
-    (ring ``rec_*``) that reach into it. False if the ring no longer reaches back far enough to
+    (ring ``rec_*``) that reach into it (those of units whose support can reach u's: ``overlap``). False if the ring no longer reaches back far enough to
     know them all."""
     ring = rec_s.shape[0]
     length = long_waves.shape[2]
@@ -171,7 +173,7 @@ def _without_others(work, r0, start, u, channels, long_waves, pre, anchor, rec_s
     for j in range(n_rec - 1, max(-1, n_rec - ring - 1), -1):
         p = j % ring
         other = rec_u[p]
-        if other < 0:
+        if other < 0 or not overlap[channels[u, 0], channels[other, 0]]:
             continue
         if not itself and other == u and rec_s[p] == anchor:
             itself = True
@@ -191,8 +193,8 @@ def _without_others(work, r0, start, u, channels, long_waves, pre, anchor, rec_s
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def learn_long(work, work_first, up_to, long_waves, long_n, channels, pre, adapt_spikes, q_s, q_u, q_a, counters,
-               rec_s, rec_u, rec_a):
+def learn_long(work, work_first, up_to, long_waves, long_n, channels, overlap, pre, adapt_spikes, q_s, q_u, q_a,
+               counters, rec_s, rec_u, rec_a):
     """Apply the queued long-template updates (FIFO ring ``q_*``, head/tail in ``counters[1:3]``)
     whose anchor is at least a template length before sample ``up_to`` (every spike before that
     sample is decided and in the ring ``rec_*``): each moves its unit's long template (on its
@@ -213,8 +215,8 @@ def learn_long(work, work_first, up_to, long_waves, long_n, channels, pre, adapt
         if r0 < 0 or r0 + length > work.shape[0]:
             continue  # not in the data kept (cannot happen with the matcher's history)
         u = q_u[p]
-        if not _without_others(work, r0, start, u, channels, long_waves, pre, q_s[p], rec_s, rec_u, rec_a, counters[0],
-                               seg):
+        if not _without_others(work, r0, start, u, channels, overlap, long_waves, pre, q_s[p], rec_s, rec_u, rec_a,
+                               counters[0], seg):
             continue
         a = q_a[p]
         long_n[u] += 1
@@ -468,6 +470,7 @@ def match_peaks(
     out_partner_shift,
     long_waves,
     long_n,
+    overlap,
     rec_s,
     rec_u,
     rec_a,
@@ -503,8 +506,8 @@ def match_peaks(
         weights = inv_var if peak_t[i] >= epoch else prev_inv_var
         if long_waves.shape[2] > 0:
             # the long templates learnt from spikes before this one (taken away in each view)
-            learn_long(work, work_first, peak_t[i], long_waves, long_n, channels, pre, adapt_spikes, q_s, q_u, q_a,
-                       counters, rec_s, rec_u, rec_a)
+            learn_long(work, work_first, peak_t[i], long_waves, long_n, channels, overlap, pre, adapt_spikes, q_s, q_u,
+                       q_a, counters, rec_s, rec_u, rec_a)
         n_view = 0
         for j in range(cand.shape[0]):
             u = cand[j]
@@ -519,8 +522,8 @@ def match_peaks(
                     n_used += 1
                 _gather(work, t0, near, n_used, weights, max_shift, xs[v], wgt[v])
                 if long_waves.shape[2] > 0:
-                    _subtract_recent(xs[v], peak_t[i] - pre - max_shift, near, n_used, long_waves, pre, rec_s, rec_u,
-                                     rec_a, counters[0])
+                    _subtract_recent(xs[v], peak_t[i] - pre - max_shift, home, near, n_used, long_waves, channels,
+                                     overlap, pre, rec_s, rec_u, rec_a, counters[0])
                 _energies(xs[v], n_used, wgt[v], max_shift, width, energy[v])
                 view_channel[v], view_used[v] = home, n_used
                 n_view += 1
@@ -530,6 +533,9 @@ def match_peaks(
         # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
         # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
         rejected = best_i < 0 or (best_score > max_residual and best_explained < min_explained)
+        # some template explains a good part of it (noise peaks and unknown units' spikes, which
+        # none does, are not tried as pairs: each trial costs tens of microseconds)
+        resembles = best_i >= 0
         if rejected and truncated < width:
             # a spike that a later one overlaps: judged again on its window up to a little after
             # its trough, before most of the later spike arrives
@@ -542,7 +548,7 @@ def match_peaks(
                 rejected = False
         paired = False
         partner, partner_a, partner_s = -1, 0.0, 0
-        if pair_offset > 0 and (rejected or best_score > PAIR_FROM_RESIDUAL):
+        if pair_offset > 0 and resembles and (rejected or best_score > PAIR_FROM_RESIDUAL):
             # two spikes closer than a match window (none fits alone, or one was accepted for
             # explaining most of the snippet): explained together, the peak goes to the one deeper
             # at its sample and the other is a spike of its own (often not detected apart);
@@ -620,7 +626,7 @@ def match_peaks(
 def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earliest, n_units, candidates, local, waves,
                channels, norm2, amp, amp_n, matched, ids, prev_inv_var, inv_var, epoch, pre, max_shift, max_residual,
                min_explained, min_fit_explained, truncated, pair_offset, tolerance, adapt_spikes, shape_spikes, out, long_waves,
-               long_n, rec_s, rec_u, rec_a, q_s, q_u, q_a, counters):
+               long_n, overlap, rec_s, rec_u, rec_a, q_s, q_u, q_a, counters):
     """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
     ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
     ``latest_ready``; those before ``earliest`` have no full window and are dropped) with
@@ -658,7 +664,7 @@ def match_step(pending, n_pending, peaks, work, work_first, latest_ready, earlie
                     prev_inv_var, inv_var, epoch, pre, max_shift, max_residual, min_explained, min_fit_explained, truncated,
                     pair_offset, tolerance,
                     adapt_spikes, shape_spikes, idx, fit, score, shift, partner, partner_amp, partner_shift, long_waves, long_n,
-                    rec_s, rec_u, rec_a, q_s, q_u, q_a, counters)
+                    overlap, rec_s, rec_u, rec_a, q_s, q_u, q_a, counters)
     n_unassigned = 0
     n_out = 0
     for i in range(n):

@@ -119,8 +119,8 @@ class TemplateMatcher:
                 up_to = min(up_to, self._oldest)
             b = self.bank
             if self._q_s[head % LEARN_QUEUE] + b.long_waves.shape[2] <= up_to:  # else none is ready: no call
-                learn_long(work, work_first, up_to, b.long_waves, b.long_n, b.channels, b.pre, self.cfg.adapt_spikes,
-                           self._q_s, self._q_u, self._q_a, self._counters, self._rec_s, self._rec_u,
+                learn_long(work, work_first, up_to, b.long_waves, b.long_n, b.channels, b.overlap, b.pre,
+                           self.cfg.adapt_spikes, self._q_s, self._q_u, self._q_a, self._counters, self._rec_s, self._rec_u,
                            self._rec_a)
         return out
 
@@ -145,7 +145,7 @@ class TemplateMatcher:
             self._pending, self.n_pending, peaks if peaks.size else self._no_peaks, work, work_first, latest_ready,
             earliest, b.n, b.candidates, b.local, b.waves, b.channels, b.norm2, b.amp, b.amp_n, b.matched, b.ids,
             self._prev_inv_var, self._inv_var, self._epoch, b.pre, self.max_shift, self.max_residual,
-            self.min_explained, self.cfg.min_fit_explained, self.truncated, self.pair_offset, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, self.shape_spikes, out, b.long_waves, b.long_n,
+            self.min_explained, self.cfg.min_fit_explained, self.truncated, self.pair_offset, self.cfg.amplitude_tolerance, self.cfg.adapt_spikes, self.shape_spikes, out, b.long_waves, b.long_n, b.overlap,
             self._rec_s, self._rec_u, self._rec_a, self._q_s, self._q_u, self._q_a, self._counters,
         )
         if n == 0:
@@ -180,11 +180,12 @@ def warm_up_matching() -> None:
     peaks = np.zeros(1, PEAK_DTYPE)
     peaks["sample"] = 3
     i32, f32, i64 = np.int32, np.float32, np.int64
+    near = np.ones((1, 1), np.bool_)
     match_step(pending, 0, peaks, work, 0, 4, 1, 1, np.zeros((1, 1), i32), np.zeros((1, 1), i32), waves,
                np.zeros((1, 1), i32), np.ones(1, f32), np.ones(1, f32), np.ones(1, i64), np.zeros(1, i64),
                np.zeros(1, i32), np.ones(1, f32), np.ones(1, f32), 0, 1, 1, 2.0, 0.5, 0.3, 2, 1, 0.5, 10, ALWAYS,
-               np.zeros(4, ASSIGNED_DTYPE), np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros(4, i64),
+               np.zeros(4, ASSIGNED_DTYPE), np.zeros((1, 1, 6), f32), np.zeros(1, i64), near, np.zeros(4, i64),
                np.zeros(4, i64), np.zeros(4, f32), np.zeros(4, i64), np.zeros(4, i64), np.zeros(4, f32), np.zeros(3, i64))
-    learn_long(work, 0, 8, np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros((1, 1), i32), 1, 10, np.zeros(4, i64),
+    learn_long(work, 0, 8, np.zeros((1, 1, 6), f32), np.zeros(1, i64), np.zeros((1, 1), i32), near, 1, 10, np.zeros(4, i64),
                np.zeros(4, i64), np.zeros(4, f32), np.zeros(3, i64), np.zeros(4, i64), np.zeros(4, i64),
                np.zeros(4, f32))

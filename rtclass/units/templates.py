@@ -48,6 +48,9 @@ class TemplateBank:
         self.long_post = long_post
         self._dist = probe.distances_um()
         self.local = probe.neighbours(match_radius_um)  # [C, K] channels around each channel
+        #: [C, C] channels whose neighbourhoods can share a channel: a unit peaking on one can have
+        #: support among the channels around the other (the matcher skips the rest)
+        self.overlap = self._dist <= 2.0 * match_radius_um
         self.k = self.local.shape[1]
         self._local_lists = [row[row >= 0] for row in self.local]
         wide = probe.neighbours(match_radius_um + SPLIT_REACH_UM)
