@@ -92,12 +92,19 @@ def _fit(xs, s, energy, tmpl, width, wgt, n_used, u, amp, amp_n, tolerance):
     if dot <= 0.0 or tt <= 0.0 or n == 0:
         return np.inf, 0.0, 0.0
     a = dot / tt
-    # not this unit's size (neighbouring units often share a shape): the gate widens by the fit's
-    # own noise, whose sd is 1 / sqrt(<T, T>) with channels weighted by inverse noise variance
-    if amp_n[u] >= MIN_AMPLITUDE_OBSERVATIONS and abs(a - amp[u]) > tolerance * amp[u] + AMPLITUDE_NOISE_SDS / np.sqrt(tt):
+    if amp_n[u] >= MIN_AMPLITUDE_OBSERVATIONS and _outside_gate(a, amp[u], tolerance, tt):
         return np.inf, a, 0.0
     left = energy - 2.0 * a * dot + a * a * tt
     return left / n, a, 1.0 - left / energy
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _outside_gate(a, typical, tolerance, tt):
+    """True if a fit of amplitude ``a`` is not this unit's size (neighbouring units often share a
+    shape): it differs from the unit's ``typical`` amplitude by more than ``tolerance`` of it plus
+    the fit's own noise, whose sd is 1 / sqrt(<T, T>) = 1 / sqrt(``tt``) with channels weighted by
+    inverse noise variance."""
+    return abs(a - typical) > tolerance * typical + AMPLITUDE_NOISE_SDS / np.sqrt(tt)
 
 
 @numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
@@ -157,8 +164,8 @@ def _subtract_recent(xs, first_sample, home, near, n_used, long_waves, channels,
 def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anchor, rec_s, rec_u, rec_a, n_rec, seg):
     """The filtered data around a spike of unit ``u`` (``seg`` [K, length], rows of ``work`` from
     ``r0``, sample ``start``, on u's support) less the long templates of the other assigned spikes
-    (ring ``rec_*``) that reach into it (those of units whose support can reach u's: ``overlap``). False if the ring no longer reaches back far enough to
-    know them all."""
+    (ring ``rec_*``) that reach into it (those of units whose support can reach u's: ``overlap``).
+    False if the ring no longer reaches back far enough to know them all."""
     ring = rec_s.shape[0]
     length = long_waves.shape[2]
     if n_rec > ring and rec_s[n_rec % ring] > start - length + pre:
@@ -204,6 +211,8 @@ def learn_long(work, work_first, up_to, long_waves, long_n, channels, overlap, p
     spikes, as a complex spike's spikelets do)."""
     ring = q_s.shape[0]
     length = long_waves.shape[2]
+    if counters[1] == counters[2] or q_s[counters[1] % ring] + length > up_to:
+        return  # nothing ready (most calls: one is made before every peak)
     seg = np.empty((channels.shape[1], length), np.float32)
     while counters[1] < counters[2]:
         p = counters[1] % ring
@@ -310,25 +319,17 @@ def _pair(cand, channels, local, waves, xs, wgt, view_channel, view_used, n_view
         v = _view_of(channels[u, 0], view_channel, n_view)
         n_used = view_used[v]
         _template(waves, u, local[channels[u, 0]], n_used, tu)
+        gain, shift = -np.inf, 0
         for s in range(2 * max_shift + 1):
             xu, uu = _dots(xs[v], s, tu, tu, 0, width, wgt[v], n_used)
-            if xu <= 0.0 or uu <= 0.0:
-                continue
-            gain = xu * xu / uu  # energy the fit removes
-            worst = 0
-            for f in range(1, PAIR_FIRSTS):
-                if first_gain[f] < first_gain[worst]:
-                    worst = f
-            if gain > first_gain[worst]:
-                dup = -1
-                for f in range(PAIR_FIRSTS):
-                    if firsts[f] == u:
-                        dup = f
-                if dup >= 0:
-                    if gain > first_gain[dup]:
-                        first_gain[dup], first_shift[dup] = gain, s
-                else:
-                    firsts[worst], first_shift[worst], first_gain[worst] = u, s, gain
+            if xu > 0.0 and uu > 0.0 and xu * xu / uu > gain:
+                gain, shift = xu * xu / uu, s  # the energy the fit removes, at its best shift
+        worst = 0
+        for f in range(1, PAIR_FIRSTS):
+            if first_gain[f] < first_gain[worst]:
+                worst = f
+        if gain > first_gain[worst]:
+            firsts[worst], first_shift[worst], first_gain[worst] = u, shift, gain
     best_u, best_ratio, best_a, best_s = -1, np.inf, 0.0, 0
     other_u, other_a, other_s = -1, 0.0, 0
     for f in range(PAIR_FIRSTS):
@@ -379,9 +380,7 @@ def _pair(cand, channels, local, waves, xs, wgt, view_channel, view_used, n_view
                 aw = (xw * uu - xu * uw) / det
                 if au <= 0.0 or aw <= 0.0:
                     continue
-                if abs(au - amp[u]) > tolerance * amp[u] + AMPLITUDE_NOISE_SDS / np.sqrt(uu):
-                    continue
-                if abs(aw - amp[w]) > tolerance * amp[w] + AMPLITUDE_NOISE_SDS / np.sqrt(ww):
+                if _outside_gate(au, amp[u], tolerance, uu) or _outside_gate(aw, amp[w], tolerance, ww):
                     continue
                 left = energy - 2.0 * au * xu - 2.0 * aw * xw + au * au * uu + aw * aw * ww + 2.0 * au * aw * uw
                 ratio = left / (rows * n_used)
