@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rtclass.benchmark import inference, machine, pin_one_core, save_json  # noqa: E402
-
+from rtclass.bench.benchmark import inference, machine, pin_one_core, save_json  # noqa: E402
 from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
+from rtclass.features.c4 import c4_acg  # noqa: E402
 from rtclass.ingest.base import SourceStats, StreamInfo  # noqa: E402
-from rtclass.pipeline import Pipeline, bank_from_templates  # noqa: E402
+from rtclass.pipeline.chain import bank_from_templates  # noqa: E402
+from rtclass.pipeline.live import Pipeline  # noqa: E402
 from rtclass.publish.wire import CELL_TYPE_NAMES  # noqa: E402
 from rtclass.sim.recording import Simulation  # noqa: E402
-from rtclass.units.c4_features import c4_acg  # noqa: E402
 
 
 class SimSource:
@@ -39,7 +39,7 @@ class SimSource:
         return self.syn.next_sample >= self.sim.n_samples
 
     def read(self, timeout_s):
-        from rtclass.chunk import Chunk
+        from rtclass.ingest.chunk import Chunk
 
         first = self.syn.next_sample
         data = self.syn.read(min(self.chunk, self.sim.n_samples - first))
@@ -59,7 +59,11 @@ def main() -> None:
     args = ap.parse_args()
     pinned = pin_one_core()
     model = CellTypeModel(args.model)
-    res = {"machine": {**machine(), "pinned_to_one_core": pinned}, "model": args.model, "inference_ms_by_units": inference()}
+    res = {
+        "machine": {**machine(), "pinned_to_one_core": pinned},
+        "model": args.model,
+        "inference_ms_by_units": inference(),
+    }
 
     cfg = Config().replace(classify={"model": args.model, "interval_s": 1.0}, publish={"zmq": False, "lsl": False})
     sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
@@ -79,7 +83,9 @@ def main() -> None:
                 history.setdefault(u, []).append((now, int(lab.codes[u])))
             next_tick += cfg.classify.interval_s
     feats = pipe.chain.features
-    units = [u for u in feats.index if feats.spike_count(u) >= cfg.classify.min_spikes and feats.waveform(u) is not None]
+    units = [
+        u for u in feats.index if feats.spike_count(u) >= cfg.classify.min_spikes and feats.waveform(u) is not None
+    ]
     spikes = pipe.log.spikes()
     offline_acg = np.stack([c4_acg(np.sort(spikes["sample"][spikes["unit"] == u])) for u in units])
     waves = np.stack([feats.waveform(u) for u in units])
@@ -99,22 +105,30 @@ def main() -> None:
         last_change = min((t for t, c in h if c == final and t >= t_stable), default=h[-1][0])
         stable.append(last_change - first_spike[u])
     res["pipeline"] = {
-        "seconds": args.duration, "units_with_features": len(units), "units_labelled": len(labelled),
+        "seconds": args.duration,
+        "units_with_features": len(units),
+        "units_labelled": len(labelled),
         "live_equals_offline_label": float(agree),
         "labels_right_vs_ground_truth": float(correct),
         "median_s_first_spike_to_stable_label": float(np.median(stable)) if stable else None,
-        "by_type": {t: {"units": sum(truth[u] == t for u in units),
-                        "labelled": sum(truth[u] == t for u in labelled),
-                        "right": sum(truth[u] == t and live[u] == t for u in labelled)}
-                    for t in sorted(set(truth.values()))},
+        "by_type": {
+            t: {
+                "units": sum(truth[u] == t for u in units),
+                "labelled": sum(truth[u] == t for u in labelled),
+                "right": sum(truth[u] == t and live[u] == t for u in labelled),
+            }
+            for t in sorted(set(truth.values()))
+        },
     }
     save_json(res, args.out)
     print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); model {args.model}")
     print("inference (ms) by units: " + ", ".join(f"{k}: {v:.2f}" for k, v in res["inference_ms_by_units"].items()))
     p = res["pipeline"]
-    print(f"{args.duration:g} s through the live pipeline: {p['units_labelled']} of {p['units_with_features']} units labelled; "
-          f"live label == offline label for {p['live_equals_offline_label']:.3f}; right vs ground truth "
-          f"{p['labels_right_vs_ground_truth']:.3f}; median first spike -> stable label {p['median_s_first_spike_to_stable_label']}")
+    print(
+        f"{args.duration:g} s through the live pipeline: {p['units_labelled']} of {p['units_with_features']} units labelled; "
+        f"live label == offline label for {p['live_equals_offline_label']:.3f}; right vs ground truth "
+        f"{p['labels_right_vs_ground_truth']:.3f}; median first spike -> stable label {p['median_s_first_spike_to_stable_label']}"
+    )
     for t, v in p["by_type"].items():
         print(f"    {t:7s} {v['units']:3d} units, {v['labelled']:3d} labelled, {v['right']:3d} right")
     print(f"saved {args.out}")

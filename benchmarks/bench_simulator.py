@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rtclass.benchmark import machine, pin_one_core, rss_mb, save_json  # noqa: E402
-
+from rtclass.bench.benchmark import machine, pin_one_core, rss_mb, save_json  # noqa: E402
+from rtclass.cell_types import CELL_TYPES  # noqa: E402
 from rtclass.config import SimulateConfig  # noqa: E402
-from rtclass.sim.celltypes import CELL_TYPES  # noqa: E402
 from rtclass.sim.recording import Simulation  # noqa: E402
 
 #: C4 mouse ground truth (Beau et al. 2025): median (IQR) of rate, CV, CV2; 5th-percentile ISI (ms)
@@ -29,8 +28,9 @@ PUBLISHED = {
 
 
 def train_stats(sim: Simulation) -> dict:
-    per_type: dict[str, dict[str, list[float]]] = {t: {"rate": [], "cv": [], "cv2": [], "isi_p5_ms": [],
-                                                      "violations": [], "pause_ms": []} for t in CELL_TYPES}
+    per_type: dict[str, dict[str, list[float]]] = {
+        t: {"rate": [], "cv": [], "cv2": [], "isi_p5_ms": [], "violations": [], "pause_ms": []} for t in CELL_TYPES
+    }
     trains = sim.unit_trains()
     for u, t in zip(sim.units, trains):
         isi = np.diff(t) / sim.fs
@@ -48,8 +48,11 @@ def train_stats(sim: Simulation) -> dict:
             d["pause_ms"].append(float(((t[ok] - cs[idx[ok]]) / sim.fs * 1000).min()) if ok.any() else float("nan"))
     out = {}
     for ct, d in per_type.items():
-        out[ct] = {k: {"median": float(np.median(v)), "q25": float(np.percentile(v, 25)), "q75": float(np.percentile(v, 75))}
-                   for k, v in d.items() if v and k not in ("violations",)}
+        out[ct] = {
+            k: {"median": float(np.median(v)), "q25": float(np.percentile(v, 25)), "q75": float(np.percentile(v, 75))}
+            for k, v in d.items()
+            if v and k not in ("violations",)
+        }
         out[ct]["refractory_violations"] = int(sum(d["violations"]))
         out[ct]["units"] = len(d["rate"])
     return out
@@ -78,9 +81,13 @@ def main() -> None:
         if syn.next_sample % (10 * block) == 0 or syn.next_sample >= sim.n_samples:  # every 10 s, and at the end
             rss.append(rss_mb())
     res["generation"] = {
-        "seconds": args.stream_s, "channels": sim.n_channels, "units": len(sim.units),
-        "realtime_factor": args.stream_s / busy, "wall_s": time.perf_counter() - t0,
-        "rss_mb_first": rss[0] if rss else None, "rss_mb_last": rss[-1] if rss else None,
+        "seconds": args.stream_s,
+        "channels": sim.n_channels,
+        "units": len(sim.units),
+        "realtime_factor": args.stream_s / busy,
+        "wall_s": time.perf_counter() - t0,
+        "rss_mb_first": rss[0] if rss else None,
+        "rss_mb_last": rss[-1] if rss else None,
         "rss_mb_max": max(rss) if rss else None,
     }
     stats_sim = Simulation(SimulateConfig(duration_s=args.stats_s, seed=2, units_per_type=args.units_per_type))
@@ -90,9 +97,13 @@ def main() -> None:
 
     g = res["generation"]
     print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'})")
-    print(f"generation: {g['realtime_factor']:.1f}x real time ({g['channels']} ch, {g['units']} units); "
-          f"RSS {g['rss_mb_first']:.0f} -> {g['rss_mb_last']:.0f} MB over {g['seconds']:g} s streamed")
-    print(f"\nspike trains, {args.units_per_type} units per type x {args.stats_s:g} s: simulated median (IQR) | C4 mouse median (IQR)")
+    print(
+        f"generation: {g['realtime_factor']:.1f}x real time ({g['channels']} ch, {g['units']} units); "
+        f"RSS {g['rss_mb_first']:.0f} -> {g['rss_mb_last']:.0f} MB over {g['seconds']:g} s streamed"
+    )
+    print(
+        f"\nspike trains, {args.units_per_type} units per type x {args.stats_s:g} s: simulated median (IQR) | C4 mouse median (IQR)"
+    )
     print(f"{'type':<7} {'rate Hz':>24} {'CV':>22} {'CV2':>22} {'ISI p5 ms':>16} {'viol':>5} {'CS->SS pause':>13}")
     for ct, s in res["statistics"].items():
         p = PUBLISHED[ct]
@@ -103,8 +114,10 @@ def main() -> None:
             return f"{q['median']:{fmt}} ({q['q25']:{fmt}}-{q['q75']:{fmt}}) | {pub[0]:{fmt}}"
 
         pause = f"{s['pause_ms']['median']:.1f} ms" if "pause_ms" in s else ""
-        print(f"{ct:<7} {cell('rate', '.1f'):>24} {cell('cv', '.2f'):>22} {cell('cv2', '.2f'):>22} "
-              f"{s['isi_p5_ms']['median']:6.1f} | {p['isi_p5_ms']:<5g} {s['refractory_violations']:5d} {pause:>13}")
+        print(
+            f"{ct:<7} {cell('rate', '.1f'):>24} {cell('cv', '.2f'):>22} {cell('cv2', '.2f'):>22} "
+            f"{s['isi_p5_ms']['median']:6.1f} | {p['isi_p5_ms']:<5g} {s['refractory_violations']:5d} {pause:>13}"
+        )
     print(f"saved {args.out}")
 
 

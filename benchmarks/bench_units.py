@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rtclass.benchmark import feed_timed, machine, pin_one_core, save_json  # noqa: E402
+from rtclass.bench.benchmark import feed_timed, machine, pin_one_core, save_json  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
-from rtclass.evaluation import filtered_template_peaks, match_detections, score_sorting  # noqa: E402
-from rtclass.pipeline import DetectionChain, bank_from_templates  # noqa: E402
+from rtclass.evaluation.scoring import filtered_template_peaks, match_detections, score_sorting  # noqa: E402
+from rtclass.pipeline.chain import DetectionChain, bank_from_templates  # noqa: E402
 from rtclass.sim.recording import Simulation  # noqa: E402
 
 SNR_BANDS = ((5.0, 8.0), (8.0, 12.0), (12.0, np.inf))
@@ -40,8 +40,11 @@ def run(cfg: Config, sim: Simulation, bank) -> tuple[np.ndarray, DetectionChain,
     total = t.sum(1)
     perf = {
         "realtime_factor": sim.n_samples / sim.fs / total.sum(),
-        "per_chunk_us": {"p50": float(np.percentile(total, 50) * 1e6), "p99": float(np.percentile(total, 99) * 1e6),
-                         "max": float(total.max() * 1e6)},
+        "per_chunk_us": {
+            "p50": float(np.percentile(total, 50) * 1e6),
+            "p99": float(np.percentile(total, 99) * 1e6),
+            "max": float(total.max() * 1e6),
+        },
         "stage_mean_us": {s: float(t[:, i].mean() * 1e6) for i, s in enumerate(DetectionChain.STAGES)},
         "chunks_over_budget": int((total > CHUNK / sim.fs).sum()),
     }
@@ -49,9 +52,14 @@ def run(cfg: Config, sim: Simulation, bank) -> tuple[np.ndarray, DetectionChain,
 
 
 def band_table(values: np.ndarray, snr: np.ndarray) -> dict:
-    return {f"{lo:g}-{hi:g}": {"mean": float(values[(snr >= lo) & (snr < hi)].mean()),
-                               "units": int(((snr >= lo) & (snr < hi)).sum())}
-            for lo, hi in SNR_BANDS if ((snr >= lo) & (snr < hi)).any()}
+    return {
+        f"{lo:g}-{hi:g}": {
+            "mean": float(values[(snr >= lo) & (snr < hi)].mean()),
+            "units": int(((snr >= lo) & (snr < hi)).sum()),
+        }
+        for lo, hi in SNR_BANDS
+        if ((snr >= lo) & (snr < hi)).any()
+    }
 
 
 def main() -> None:
@@ -66,12 +74,20 @@ def main() -> None:
     cfg = Config().replace(units=overrides) if overrides else Config()
     sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
     n_units = len(sim.units)
-    res = {"machine": {**machine(), "pinned_to_one_core": pinned}, "data": {"seconds": args.duration, "units": n_units, "seed": args.seed},
-           "units_config_overrides": overrides}
+    res = {
+        "machine": {**machine(), "pinned_to_one_core": pinned},
+        "data": {"seconds": args.duration, "units": n_units, "seed": args.seed},
+        "units_config_overrides": overrides,
+    }
 
     # --- true templates given
     bank = bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(n_units), in_uv=True)
-    warm = DetectionChain(cfg, sim.probe, sim.fs, bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(n_units), in_uv=True))
+    warm = DetectionChain(
+        cfg,
+        sim.probe,
+        sim.fs,
+        bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(n_units), in_uv=True),
+    )
     warm.process(sim.synthesizer().read(BLOCK), 0)  # compile / load kernels
     spikes, chain, perf = run(cfg, sim, bank)
     det = chain.detector
@@ -84,8 +100,9 @@ def main() -> None:
     hit = match_detections(sp["sample"], sp["channel"], gt_t, gt_u, peak, sim.probe.positions_um, sim.fs)
     detected = hit >= 0
     right = detected & (sp["unit"][np.maximum(hit, 0)] == gt_u)
-    acc_detected = np.array([right[(gt_u == u) & detected].mean() if ((gt_u == u) & detected).any() else np.nan
-                             for u in range(n_units)])
+    acc_detected = np.array(
+        [right[(gt_u == u) & detected].mean() if ((gt_u == u) & detected).any() else np.nan for u in range(n_units)]
+    )
     acc_all = np.array([right[gt_u == u].mean() if (gt_u == u).any() else np.nan for u in range(n_units)])
     ok = snr >= 5
     res["with_true_templates"] = {
@@ -106,8 +123,10 @@ def main() -> None:
         """The sorting scored on samples [lo, hi) alone, and which units fired there."""
         g = (gt_t >= lo) & (gt_t < hi)
         s_ = (sp["sample"] >= lo) & (sp["sample"] < hi)
-        return (score_sorting(gt_t[g], gt_u[g], sp["sample"][s_], sp["unit"][s_], n_units, sim.fs),
-                np.bincount(gt_u[g], minlength=n_units) > 0)
+        return (
+            score_sorting(gt_t[g], gt_u[g], sp["sample"][s_], sp["unit"][s_], n_units, sim.fs),
+            np.bincount(gt_u[g], minlength=n_units) > 0,
+        )
 
     # steady state: units found in the first half, scored on the second
     sc_late, _ = scored_between(sim.n_samples // 2, sim.n_samples)
@@ -124,29 +143,48 @@ def main() -> None:
         "well_detected_snr_ge_5": sc.well_detected(ok),
         "well_detected_snr_ge_8": sc.well_detected(snr >= 8),
         "accuracy_by_snr": band_table(sc.accuracy, snr),
-        "per_unit": [{"unit": u, "type": sim.units[u].cell_type, "snr": float(snr[u]), "accuracy": float(sc.accuracy[u]),
-                      "recall": float(sc.recall[u]), "precision": float(sc.precision[u]), "sorted_id": int(sc.matched_unit[u])}
-                     for u in range(n_units)],
+        "per_unit": [
+            {
+                "unit": u,
+                "type": sim.units[u].cell_type,
+                "snr": float(snr[u]),
+                "accuracy": float(sc.accuracy[u]),
+                "recall": float(sc.recall[u]),
+                "precision": float(sc.precision[u]),
+                "sorted_id": int(sc.matched_unit[u]),
+            }
+            for u in range(n_units)
+        ],
     }
     save_json(res, args.out)
     t, g = res["with_true_templates"], res["discovery"]
-    print(f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); {args.duration:g} s, {n_units} units")
-    print(f"true templates: right unit for {t['spikes_right_unit_of_detected_snr_ge_5']:.3f} of detected spikes of SNR>=5 units "
-          f"({t['spikes_right_unit_of_all_snr_ge_5']:.3f} of all their spikes); "
-          f"{t['performance']['realtime_factor']:.1f}x RT, chunk p99 {t['performance']['per_chunk_us']['p99']:.0f} us")
+    print(
+        f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); {args.duration:g} s, {n_units} units"
+    )
+    print(
+        f"true templates: right unit for {t['spikes_right_unit_of_detected_snr_ge_5']:.3f} of detected spikes of SNR>=5 units "
+        f"({t['spikes_right_unit_of_all_snr_ge_5']:.3f} of all their spikes); "
+        f"{t['performance']['realtime_factor']:.1f}x RT, chunk p99 {t['performance']['per_chunk_us']['p99']:.0f} us"
+    )
     for band, v in t["right_unit_of_detected_by_snr"].items():
-        print(f"    SNR {band:>8}: {v['mean']:.3f} of detected, {t['right_unit_of_all_by_snr'][band]['mean']:.3f} of all ({v['units']} units)")
-    print(f"discovery: {g['units_found']} units found; well detected (accuracy >= 0.8): {g['well_detected_snr_ge_5']:.2f} of SNR>=5 units, "
-          f"{g['well_detected_snr_ge_8']:.2f} of SNR>=8; second half alone: {g['well_detected_snr_ge_5_second_half']:.2f} of SNR>=5; "
-          f"each minute alone: {', '.join(f'{v:.2f}' for v in g['well_detected_snr_ge_5_each_minute'])}; "
-          f"{g['performance']['realtime_factor']:.1f}x RT, "
-          f"chunk p99 {g['performance']['per_chunk_us']['p99']:.0f} us, max {g['performance']['per_chunk_us']['max']:.0f} us")
+        print(
+            f"    SNR {band:>8}: {v['mean']:.3f} of detected, {t['right_unit_of_all_by_snr'][band]['mean']:.3f} of all ({v['units']} units)"
+        )
+    print(
+        f"discovery: {g['units_found']} units found; well detected (accuracy >= 0.8): {g['well_detected_snr_ge_5']:.2f} of SNR>=5 units, "
+        f"{g['well_detected_snr_ge_8']:.2f} of SNR>=8; second half alone: {g['well_detected_snr_ge_5_second_half']:.2f} of SNR>=5; "
+        f"each minute alone: {', '.join(f'{v:.2f}' for v in g['well_detected_snr_ge_5_each_minute'])}; "
+        f"{g['performance']['realtime_factor']:.1f}x RT, "
+        f"chunk p99 {g['performance']['per_chunk_us']['p99']:.0f} us, max {g['performance']['per_chunk_us']['max']:.0f} us"
+    )
     for band, v in g["accuracy_by_snr"].items():
         print(f"    SNR {band:>8}: mean accuracy {v['mean']:.3f} ({v['units']} units)")
     for row in g["per_unit"]:
         if row["snr"] >= 5:
-            print(f"      unit {row['unit']:3d} {row['type']:7s} snr {row['snr']:5.1f} acc {row['accuracy']:.2f} "
-                  f"rec {row['recall']:.2f} prec {row['precision']:.2f} -> {row['sorted_id']}")
+            print(
+                f"      unit {row['unit']:3d} {row['type']:7s} snr {row['snr']:5.1f} acc {row['accuracy']:.2f} "
+                f"rec {row['recall']:.2f} prec {row['precision']:.2f} -> {row['sorted_id']}"
+            )
     print(f"saved {args.out}")
 
 

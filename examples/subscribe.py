@@ -1,6 +1,6 @@
 """Print the spikes and counts of one cell type as rtclass publishes them.
 
-    python examples/subscribe.py [--address tcp://127.0.0.1:5560] [--cell-type PkC_ss]
+python examples/subscribe.py [--address tcp://127.0.0.1:5560] [--cell-type PkC_ss]
 """
 
 import argparse
@@ -14,5 +14,7 @@ args = ap.parse_args()
 
 with Subscriber(args.address, cell_types=[args.cell_type], counts=True, timeout_s=30) as sub:
     for batch in sub:
-        print(f"{batch.size} {args.cell_type} spikes, units {sorted(set(batch['unit'].tolist()))}, "
-              f"last counts {sub.counts_latest.get(args.cell_type, [])[-1:]}")
+        print(
+            f"{batch.size} {args.cell_type} spikes, units {sorted(set(batch['unit'].tolist()))}, "
+            f"last counts {sub.counts_latest.get(args.cell_type, [])[-1:]}"
+        )

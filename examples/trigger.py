@@ -35,7 +35,9 @@ try:
             for spike in batch:
                 now = pylsl.local_clock()
                 marker.push_sample([f"{args.cell_type} unit {spike['unit']}"], spike["t_source"])
-                pub.send_multipart([b"trigger", json.dumps({"unit": int(spike["unit"]), "sample": int(spike["sample"])}).encode()])
+                pub.send_multipart(
+                    [b"trigger", json.dumps({"unit": int(spike["unit"]), "sample": int(spike["sample"])}).encode()]
+                )
                 latencies.append((now - spike["t_source"]) * 1000)
             if args.count and len(latencies) >= args.count:
                 break
@@ -43,5 +45,7 @@ except KeyboardInterrupt:
     pass
 if latencies:
     lat = np.array(latencies)
-    print(f"{lat.size} triggers on {args.cell_type}; spike -> trigger latency: p50 {np.percentile(lat, 50):.2f} ms, "
-          f"p99 {np.percentile(lat, 99):.2f} ms, max {lat.max():.2f} ms")
+    print(
+        f"{lat.size} triggers on {args.cell_type}; spike -> trigger latency: p50 {np.percentile(lat, 50):.2f} ms, "
+        f"p99 {np.percentile(lat, 99):.2f} ms, max {lat.max():.2f} ms"
+    )

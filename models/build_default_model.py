@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rtclass.config import SimulateConfig
 from rtclass.classify.train import train_command
+from rtclass.config import SimulateConfig
 from rtclass.sim.training import write_training_set
 
 HERE = Path(__file__).resolve().parent
@@ -37,12 +37,19 @@ def _set(cfg: SimulateConfig, name: str) -> str:
 
 
 def main() -> None:
-    train = [_set(SimulateConfig(duration_s=DURATION_S, seed=s, units_per_type=UNITS_PER_TYPE, parameter_spread=SPREAD),
-                  f"train_seed{s}") for s in TRAIN_SEEDS]
+    train = [
+        _set(
+            SimulateConfig(duration_s=DURATION_S, seed=s, units_per_type=UNITS_PER_TYPE, parameter_spread=SPREAD),
+            f"train_seed{s}",
+        )
+        for s in TRAIN_SEEDS
+    ]
     held = [
         _set(SimulateConfig(duration_s=DURATION_S, seed=201, units_per_type=60), "heldout_seed201"),
-        _set(SimulateConfig(duration_s=DURATION_S, seed=202, units_per_type=60, rate_scale=0.75, width_scale=1.15),
-             "heldout_regime_rates0.75_widths1.15"),
+        _set(
+            SimulateConfig(duration_s=DURATION_S, seed=202, units_per_type=60, rate_scale=0.75, width_scale=1.15),
+            "heldout_regime_rates0.75_widths1.15",
+        ),
     ]
     results = train_command(train, str(OUT), held, members=MEMBERS, epochs=40, seed=0, use_layer=False)
     for name, ev in results.items():

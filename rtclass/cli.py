@@ -34,7 +34,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from rtclass.demo import demo_config, run_demo
+    from rtclass.apps.demo import demo_config, run_demo
 
     cfg = _config(args, demo_config())
     run_demo(cfg, args.duration, args.out)
@@ -85,8 +85,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rtclass.liveview import LiveView
-    from rtclass.pipeline import run_live
+    from rtclass.apps.liveview import LiveView
+    from rtclass.pipeline.live import run_live
 
     cfg = _config(args)
     changes = {}
@@ -115,15 +115,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from rtclass.classify.features import extract_features
     from rtclass.classify.offline import classify_folder, load_model_or_none
+    from rtclass.classify.phy_features import extract_features
 
     model = load_model_or_none(args.model)  # fail on a bad model before the long feature pass
     with Progress(transient=True) as bar:
         task = bar.add_task("features", total=1.0)
         feats = extract_features(args.folder, lambda k, n: bar.update(task, completed=k / n))
-    print(f"{feats.cluster_id.size} clusters with features (waveforms from {feats.waveform_source}), "
-          f"{len(feats.skipped)} skipped")
+    print(
+        f"{feats.cluster_id.size} clusters with features (waveforms from {feats.waveform_source}), "
+        f"{len(feats.skipped)} skipped"
+    )
     if args.save_features:
         feats.save(args.save_features)
         print(f"saved {args.save_features}")
@@ -132,7 +134,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return 0
     counts = classify_folder(args.folder, feats, model, args.threshold)
     print(f"labels ({model.path}): " + ", ".join(f"{n} {t}" for t, n in counts.items()))
-    print(f"wrote cluster_predicted_cell_type.tsv, cluster_pred_probability.tsv, cluster_confidence_ratio.tsv in {args.folder}")
+    print(
+        f"wrote cluster_predicted_cell_type.tsv, cluster_pred_probability.tsv, cluster_confidence_ratio.tsv in {args.folder}"
+    )
     return 0
 
 
@@ -151,8 +155,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     with Progress(transient=True) as bar:
         task = bar.add_task("training", total=1.0)
-        results = train_command(args.data, args.out, args.eval or [], args.members, args.epochs, args.seed, args.layer,
-                                lambda k, n: bar.update(task, completed=k / n))
+        results = train_command(
+            args.data,
+            args.out,
+            args.eval or [],
+            args.members,
+            args.epochs,
+            args.seed,
+            args.layer,
+            lambda k, n: bar.update(task, completed=k / n),
+        )
     for name, ev in results.items():
         print(f"{name}: balanced accuracy {ev['balanced_accuracy']:.3f} on {ev['units']} units ({ev['description']})")
     print(f"wrote {args.out}/model.onnx and its model card")
@@ -160,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rtclass.benchmark import run_bench, table
+    from rtclass.bench.benchmark import run_bench, table
 
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     res = run_bench(mode, args.out, args.plots, lambda m: print(m, flush=True))
@@ -189,8 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--probe", choices=("np1", "np2"))
     s.add_argument("--units-per-type", dest="units_per_type", type=int, help="N units of every cell type")
     s.add_argument("--config", help="TOML config with a [simulate] section")
-    s.add_argument("--features-only", dest="features_only", action="store_true",
-                   help="write only the units' C4 features (a classifier training set), no recording")
+    s.add_argument(
+        "--features-only",
+        dest="features_only",
+        action="store_true",
+        help="write only the units' C4 features (a classifier training set), no recording",
+    )
     s.set_defaults(func=cmd_simulate)
 
     r = sub.add_parser("replay", help="publish a recording as a live stream")
@@ -207,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--config", help="TOML config")
     u.add_argument("--speed", type=float, help="file sources: 1 = real time, 0 = as fast as possible")
     u.add_argument("--duration", type=float, help="stop after this many seconds of data")
-    u.add_argument("--templates", help="a Kilosort/phy folder: its templates identify the units (else discovered online)")
+    u.add_argument(
+        "--templates", help="a Kilosort/phy folder: its templates identify the units (else discovered online)"
+    )
     u.add_argument("--model", help="ONNX classifier (default: the shipped model; 'none': no labels)")
     u.add_argument("--save-raw", dest="save_raw", action="store_true", help="also save the stream (raw.bin) for phy")
     u.add_argument("--out", required=True, help="folder for the output files")
@@ -219,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threshold", type=float, default=2.0, help="confidence ratio below which a unit stays unlabeled")
     c.set_defaults(func=cmd_classify)
 
-    t = sub.add_parser("train", help="train a cell-type classifier ensemble and export it to ONNX (needs extra 'train')")
+    t = sub.add_parser(
+        "train", help="train a cell-type classifier ensemble and export it to ONNX (needs extra 'train')"
+    )
     t.add_argument("--data", nargs="+", required=True, help="training sets (folders with features.npz)")
     t.add_argument("--eval", nargs="*", help="held-out sets to report accuracy on")
     t.add_argument("--out", required=True, help="model folder (model.onnx, model_card.json/.md, metrics.json)")
@@ -246,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except RtclassError as exc:

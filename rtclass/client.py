@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import zmq
@@ -41,10 +41,13 @@ class UnitTable:
 
     def of_type(self, cell_type: str) -> list[int]:
         """Ids of the units labelled ``cell_type`` that still get spikes (not merged into another)."""
-        return sorted(u for u, row in self.units.items()
-                      if row.get("cell_type") == cell_type and row.get("merged_into") is None)
+        return sorted(
+            u for u, row in self.units.items() if row.get("cell_type") == cell_type and row.get("merged_into") is None
+        )
 
-    def channels_for(self, cell_type: str, radius_um: float = 0.0, positions_um: np.ndarray | None = None) -> np.ndarray:
+    def channels_for(
+        self, cell_type: str, radius_um: float = 0.0, positions_um: np.ndarray | None = None
+    ) -> np.ndarray:
         """Peak channels of the units labelled ``cell_type``; with ``radius_um`` and the probe's
         contact positions, also every channel within that radius of them."""
         if cell_type not in CELL_TYPE_NAMES:
@@ -59,8 +62,14 @@ class UnitTable:
 class Subscriber:
     """Spikes of the chosen cell types (all by default) and/or units, as numpy record batches."""
 
-    def __init__(self, address: str = "tcp://127.0.0.1:5560", cell_types: list[str] | None = None,
-                 units: list[int] | None = None, counts: bool = False, timeout_s: float = 10.0):
+    def __init__(
+        self,
+        address: str = "tcp://127.0.0.1:5560",
+        cell_types: list[str] | None = None,
+        units: list[int] | None = None,
+        counts: bool = False,
+        timeout_s: float = 10.0,
+    ):
         for t in cell_types or []:
             if t not in CELL_TYPE_NAMES:
                 raise ValueError(f"unknown cell type {t!r}; known: {', '.join(CELL_TYPE_NAMES)}")
@@ -93,7 +102,7 @@ class Subscriber:
             self.units.update(payload)
             return None
         if topic.startswith(COUNTS_PREFIX):
-            self.counts_latest[topic[len(COUNTS_PREFIX):].decode()] = np.frombuffer(payload, COUNTS_DTYPE)
+            self.counts_latest[topic[len(COUNTS_PREFIX) :].decode()] = np.frombuffer(payload, COUNTS_DTYPE)
             return None
         batch = decode_spikes(payload)
         if self.units_wanted is not None:
@@ -109,14 +118,16 @@ class Subscriber:
                 quiet_since = time.monotonic()
                 yield batch
             elif batch is None and time.monotonic() - quiet_since > self.timeout_s:
-                raise SubscriberError(f"nothing from {self.address} for {self.timeout_s:g} s: is `rtclass run` publishing there?")
+                raise SubscriberError(
+                    f"nothing from {self.address} for {self.timeout_s:g} s: is `rtclass run` publishing there?"
+                )
             elif batch is not None:
                 quiet_since = time.monotonic()
 
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> "Subscriber":
+    def __enter__(self) -> Subscriber:
         return self
 
     def __exit__(self, *exc) -> None:

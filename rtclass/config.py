@@ -70,7 +70,8 @@ class SourceConfig:
     )
     buffer_s: float = param(10.0, "receive buffer of network sources before data is dropped", "s", 0.1, 600.0)
     lsl_loopback: bool = param(
-        False, "keep LSL discovery and traffic on this machine (demo, tests); false on a rig that streams between machines"
+        False,
+        "keep LSL discovery and traffic on this machine (demo, tests); false on a rig that streams between machines",
     )
 
 
@@ -82,16 +83,12 @@ class PreprocessConfig:
         1, "Butterworth order of the high-pass edge; higher orders ring after broad spikes (echo peaks)", "", 1, 8
     )
     lowpass_order: int = param(3, "Butterworth order of the low-pass edge", "", 1, 8)
-    common_reference: str = param(
-        "median", "common reference subtracted from every sample", choices=("median", "none")
-    )
+    common_reference: str = param("median", "common reference subtracted from every sample", choices=("median", "none"))
 
 
 @dataclass(frozen=True)
 class DetectConfig:
-    threshold_sd: float = param(
-        5.0, "detection threshold in noise standard deviations (MAD / 0.6745)", "sd", 2.0, 50.0
-    )
+    threshold_sd: float = param(5.0, "detection threshold in noise standard deviations (MAD / 0.6745)", "sd", 2.0, 50.0)
     exclude_sweep_ms: float = param(
         0.2, "a peak must be the minimum within +- this time (also the added latency)", "ms", 0.0, 2.0
     )
@@ -122,66 +119,144 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class UnitsConfig:
-    templates: str = param("", "a Kilosort/phy folder whose templates identify the units (`--templates`); empty: discover units online")
+    templates: str = param(
+        "", "a Kilosort/phy folder whose templates identify the units (`--templates`); empty: discover units online"
+    )
     discovery: bool = param(True, "without templates, discover units online (false: publish unit -1)")
     match_pre_ms: float = param(0.33, "match window before the trough", "ms", 0.05, 2.0)
-    match_post_ms: float = param(0.33, "match window after the trough (it, plus max_shift_samples, is the latency the matcher adds; 0.33 ms was as accurate as 0.67 in bench_units)", "ms", 0.1, 5.0)
-    match_radius_um: float = param(60.0, "a template covers the channels within this radius of its peak channel", "um", 0.0, 500.0)
-    candidate_radius_um: float = param(80.0, "templates peaking within this radius of a spike's channel, and whose support (match_radius_um) holds it, compete for it", "um", 0.0, 1000.0)
+    match_post_ms: float = param(
+        0.33,
+        "match window after the trough (it, plus max_shift_samples, is the latency the matcher adds; 0.33 ms was as accurate as 0.67 in bench_units)",
+        "ms",
+        0.1,
+        5.0,
+    )
+    match_radius_um: float = param(
+        60.0, "a template covers the channels within this radius of its peak channel", "um", 0.0, 500.0
+    )
+    candidate_radius_um: float = param(
+        80.0,
+        "templates peaking within this radius of a spike's channel, and whose support (match_radius_um) holds it, compete for it",
+        "um",
+        0.0,
+        1000.0,
+    )
     max_shift_samples: int = param(2, "alignment search around the detected trough", "samples", 0, 10)
     subtract_post_ms: float = param(
-        4.0, "each assigned spike's long template (to this long after the trough) is subtracted from the later spikes it overlaps (0 = off; 300 s simulated runs, 8 seeds, discovery: 4 ms takes a complex spike's first spikelets with it, whole-run score 0.806 at 1.33 ms -> 0.821; 6 ms: no better)", "ms", 0.0, 10.0
+        4.0,
+        "each assigned spike's long template (to this long after the trough) is subtracted from the later spikes it overlaps (0 = off; 300 s simulated runs, 8 seeds, discovery: 4 ms takes a complex spike's first spikelets with it, whole-run score 0.806 at 1.33 ms -> 0.821; 6 ms: no better)",
+        "ms",
+        0.0,
+        10.0,
     )
     truncated_post_ms: float = param(
-        0.1, "a spike that fails its match is fitted again on its window up to this long after the trough, before most of a later overlapping spike (0 = off; bench_units, 4 seeds: 0.1 ms lifts the second-half score 0.78 -> 0.84)", "ms", 0.0, 5.0
+        0.1,
+        "a spike that fails its match is fitted again on its window up to this long after the trough, before most of a later overlapping spike (0 = off; bench_units, 4 seeds: 0.1 ms lifts the second-half score 0.78 -> 0.84)",
+        "ms",
+        0.0,
+        5.0,
     )
     pair_offset_ms: float = param(
-        0.2, "a peak no single template explains well is also fitted as two units' spikes up to this far apart; if that explains it, both are published (0 = off)", "ms", 0.0, 1.0
+        0.2,
+        "a peak no single template explains well is also fitted as two units' spikes up to this far apart; if that explains it, both are published (0 = off)",
+        "ms",
+        0.0,
+        1.0,
     )
     max_residual: float = param(
-        8.0, "with given templates, a match may leave at most this many times the energy noise alone would leave", "", 1.0, 100.0
+        8.0,
+        "with given templates, a match may leave at most this many times the energy noise alone would leave",
+        "",
+        1.0,
+        100.0,
     )
     discovery_max_residual: float = param(
-        5.0, "the same while discovering units: stricter, so that spikes of units not yet found stay unassigned", "", 1.0, 100.0
+        5.0,
+        "the same while discovering units: stricter, so that spikes of units not yet found stay unassigned",
+        "",
+        1.0,
+        100.0,
     )
     min_explained: float = param(
-        0.5, "with given templates, a match that removes this fraction of the snippet's energy is accepted anyway (overlaps)", "", 0.0, 1.0
+        0.5,
+        "with given templates, a match that removes this fraction of the snippet's energy is accepted anyway (overlaps)",
+        "",
+        0.0,
+        1.0,
     )
-    discovery_min_explained: float = param(
-        0.9, "the same while discovering units", "", 0.0, 1.0
-    )
+    discovery_min_explained: float = param(0.9, "the same while discovering units", "", 0.0, 1.0)
     min_fit_explained: float = param(
-        0.3, "every match must remove at least this fraction of the snippet's energy: a small spike of another unit leaves little energy whatever template it is fitted with, so the residual bound alone lets a unit absorb its small neighbours (seed 7: a 6.8-SNR unit's precision 0.67 -> 1.00 at 0.3)", "", 0.0, 1.0
+        0.3,
+        "every match must remove at least this fraction of the snippet's energy: a small spike of another unit leaves little energy whatever template it is fitted with, so the residual bound alone lets a unit absorb its small neighbours (seed 7: a 6.8-SNR unit's precision 0.67 -> 1.00 at 0.3)",
+        "",
+        0.0,
+        1.0,
     )
     amplitude_tolerance: float = param(
-        0.3, "a fit may differ from its unit's typical amplitude by this fraction (plus the fit's own noise)", "", 0.0, 10.0
+        0.3,
+        "a fit may differ from its unit's typical amplitude by this fraction (plus the fit's own noise)",
+        "",
+        0.0,
+        10.0,
     )
     adapt_spikes: int = param(
-        200, "templates follow the data: running mean over this many matched spikes (0 = fixed templates)", "spikes", 0, 1000000
+        200,
+        "templates follow the data: running mean over this many matched spikes (0 = fixed templates)",
+        "spikes",
+        0,
+        1000000,
     )
     adapt_given_templates: bool = param(
-        False, "template shapes given with --templates follow the data too (discovered ones do over their first discovery_shape_spikes spikes; amplitudes are always learnt). Off: over 300 s simulated runs, adapting shapes let 3 of 8 seeds' templates drift onto neighbours (0.81-0.94 of spikes right), fixed shapes held 0.95-0.99"
+        False,
+        "template shapes given with --templates follow the data too (discovered ones do over their first discovery_shape_spikes spikes; amplitudes are always learnt). Off: over 300 s simulated runs, adapting shapes let 3 of 8 seeds' templates drift onto neighbours (0.81-0.94 of spikes right), fixed shapes held 0.95-0.99",
     )
     discovery_shape_spikes: int = param(
-        500, "a discovered unit's template shape follows its first this many matched spikes (after its creation or a split), then stays; its amplitude is always learnt (300 s simulated runs, 8 seeds, whole-run discovery score: 0.789 adapting for the whole run, 0.796 with 500)", "spikes", 1, 1000000000
+        500,
+        "a discovered unit's template shape follows its first this many matched spikes (after its creation or a split), then stays; its amplitude is always learnt (300 s simulated runs, 8 seeds, whole-run discovery score: 0.789 adapting for the whole run, 0.796 with 500)",
+        "spikes",
+        1,
+        1000000000,
     )
     discovery_interval_s: float = param(0.5, "data time between discovery rounds", "s", 0.05, 3600.0)
     discovery_min_spikes: int = param(40, "spikes a cluster needs to become a unit", "", 5, 100000)
     discovery_min_spikes_large: int = param(
-        15, "a cluster whose trough is at least discovery_large_snr times its channel's noise needs only this many spikes (large units are found sooner)", "", 5, 100000
+        15,
+        "a cluster whose trough is at least discovery_large_snr times its channel's noise needs only this many spikes (large units are found sooner)",
+        "",
+        5,
+        100000,
     )
-    discovery_large_snr: float = param(8.0, "see discovery_min_spikes_large (bench_units, 8 seeds: whole-run score 0.64 -> 0.69 at 15 spikes, SNR 8; 1000: every cluster needs discovery_min_spikes)", "", 0.0, 1000.0)
-    discovery_min_new: int = param(10, "new unexplained snippets that make a channel due for clustering again (once it holds discovery_min_spikes)", "", 1, 100000)
+    discovery_large_snr: float = param(
+        8.0,
+        "see discovery_min_spikes_large (bench_units, 8 seeds: whole-run score 0.64 -> 0.69 at 15 spikes, SNR 8; 1000: every cluster needs discovery_min_spikes)",
+        "",
+        0.0,
+        1000.0,
+    )
+    discovery_min_new: int = param(
+        10,
+        "new unexplained snippets that make a channel due for clustering again (once it holds discovery_min_spikes)",
+        "",
+        1,
+        100000,
+    )
     discovery_max_snippets: int = param(800, "unexplained snippets kept per channel for discovery", "", 50, 1000000)
     discovery_zones_per_round: int = param(12, "channels clustered per discovery round (bounds its cost)", "", 1, 4096)
-    split_units: bool = param(True, "re-cluster each unit's recent spikes now and then and split off any other unit hidden in it (see rtclass.units.splitting)")
-    split_checks_per_round: int = param(1, "units whose recent spikes are clustered again per discovery round (the most overdue first)", "", 1, 4096)
+    split_units: bool = param(
+        True,
+        "re-cluster each unit's recent spikes now and then and split off any other unit hidden in it (see rtclass.discovery.splitting)",
+    )
+    split_checks_per_round: int = param(
+        1, "units whose recent spikes are clustered again per discovery round (the most overdue first)", "", 1, 4096
+    )
     merge_similarity: float = param(
         0.9, "a new cluster this similar (correlation) to a known template is that unit, not a new one", "", 0.0, 1.0
     )
     pca_components: int = param(6, "features per snippet for clustering", "", 1, 64)
     acg_window_ms: int = param(100, "plain autocorrelogram kept per unit: lags 1 .. this (1 ms bins)", "ms", 10, 2000)
-    table_interval_s: float = param(1.0, "the unit table is published at most this often (when it changed)", "s", 0.05, 3600.0)
+    table_interval_s: float = param(
+        1.0, "the unit table is published at most this often (when it changed)", "s", 0.05, 3600.0
+    )
 
 
 @dataclass(frozen=True)
@@ -189,7 +264,9 @@ class ClassifyConfig:
     model: str = param("", "ONNX classifier; empty: the shipped default (models/rtclass-c4sim-v1); `none`: no labels")
     interval_s: float = param(2.0, "how often the live labeler relabels units (its own thread)", "s", 0.05, 3600.0)
     min_spikes: int = param(100, "units with fewer spikes stay unlabeled (C4's minimum)", "spikes", 3, 10000000)
-    confidence_ratio: float = param(2.0, "label only if top probability / second reaches this (C4's default)", "", 1.0, 1000.0)
+    confidence_ratio: float = param(
+        2.0, "label only if top probability / second reaches this (C4's default)", "", 1.0, 1000.0
+    )
     hysteresis_ticks: int = param(2, "a label changes only after this many consecutive agreeing rounds", "", 1, 1000)
 
 
@@ -199,7 +276,11 @@ class PublishConfig:
     zmq_address: str = param("tcp://127.0.0.1:5560", "where the ZMQ PUB socket binds")
     lsl: bool = param(True, "publish spikes on an LSL outlet `<source name>-spikes`")
     counts_bin_ms: float = param(
-        20.0, "bin of the spike counts per cell type (ZMQ `counts/<type>`, LSL `<source>-counts`); 0 = off", "ms", 0.0, 10000.0
+        20.0,
+        "bin of the spike counts per cell type (ZMQ `counts/<type>`, LSL `<source>-counts`); 0 = off",
+        "ms",
+        0.0,
+        10000.0,
     )
 
 
@@ -226,19 +307,34 @@ class SimulateConfig:
         "NAME one of ML, PCL, GCL, WM (a folium crossing repeats them in reverse)",
     )
     units_per_type: int = param(
-        0, "0: unit counts from layer thickness (a realistic probe); N: N units of every type "
-        "(training sets)", "", 0, 100000,
+        0,
+        "0: unit counts from layer thickness (a realistic probe); N: N units of every type (training sets)",
+        "",
+        0,
+        100000,
     )
-    noise_uv: float = param(8.0, "mean background noise per channel in 300-6000 Hz (varies +-25 % by channel)", "uV", 0.0, 1000.0)
-    common_mode_uv: float = param(6.0, "noise shared by all channels in 300-6000 Hz (what CMR removes)", "uV", 0.0, 1000.0)
+    noise_uv: float = param(
+        8.0, "mean background noise per channel in 300-6000 Hz (varies +-25 % by channel)", "uV", 0.0, 1000.0
+    )
+    common_mode_uv: float = param(
+        6.0, "noise shared by all channels in 300-6000 Hz (what CMR removes)", "uV", 0.0, 1000.0
+    )
     lfp_uv: float = param(80.0, "slow common local-field component below ~10 Hz", "uV", 0.0, 10000.0)
     amplitude_scale: float = param(1.0, "multiplies every unit's amplitude (harder or easier sets)", "", 0.01, 100.0)
     parameter_spread: float = param(
-        0.0, "widen every per-unit parameter range by this fraction (domain randomisation for training sets)", "", 0.0, 5.0
+        0.0,
+        "widen every per-unit parameter range by this fraction (domain randomisation for training sets)",
+        "",
+        0.0,
+        5.0,
     )
     rate_scale: float = param(1.0, "multiplies every firing rate (another preparation or species)", "", 0.05, 20.0)
-    width_scale: float = param(1.0, "multiplies every waveform time constant (another preparation or species)", "", 0.2, 5.0)
-    drift_um: float = param(0.0, "slow probe drift: units move +- this far along the probe (0 = none)", "um", 0.0, 500.0)
+    width_scale: float = param(
+        1.0, "multiplies every waveform time constant (another preparation or species)", "", 0.2, 5.0
+    )
+    drift_um: float = param(
+        0.0, "slow probe drift: units move +- this far along the probe (0 = none)", "um", 0.0, 500.0
+    )
     drift_period_s: float = param(120.0, "period of that (sinusoidal) drift", "s", 1.0, 1e6)
 
 
@@ -254,7 +350,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
 
-    def replace(self, **sections: dict[str, Any]) -> "Config":
+    def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys changed, e.g. ``cfg.replace(source={"speed": 0})``; validated."""
         return from_dict({**as_dict(self), **{s: {**as_dict(self)[s], **v} for s, v in sections.items()}})
 
@@ -302,9 +398,7 @@ def from_dict(data: dict[str, Any]) -> Config:
     sections = _section_types()
     unknown = set(data) - set(sections)
     if unknown:
-        raise ConfigError(
-            f"unknown config section(s) {sorted(unknown)}; known sections: {', '.join(sections)}"
-        )
+        raise ConfigError(f"unknown config section(s) {sorted(unknown)}; known sections: {', '.join(sections)}")
     cfg = Config(**{name: build_section(name, cls, data.get(name, {})) for name, cls in sections.items()})
     validate(cfg)
     return cfg
@@ -337,8 +431,7 @@ def validate(cfg: Config) -> None:
     det = cfg.detect
     if det.noise_warmup_ms < det.noise_update_ms:
         raise ConfigError(
-            f"[detect] noise_warmup_ms ({det.noise_warmup_ms}) must be at least noise_update_ms "
-            f"({det.noise_update_ms})"
+            f"[detect] noise_warmup_ms ({det.noise_warmup_ms}) must be at least noise_update_ms ({det.noise_update_ms})"
         )
 
 

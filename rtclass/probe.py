@@ -60,9 +60,7 @@ def neuropixels(kind: str, n_channels: int = 384) -> Probe:
 
     full = build_neuropixels_probe(PART_NUMBERS[kind])
     if n_channels > full.get_contact_count():
-        raise InputError(
-            f"a {kind} probe has {full.get_contact_count()} electrodes; cannot map {n_channels} channels"
-        )
+        raise InputError(f"a {kind} probe has {full.get_contact_count()} electrodes; cannot map {n_channels} channels")
     return Probe(kind, np.asarray(full.contact_positions[:n_channels], dtype=np.float64))
 
 
@@ -78,7 +76,7 @@ def from_spikeglx_meta(meta_path: str | Path) -> Probe:
         return Probe(meta_path.name, np.asarray(pi_probe.contact_positions, dtype=np.float64))
     except Exception as exc:  # probeinterface asserts or KeyErrors on meta it does not know
         reason = exc
-    from rtclass.ingest.spikeglx import read_meta
+    from rtclass.formats.spikeglx import read_meta
 
     meta = read_meta(meta_path)
     geom = meta.get("~snsGeomMap")
@@ -127,9 +125,7 @@ def load_probe(spec: str, n_channels: int) -> Probe:
         elif path.is_dir():
             probe = from_phy_folder(path)
         else:
-            raise InputError(
-                f"probe geometry {spec!r} is neither np1/np2, a .meta file nor a phy folder"
-            )
+            raise InputError(f"probe geometry {spec!r} is neither np1/np2, a .meta file nor a phy folder")
     if probe.n_channels != n_channels:
         raise InputError(
             f"probe geometry {spec!r} has {probe.n_channels} channels but the stream has "

@@ -38,12 +38,22 @@ class OpenEphysEmulator:
 
     def header(self, channel: int, n: int, sample_num: int) -> bytes:
         self.message_num += 1
-        return json.dumps({
-            "message_num": self.message_num, "type": "data",
-            "content": {"stream": self.stream, "channel_num": channel, "num_samples": n, "sample_num": sample_num,
-                        "sample_rate": self.rate},
-            "data_size": 4 * n, "timestamp": 0,
-        }, indent=2).encode()
+        return json.dumps(
+            {
+                "message_num": self.message_num,
+                "type": "data",
+                "content": {
+                    "stream": self.stream,
+                    "channel_num": channel,
+                    "num_samples": n,
+                    "sample_num": sample_num,
+                    "sample_rate": self.rate,
+                },
+                "data_size": 4 * n,
+                "timestamp": 0,
+            },
+            indent=2,
+        ).encode()
 
     def send_block(self, block: np.ndarray, sample_num: int, skip_channels=(), bad_size_channels=()) -> None:
         for ch in range(block.shape[1]):

@@ -48,13 +48,23 @@ def test_replay_then_run_delivers_spikes_to_a_plain_subscriber(recording, tmp_pa
     target = f"zmq://127.0.0.1:{free_port()}" if transport == "zmq" else f"lsl:{unique_name('cli')}"
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run = subprocess.Popen(_rtclass("run", "--source", target, "--config", str(cfg), "--duration", "3", "--out", str(out)),
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        _rtclass("run", "--source", target, "--config", str(cfg), "--duration", "3", "--out", str(out)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.connect(f"tcp://127.0.0.1:{pub_port}")
     sub.setsockopt(zmq.SUBSCRIBE, b"spikes/")
-    replay = subprocess.Popen(_rtclass("replay", str(recording), "--to", target, "--speed", "4", "--config", str(cfg)),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    replay = subprocess.Popen(
+        _rtclass("replay", str(recording), "--to", target, "--speed", "4", "--config", str(cfg)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     spikes = _collect_spikes(sub, [run, replay], RUN_TIMEOUT_S)
     run_out, _ = run.communicate(timeout=RUN_TIMEOUT_S)
     replay_out, _ = replay.communicate(timeout=RUN_TIMEOUT_S)
@@ -71,10 +81,18 @@ def test_replay_then_run_delivers_spikes_to_a_plain_subscriber(recording, tmp_pa
 
 
 def test_errors_are_one_line_with_advice(tmp_path):
-    res = subprocess.run(_rtclass("run", "--source", "file:/nonexistent.ap.bin", "--out", str(tmp_path)),
-                         capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    res = subprocess.run(
+        _rtclass("run", "--source", "file:/nonexistent.ap.bin", "--out", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     assert res.returncode == 2
     assert "rtclass: error:" in res.stderr and "does not exist" in res.stderr
-    res = subprocess.run(_rtclass("run", "--source", "tcp://x", "--out", str(tmp_path)), capture_output=True, text=True,
-                         timeout=RUN_TIMEOUT_S)
+    res = subprocess.run(
+        _rtclass("run", "--source", "tcp://x", "--out", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     assert res.returncode == 2 and "unknown source" in res.stderr

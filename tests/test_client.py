@@ -86,9 +86,11 @@ def test_counts_equal_the_spikes_binned_offline():
 
 def test_unit_table_channels_for_a_cell_type():
     table = UnitTable()
-    table.update(b'{"units": [{"id": 1, "peak_channel": 10, "cell_type": "PkC_ss"}, '
-                 b'{"id": 2, "peak_channel": 40, "cell_type": "MLI"}, {"id": 3, "peak_channel": 12, "cell_type": "PkC_ss"}, '
-                 b'{"id": 4, "peak_channel": 14, "cell_type": "PkC_ss", "merged_into": 1}]}')
+    table.update(
+        b'{"units": [{"id": 1, "peak_channel": 10, "cell_type": "PkC_ss"}, '
+        b'{"id": 2, "peak_channel": 40, "cell_type": "MLI"}, {"id": 3, "peak_channel": 12, "cell_type": "PkC_ss"}, '
+        b'{"id": 4, "peak_channel": 14, "cell_type": "PkC_ss", "merged_into": 1}]}'
+    )
     assert table.of_type("PkC_ss") == [1, 3]
     assert table.channels_for("PkC_ss").tolist() == [10, 12]
     pos = np.stack([np.zeros(64), np.arange(64) * 20.0], 1)

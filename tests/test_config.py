@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from rtclass.apps.demo import DEMO_SETTINGS
 from rtclass.config import Config, ConfigError, from_dict, load_config, parameter_table_markdown
-from rtclass.demo import DEMO_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 

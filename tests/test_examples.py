@@ -18,9 +18,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_trigger_example_measures_latency():
     port = free_port()
     pub = ZmqSpikePublisher(f"tcp://127.0.0.1:{port}")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "trigger.py"), "--address", f"tcp://127.0.0.1:{port}",
-                             "--cell-type", "PkC_cs", "--count", "20", "--trigger-address", f"tcp://127.0.0.1:{free_port()}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "trigger.py"),
+            "--address",
+            f"tcp://127.0.0.1:{port}",
+            "--cell-type",
+            "PkC_cs",
+            "--count",
+            "20",
+            "--trigger-address",
+            f"tcp://127.0.0.1:{free_port()}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 60
     while proc.poll() is None and time.time() < deadline:
         s = np.zeros(1, SPIKE_DTYPE)

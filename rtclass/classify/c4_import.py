@@ -77,8 +77,10 @@ def build_member(state: dict):
     except KeyError as exc:
         raise ModelError(f"the state dict lacks {exc}: not C4's cerebellum model") from exc
     if n_classes != len(C4_CLASSES):
-        raise ModelError(f"this C4 model has {n_classes} classes; only the 5-class cerebellum models are supported "
-                         "(MLI-clustering models split MLIs into two classes rtclass does not publish)")
+        raise ModelError(
+            f"this C4 model has {n_classes} classes; only the 5-class cerebellum models are supported "
+            "(MLI-clustering models split MLIs into two classes rtclass does not publish)"
+        )
     net = CellTypeNet(n_classes, use_layer)
     try:
         net.load_state_dict(state, strict=True)
@@ -157,14 +159,18 @@ def import_c4(archive: str | Path, out: str | Path, hessians: str | Path | None 
     if hessians is not None:
         h = torch.load(str(hessians), map_location="cpu", weights_only=True)
         if not isinstance(h, (list, tuple)) or len(h) != len(nets):
-            raise ModelError(f"{hessians} has {len(h) if isinstance(h, (list, tuple)) else 'no list of'} entries for "
-                             f"{len(nets)} models")
+            raise ModelError(
+                f"{hessians} has {len(h) if isinstance(h, (list, tuple)) else 'no list of'} entries for "
+                f"{len(nets)} models"
+            )
         members = []
         for (net, _), entry in zip(nets, h):
             m, d = calibrated_member(net, entry)
             members.append(m)
             deltas.append(d)
-        calibration = "C4's last-layer Laplace (Kronecker factors from hessians.pt, marglik prior precision), probit link"
+        calibration = (
+            "C4's last-layer Laplace (Kronecker factors from hessians.pt, marglik prior precision), probit link"
+        )
     else:
         members = [nn.Sequential(net, nn.Softmax(dim=1)) for net, _ in nets]
         calibration = "none: plain softmax mean (C4 itself calibrates with hessians.pt; pass --hessians to match it)"
@@ -179,10 +185,15 @@ def import_c4(archive: str | Path, out: str | Path, hessians: str | Path | None 
 
     out = Path(out)
     path = export_onnx(Mean(), out, C4_CLASSES, use_layer, calibration, len(members))
-    info = {"summary": f"C4 ensemble imported from {Path(archive).name} (Beau et al., Cell 2025): {len(members)} members.",
-            "classes": list(C4_CLASSES), "use_layer": use_layer, "calibration": calibration,
-            "prior_precisions": deltas, "source": str(archive),
-            "limits": "Weights as published by the C4 authors; rtclass computes C4's features itself "
-                      "(rtclass.units.c4_features, parity-tested against npyx 4.3.1)."}
+    info = {
+        "summary": f"C4 ensemble imported from {Path(archive).name} (Beau et al., Cell 2025): {len(members)} members.",
+        "classes": list(C4_CLASSES),
+        "use_layer": use_layer,
+        "calibration": calibration,
+        "prior_precisions": deltas,
+        "source": str(archive),
+        "limits": "Weights as published by the C4 authors; rtclass computes C4's features itself "
+        "(rtclass.features.c4, parity-tested against npyx 4.3.1).",
+    }
     write_card(out.parent, path, info)
     return info

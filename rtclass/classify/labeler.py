@@ -1,7 +1,7 @@
 """The live labeler: labels units from their current features, off the hot path.
 
 Every ``interval_s`` its thread reads the features of the units with at least ``min_spikes``
-spikes from the ``UnitBank``, runs the ONNX model on the batch, and proposes for each unit the top
+spikes from the ``UnitFeatures``, runs the ONNX model on the batch, and proposes for each unit the top
 class if its confidence ratio (top probability / second, as in C4) reaches the threshold, else
 ``unlabeled``. A unit's published label changes only after the same proposal on
 ``hysteresis_ticks`` consecutive ticks. The hot path reads the current labels (per-unit code and
@@ -18,14 +18,14 @@ import numpy as np
 
 from rtclass.classify.model import CellTypeModel
 from rtclass.config import ClassifyConfig
+from rtclass.features.unit_features import UnitFeatures
 from rtclass.publish.wire import CELL_TYPE_NAMES
-from rtclass.units.bank import UnitBank
 
 log = logging.getLogger("rtclass.labeler")
 
 
 class LiveLabeler:
-    def __init__(self, cfg: ClassifyConfig, model: CellTypeModel, features: UnitBank, layers_of=None):
+    def __init__(self, cfg: ClassifyConfig, model: CellTypeModel, features: UnitFeatures, layers_of=None):
         self.cfg = cfg
         self.model = model
         self.features = features

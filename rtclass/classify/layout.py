@@ -1,7 +1,7 @@
 """The classifier's input/output contract, shared by training, export, import and the live path.
 
 Input ``features``: float32 ``[batch, 1100]`` (or 1104 with the layer): the 3D-ACG (10 rate bins x
-101 log lags, row-major, as ``rtclass.units.c4_features`` builds it, x10), then the 90-sample
+101 log lags, row-major, as ``rtclass.features.c4`` builds it, x10), then the 90-sample
 waveform (peak at 30 = -1), then optionally the layer one-hot ``[unknown, GCL, PCL, ML]`` (C4's
 order). Output ``probabilities``: float32 ``[batch, n_classes]`` (ensemble mean). Class names and
 the layout tag are stored as ONNX metadata.
@@ -10,6 +10,8 @@ the layout tag are stored as ONNX metadata.
 from __future__ import annotations
 
 import numpy as np
+
+from rtclass.cell_types import C4_CLASS_ORDER, CELL_TYPES
 
 LAYOUT = "c4-acg3d10x101-wave90"
 INPUT_NAME = "features"
@@ -20,9 +22,8 @@ WAVE_SIZE = 90
 #: C4's layer one-hot order
 LAYER_ORDER = ("unknown", "GCL", "PCL", "ML")
 #: rtclass's own models output the cell types in wire-code order (codes 1..5)
-RTCLASS_CLASSES = ("PkC_ss", "PkC_cs", "MLI", "GoC", "MFB")
-#: C4's class index order (npyx: 0 GoC, 1 MLI, 2 MFB, 3 PkC_ss, 4 PkC_cs)
-C4_CLASSES = ("GoC", "MLI", "MFB", "PkC_ss", "PkC_cs")
+RTCLASS_CLASSES = CELL_TYPES
+C4_CLASSES = C4_CLASS_ORDER
 #: C4's default confidence-ratio threshold (top probability / second)
 DEFAULT_CONFIDENCE_RATIO = 2.0
 

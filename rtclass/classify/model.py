@@ -43,8 +43,10 @@ class CellTypeModel:
 
         self.path = Path(path)
         if not self.path.exists():
-            raise ModelError(f"model file {self.path} does not exist; pass --model M.onnx or build the default "
-                             "model with `python models/build_default_model.py`")
+            raise ModelError(
+                f"model file {self.path} does not exist; pass --model M.onnx or build the default "
+                "model with `python models/build_default_model.py`"
+            )
         card = self.path.with_name(CARD_NAME)
         self.card = json.loads(card.read_text()) if card.exists() else {}
         if self.card.get("sha256") and self.card["sha256"] != sha256(self.path):

@@ -44,8 +44,12 @@ class WaveEncoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
-            nn.Linear(WAVE_SIZE, 600), nn.GELU(), nn.Dropout(0.1),
-            nn.Linear(600, 300), nn.GELU(), nn.Dropout(0.1),
+            nn.Linear(WAVE_SIZE, 600),
+            nn.GELU(),
+            nn.Dropout(0.1),
+            nn.Linear(600, 300),
+            nn.GELU(),
+            nn.Dropout(0.1),
             nn.Linear(300, 2 * LATENT),
         )
 

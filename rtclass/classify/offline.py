@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from rtclass.classify.features import FeatureSet
 from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
-from rtclass.publish.files import write_tsv
+from rtclass.classify.phy_features import FeatureSet
+from rtclass.formats.phy import write_tsv
 
 
 def load_model_or_none(path: str | None) -> CellTypeModel | None:
@@ -25,7 +23,11 @@ def classify_folder(folder: str | Path, feats: FeatureSet, model: CellTypeModel,
     layers = None
     if model.use_layer:
         layer_file = folder / "cluster_layer.tsv"
-        table = dict(line.split("\t")[:2] for line in layer_file.read_text().splitlines()[1:]) if layer_file.exists() else {}
+        table = (
+            dict(line.split("\t")[:2] for line in layer_file.read_text().splitlines()[1:])
+            if layer_file.exists()
+            else {}
+        )
         layers = [table.get(str(c), "unknown") for c in feats.cluster_id]
     probs = model.predict(feats.acg3d, feats.waveform, layers)
     names, top, ratio = model.label(probs, threshold)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -53,7 +53,9 @@ def load_set(folder: str | Path, use_layer: bool) -> LabelledSet:
     types = [str(t) for t in f["cell_type"]]
     unknown = sorted(set(types) - set(RTCLASS_CLASSES))
     if unknown:
-        raise InputError(f"{path} has cell types {unknown} that the classifier does not know ({', '.join(RTCLASS_CLASSES)})")
+        raise InputError(
+            f"{path} has cell types {unknown} that the classifier does not know ({', '.join(RTCLASS_CLASSES)})"
+        )
     y = np.array([RTCLASS_CLASSES.index(t) for t in types], np.int64)
     x = assemble(f["acg3d"], f["waveform"], [str(v) for v in f["layer"]] if use_layer else None)
     desc_path = folder / "simulation.json"
@@ -103,8 +105,14 @@ def _train_member(x, y, n_classes, use_layer, seed, epochs, progress):
     return net
 
 
-def train_ensemble(train: list[LabelledSet], members: int, epochs: int, seed: int, use_layer: bool,
-                   progress: Callable[[int, int], None] | None = None) -> list:
+def train_ensemble(
+    train: list[LabelledSet],
+    members: int,
+    epochs: int,
+    seed: int,
+    use_layer: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> list:
     """``members`` networks, each on a bootstrap resample of the pooled sets, seeds seed..seed+members-1."""
     x = np.concatenate([s.x for s in train])
     y = np.concatenate([s.y for s in train])
@@ -129,8 +137,13 @@ def ensemble_probabilities(nets: list, x: np.ndarray) -> np.ndarray:
 def evaluate(probabilities: np.ndarray, y: np.ndarray, classes=RTCLASS_CLASSES) -> dict:
     pred = probabilities.argmax(1)
     cm = confusion_matrix(y, pred, len(classes))
-    return {"units": int(len(y)), "balanced_accuracy": balanced_accuracy(cm), "accuracy": float((pred == y).mean()),
-            "confusion": cm.tolist(), "classes": list(classes)}
+    return {
+        "units": int(len(y)),
+        "balanced_accuracy": balanced_accuracy(cm),
+        "accuracy": float((pred == y).mean()),
+        "confusion": cm.tolist(),
+        "classes": list(classes),
+    }
 
 
 def export_onnx(module, path: str | Path, classes, use_layer: bool, calibration: str, n_members: int) -> Path:
@@ -144,12 +157,24 @@ def export_onnx(module, path: str | Path, classes, use_layer: bool, calibration:
     path.parent.mkdir(parents=True, exist_ok=True)
     module = fold_for_export(module)
     example = torch.zeros(2, input_size(use_layer))
-    torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                      dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET,
-                      dynamo=False)
+    torch.onnx.export(
+        module,
+        (example,),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
     model = onnx.load(str(path))
-    for key, value in ((META_LAYOUT, LAYOUT), (META_CLASSES, ",".join(classes)), (META_USE_LAYER, "1" if use_layer else "0"),
-                       (META_MEMBERS, str(n_members)), (META_CALIBRATION, calibration)):
+    for key, value in (
+        (META_LAYOUT, LAYOUT),
+        (META_CLASSES, ",".join(classes)),
+        (META_USE_LAYER, "1" if use_layer else "0"),
+        (META_MEMBERS, str(n_members)),
+        (META_CALIBRATION, calibration),
+    ):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
@@ -161,11 +186,17 @@ def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
 
     card = {**info, "file": model_path.name, "sha256": sha256(model_path), "layout": LAYOUT}
     (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
-    lines = [f"# Model card: {out_dir.name}", "", info.get("summary", ""), "",
-             f"- file: `{model_path.name}` (ONNX opset {OPSET}), sha256 `{card['sha256']}`",
-             f"- input: `{INPUT_NAME}` float32 [batch, {input_size(info.get('use_layer', False))}] ({LAYOUT}); "
-             f"output: `{OUTPUT_NAME}` [batch, {len(info['classes'])}] mean probabilities, classes {', '.join(info['classes'])}",
-             f"- calibration: {info.get('calibration', 'none')}", ""]
+    lines = [
+        f"# Model card: {out_dir.name}",
+        "",
+        info.get("summary", ""),
+        "",
+        f"- file: `{model_path.name}` (ONNX opset {OPSET}), sha256 `{card['sha256']}`",
+        f"- input: `{INPUT_NAME}` float32 [batch, {input_size(info.get('use_layer', False))}] ({LAYOUT}); "
+        f"output: `{OUTPUT_NAME}` [batch, {len(info['classes'])}] mean probabilities, classes {', '.join(info['classes'])}",
+        f"- calibration: {info.get('calibration', 'none')}",
+        "",
+    ]
     if "training" in info:
         lines += ["## Training data", "", info["training"]["description"], ""]
         for s in info["training"]["sets"]:
@@ -174,8 +205,10 @@ def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
     if "evaluation" in info:
         lines += ["## Measured accuracy", ""]
         for name, ev in info["evaluation"].items():
-            lines.append(f"- **{name}** ({ev['units']} units, {ev.get('description', '')}): balanced accuracy "
-                         f"{ev['balanced_accuracy']:.3f}, accuracy {ev['accuracy']:.3f}")
+            lines.append(
+                f"- **{name}** ({ev['units']} units, {ev.get('description', '')}): balanced accuracy "
+                f"{ev['balanced_accuracy']:.3f}, accuracy {ev['accuracy']:.3f}"
+            )
             lines.append(f"  confusion (rows true, columns predicted; {', '.join(ev['classes'])}): {ev['confusion']}")
         lines.append("")
     if "limits" in info:
@@ -183,8 +216,16 @@ def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
     (out_dir / "model_card.md").write_text("\n".join(lines))
 
 
-def train_command(data: list[str], out_dir: str, evaluation: list[str], members: int, epochs: int, seed: int,
-                  use_layer: bool, progress: Callable[[int, int], None] | None = None) -> dict:
+def train_command(
+    data: list[str],
+    out_dir: str,
+    evaluation: list[str],
+    members: int,
+    epochs: int,
+    seed: int,
+    use_layer: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Train, evaluate on held-out sets, export ``out_dir/model.onnx`` and its model card."""
     try:
         import torch  # noqa: F401
@@ -196,7 +237,9 @@ def train_command(data: list[str], out_dir: str, evaluation: list[str], members:
     out = Path(out_dir)
     from rtclass.classify.nets import EnsembleMean
 
-    model_path = export_onnx(EnsembleMean(nets), out / "model.onnx", RTCLASS_CLASSES, use_layer, "none (softmax mean)", members)
+    model_path = export_onnx(
+        EnsembleMean(nets), out / "model.onnx", RTCLASS_CLASSES, use_layer, "none (softmax mean)", members
+    )
     results = {}
     for s in [*train, *held]:
         ev = evaluate(ensemble_probabilities(nets, s.x), s.y)
@@ -204,21 +247,23 @@ def train_command(data: list[str], out_dir: str, evaluation: list[str], members:
         results[s.name] = ev
     info = {
         "summary": "Cell-type classifier for cerebellar units (C4 architecture), trained by rtclass on SYNTHETIC data "
-                   "from rtclass's simulator. Not trained or tested on real recordings.",
+        "from rtclass's simulator. Not trained or tested on real recordings.",
         "classes": list(RTCLASS_CLASSES),
         "use_layer": use_layer,
         "calibration": "none: mean of the members' softmax outputs",
         "ensemble_members": members,
         "epochs": epochs,
         "seed": seed,
-        "training": {"description": "Simulated units (rtclass.sim), features computed as C4 does from ground-truth "
-                                    "spike trains with 0-20 % of spikes removed and 0-5 % of another unit's spikes added, "
-                                    "waveforms from the units' raw mean waveform plus averaging noise.",
-                     "sets": [{"name": s.name, "units": int(len(s.y)), "settings": _describe(s.description)} for s in train]},
+        "training": {
+            "description": "Simulated units (rtclass.sim), features computed as C4 does from ground-truth "
+            "spike trains with 0-20 % of spikes removed and 0-5 % of another unit's spikes added, "
+            "waveforms from the units' raw mean waveform plus averaging noise.",
+            "sets": [{"name": s.name, "units": int(len(s.y)), "settings": _describe(s.description)} for s in train],
+        },
         "evaluation": {k: v for k, v in results.items()},
         "limits": "Synthetic training data: the simulator's cell-type statistics follow published mouse data "
-                  "(see README), but real units differ in ways it does not model. No layer input. Treat its labels "
-                  "on real data as unvalidated.",
+        "(see README), but real units differ in ways it does not model. No layer input. Treat its labels "
+        "on real data as unvalidated.",
     }
     write_card(out, model_path, info)
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -34,8 +34,9 @@ class ThresholdDetector:
     (``work[0]`` at global index ``work_first``).
     """
 
-    def __init__(self, cfg: DetectConfig, neighbours: np.ndarray, suppress: np.ndarray, sample_rate_hz: float,
-                 history: int = 0):
+    def __init__(
+        self, cfg: DetectConfig, neighbours: np.ndarray, suppress: np.ndarray, sample_rate_hz: float, history: int = 0
+    ):
         """neighbours / suppress: ``Probe.neighbours`` within the exclusion radius and within the
         echo-suppression radius. history: samples of past data to keep in ``work`` beyond the
         detector's own need (2 * sweep), for later stages that look back (the matcher)."""
@@ -51,8 +52,16 @@ class ThresholdDetector:
         self.history = max(history, 2 * self.sweep)
         self.refractory = int(round(cfg.echo_refractory_ms * 1e-3 * sample_rate_hz))
         self._params = np.array(
-            [cfg.threshold_sd, cfg.noise_bin_uv, decay, cfg.noise_subsample, self.update, 0.0,
-             self.refractory, cfg.echo_ratio]
+            [
+                cfg.threshold_sd,
+                cfg.noise_bin_uv,
+                decay,
+                cfg.noise_subsample,
+                self.update,
+                0.0,
+                self.refractory,
+                cfg.echo_ratio,
+            ]
         )
         self._capacity = 0
         self.reset()
@@ -122,8 +131,21 @@ class ThresholdDetector:
         work = self._buf[start : self._len]
         out_s, out_c, out_a = self._outputs(n_new)
         n = detect_stream(
-            work, n_new, first_sample, self.sweep, self.neighbours, self.suppress, self.hist,
-            self.noise_sd, self.threshold, self.last_t, self.last_amp, self._params, out_s, out_c, out_a,
+            work,
+            n_new,
+            first_sample,
+            self.sweep,
+            self.neighbours,
+            self.suppress,
+            self.hist,
+            self.noise_sd,
+            self.threshold,
+            self.last_t,
+            self.last_amp,
+            self._params,
+            out_s,
+            out_c,
+            out_a,
         )
         self.work = work  # valid until the next call
         boundary = (first_sample + n_new) // self.update * self.update

@@ -20,18 +20,31 @@ def make_source(spec: str, cfg: Config) -> Source:
         name = spec[4:]
         if not name:
             raise InputError("--source lsl: needs a stream name, e.g. lsl:NP1")
-        return LslSource(name, probe.n_channels, probe.sample_rate_hz, src.resolve_timeout_s,
-                         src.buffer_s, src.gap_tolerance_ms, src.int16_uv_per_bit)
+        return LslSource(
+            name,
+            probe.n_channels,
+            probe.sample_rate_hz,
+            src.resolve_timeout_s,
+            src.buffer_s,
+            src.gap_tolerance_ms,
+            src.int16_uv_per_bit,
+        )
     if spec.startswith("zmq://"):
         from rtclass.ingest.zmq import ZmqSource
 
-        return ZmqSource("tcp://" + spec[6:], probe.n_channels, probe.sample_rate_hz,
-                         src.resolve_timeout_s, src.buffer_s)
+        return ZmqSource(
+            "tcp://" + spec[6:], probe.n_channels, probe.sample_rate_hz, src.resolve_timeout_s, src.buffer_s
+        )
     if spec.startswith("openephys://"):
         from rtclass.ingest.openephys import OpenEphysSource
 
-        return OpenEphysSource("tcp://" + spec[len("openephys://") :], probe.n_channels, probe.sample_rate_hz,
-                               src.resolve_timeout_s, src.buffer_s)
+        return OpenEphysSource(
+            "tcp://" + spec[len("openephys://") :],
+            probe.n_channels,
+            probe.sample_rate_hz,
+            src.resolve_timeout_s,
+            src.buffer_s,
+        )
     if spec.startswith("file:") or spec.endswith(".bin"):
         from rtclass.ingest.replay import FileSource
 

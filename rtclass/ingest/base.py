@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from rtclass.chunk import Chunk
+from rtclass.ingest.chunk import Chunk
 
 log = logging.getLogger("rtclass.ingest")
 

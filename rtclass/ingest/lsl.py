@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from rtclass.chunk import Chunk
 from rtclass.errors import InputError, PublishError, StreamNotFoundError
 from rtclass.ingest.base import SourceStats, StreamInfo
+from rtclass.ingest.chunk import Chunk
 
 #: keeps LSL discovery and data on this machine; small buffer reservations (a 384-channel
 #: stream would otherwise reserve ~230 MB per outlet and inlet up front)
@@ -59,8 +59,16 @@ def use_loopback_only() -> None:
 class LslSource:
     """Pulls a regular-rate LSL stream named ``name`` (float32 uV, or int16 with a known scale)."""
 
-    def __init__(self, name: str, n_channels: int, sample_rate_hz: float, resolve_timeout_s: float,
-                 buffer_s: float, gap_tolerance_ms: float, int16_uv_per_bit: float):
+    def __init__(
+        self,
+        name: str,
+        n_channels: int,
+        sample_rate_hz: float,
+        resolve_timeout_s: float,
+        buffer_s: float,
+        gap_tolerance_ms: float,
+        int16_uv_per_bit: float,
+    ):
         self.name = name
         self.n_channels = n_channels
         self.sample_rate_hz = sample_rate_hz
@@ -100,8 +108,13 @@ class LslSource:
         elif fmt == pylsl.cf_int16:
             self._dtype, self._scale = np.int16, np.float32(self.int16_uv_per_bit)
         else:
-            names = {pylsl.cf_double64: "double64", pylsl.cf_int32: "int32", pylsl.cf_int8: "int8",
-                     pylsl.cf_int64: "int64", pylsl.cf_string: "string"}
+            names = {
+                pylsl.cf_double64: "double64",
+                pylsl.cf_int32: "int32",
+                pylsl.cf_int8: "int8",
+                pylsl.cf_int64: "int64",
+                pylsl.cf_string: "string",
+            }
             raise InputError(
                 f"LSL stream {self.name!r} carries {names.get(fmt, fmt)} samples; rtclass reads "
                 "float32 (uV) or int16 (scaled by [source] int16_uv_per_bit)"

@@ -27,9 +27,9 @@ import uuid
 import numpy as np
 import zmq
 
-from rtclass.chunk import Chunk
 from rtclass.errors import InputError, StreamNotFoundError
 from rtclass.ingest.base import SourceStats, StreamInfo
+from rtclass.ingest.chunk import Chunk
 
 HEARTBEAT_S = 2.0
 #: blocks kept open while waiting for their channels

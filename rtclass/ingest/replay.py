@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from rtclass.chunk import Chunk
 from rtclass.errors import InputError
+from rtclass.formats.spikeglx import SpikeGLXRecording, meta_path_for, open_recording
 from rtclass.ingest.base import SourceStats, StreamInfo
-from rtclass.ingest.spikeglx import SpikeGLXRecording, meta_path_for, open_recording
+from rtclass.ingest.chunk import Chunk
 
 
 class FileSource:
@@ -156,7 +156,10 @@ def replay_file(
         return paced_send(
             recording_blocks(rec, chunk, as_int16),
             lambda block, first, t_last: sender.send(block, first, t_last, scale),
-            rec.sample_rate_hz, speed, clock, stop,
+            rec.sample_rate_hz,
+            speed,
+            clock,
+            stop,
         )
     finally:
         sender.close()

@@ -7,10 +7,10 @@ import time
 import numpy as np
 import zmq
 
-from rtclass.chunk import Chunk
 from rtclass.errors import InputError, PublishError, StreamNotFoundError
 from rtclass.ingest import rawframe
 from rtclass.ingest.base import SourceStats, StreamInfo
+from rtclass.ingest.chunk import Chunk
 
 #: chunks a SUB socket may queue per second of buffer (1 ms chunks)
 CHUNKS_PER_S = 1000
@@ -28,7 +28,11 @@ def bind_socket(ctx: zmq.Context, kind: int, address: str, what: str) -> zmq.Soc
         sock.bind(address)
     except zmq.ZMQError as exc:
         sock.close()
-        hint = "the port is in use: stop the other program or choose another port" if exc.errno == zmq.EADDRINUSE else "check the address (e.g. tcp://127.0.0.1:5560)"
+        hint = (
+            "the port is in use: stop the other program or choose another port"
+            if exc.errno == zmq.EADDRINUSE
+            else "check the address (e.g. tcp://127.0.0.1:5560)"
+        )
         raise PublishError(f"cannot bind {what} to {address}: {exc.strerror}; {hint}") from exc
     return sock
 
@@ -76,7 +80,9 @@ class ZmqSource:
                 )
             if frame is not None:
                 self._pending = self._to_chunk(frame)
-        return StreamInfo(name=self.address.rsplit(":", 1)[-1], n_channels=self.n_channels, sample_rate_hz=self.sample_rate_hz)
+        return StreamInfo(
+            name=self.address.rsplit(":", 1)[-1], n_channels=self.n_channels, sample_rate_hz=self.sample_rate_hz
+        )
 
     def _receive(self, timeout_s: float) -> rawframe.RawFrame | None:
         assert self._sock is not None
@@ -94,19 +100,27 @@ class ZmqSource:
         n = frame.samples.shape[0]
         if frame.samples.shape[1] != self.n_channels:
             self.stats.malformed += 1
-            self.stats.incident("channels", f"dropped a frame with {frame.samples.shape[1]} channels (expected {self.n_channels})")
+            self.stats.incident(
+                "channels", f"dropped a frame with {frame.samples.shape[1]} channels (expected {self.n_channels})"
+            )
             return None
         gap = 0
         if self._next is not None:
             if frame.first_sample < self._next:
                 self.stats.malformed += 1
-                self.stats.incident("order", f"dropped a repeated or out-of-order frame (sample {frame.first_sample}, expected {self._next})")
+                self.stats.incident(
+                    "order",
+                    f"dropped a repeated or out-of-order frame (sample {frame.first_sample}, expected {self._next})",
+                )
                 return None
             gap = frame.first_sample - self._next
             if gap:
                 self.stats.gaps += 1
                 self.stats.samples_dropped += gap
-                self.stats.incident("gap", f"{gap} samples missing before sample {frame.first_sample} (sender or network dropped frames)")
+                self.stats.incident(
+                    "gap",
+                    f"{gap} samples missing before sample {frame.first_sample} (sender or network dropped frames)",
+                )
         self._next = frame.first_sample + n
         self.stats.samples_in += n
         self.stats.chunks += 1

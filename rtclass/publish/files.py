@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from rtclass.errors import PublishError
+from rtclass.formats.phy import write_tsv
 from rtclass.ingest.base import StreamInfo
 from rtclass.publish.wire import SPIKE_DTYPE
 
@@ -70,11 +71,6 @@ def params_py(info: StreamInfo, out: Path) -> str:
     )
 
 
-def write_tsv(path: Path, column: str, ids: np.ndarray, values: list[Any]) -> None:
-    lines = [f"cluster_id\t{column}"] + [f"{i}\t{v}" for i, v in zip(ids, values)]
-    path.write_text("\n".join(lines) + "\n")
-
-
 @dataclass
 class UnitOutputs:
     """What the run knows about its units, for the phy files."""
@@ -107,8 +103,14 @@ class RawRecorder:
         self._f.close()
 
 
-def write_run_output(out_dir: str | Path, log: SpikeLog, info: StreamInfo, metrics: dict[str, Any],
-                     units: UnitOutputs | None = None, raw: RawRecorder | None = None) -> Path:
+def write_run_output(
+    out_dir: str | Path,
+    log: SpikeLog,
+    info: StreamInfo,
+    metrics: dict[str, Any],
+    units: UnitOutputs | None = None,
+    raw: RawRecorder | None = None,
+) -> Path:
     """The run's files. With units known, also a phy template-gui folder: templates, spike
     templates and amplitudes, channel map/positions, C4's cluster tsv files; spikes no unit
     explained (unit -1) get cluster id = the next free id, marked ``noise`` in cluster_group.tsv."""
@@ -128,17 +130,26 @@ def write_run_output(out_dir: str | Path, log: SpikeLog, info: StreamInfo, metri
     np.save(out / "spike_channels.npy", spikes["channel"].astype(np.int32))
     np.save(out / "spike_amplitudes.npy", amplitudes)
     if raw is not None:
-        raw_info = StreamInfo(info.name, info.n_channels, info.sample_rate_hz, raw_path=raw.path,
-                              raw_n_channels=raw.n_channels or info.n_channels, raw_dtype="float32")
-        (out / "params.py").write_text(params_py(raw_info, out) + f"# raw.bin starts at stream sample {raw.first_sample}\n")
+        raw_info = StreamInfo(
+            info.name,
+            info.n_channels,
+            info.sample_rate_hz,
+            raw_path=raw.path,
+            raw_n_channels=raw.n_channels or info.n_channels,
+            raw_dtype="float32",
+        )
+        (out / "params.py").write_text(
+            params_py(raw_info, out) + f"# raw.bin starts at stream sample {raw.first_sample}\n"
+        )
     else:
         (out / "params.py").write_text(params_py(info, out))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return out
 
 
-def _write_phy(out: Path, spikes: np.ndarray, clusters: np.ndarray, amplitudes: np.ndarray, units: UnitOutputs,
-               unassigned: int) -> None:
+def _write_phy(
+    out: Path, spikes: np.ndarray, clusters: np.ndarray, amplitudes: np.ndarray, units: UnitOutputs, unassigned: int
+) -> None:
     n_t, width, n_ch = units.templates_uv.shape
     templates = np.concatenate([units.templates_uv, np.zeros((1, width, n_ch), np.float32)])
     first_template = {int(u): k for k, u in reversed(list(enumerate(units.ids)))}

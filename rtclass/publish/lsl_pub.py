@@ -29,7 +29,9 @@ class LslSpikeOutlet:
         import pylsl
 
         self.name = f"{source_name}-spikes"
-        info = pylsl.StreamInfo(self.name, STREAM_TYPE, len(CHANNELS), pylsl.IRREGULAR_RATE, pylsl.cf_double64, f"rtclass-{self.name}")
+        info = pylsl.StreamInfo(
+            self.name, STREAM_TYPE, len(CHANNELS), pylsl.IRREGULAR_RATE, pylsl.cf_double64, f"rtclass-{self.name}"
+        )
         self._outlet = _labelled_outlet(info, CHANNELS)
 
     def publish(self, spikes: np.ndarray) -> None:
@@ -58,8 +60,9 @@ class LslCountsOutlet:
         from rtclass.publish.wire import CELL_TYPE_NAMES
 
         self.name = f"{source_name}-counts"
-        info = pylsl.StreamInfo(self.name, "SpikeCounts", len(CELL_TYPE_NAMES), 1.0 / bin_s, pylsl.cf_float32,
-                                f"rtclass-{self.name}")
+        info = pylsl.StreamInfo(
+            self.name, "SpikeCounts", len(CELL_TYPE_NAMES), 1.0 / bin_s, pylsl.cf_float32, f"rtclass-{self.name}"
+        )
         self._outlet = _labelled_outlet(info, CELL_TYPE_NAMES)
 
     def publish_counts_array(self, counts: np.ndarray, t_ends: np.ndarray) -> None:

@@ -8,12 +8,14 @@ A message is two frames ``[topic, payload]``:
 * topic ``b"counts/<cell_type>"``, payload = records of COUNTS_DTYPE (bin start sample, bin
   length in samples, spike count), one per bin that closed.
 
-This module imports numpy only, so a decoder process that uses it stays light.
+This module imports numpy (and rtclass.cell_types, which imports nothing) only, so a decoder process that uses it stays light.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from rtclass.cell_types import CELL_TYPE_NAMES
 
 WIRE_VERSION = 1
 SPIKE_DTYPE = np.dtype(
@@ -27,8 +29,6 @@ SPIKE_DTYPE = np.dtype(
     ]
 )
 assert SPIKE_DTYPE.itemsize == 28
-#: cell_type_code -> name; code 0 is "unlabeled"
-CELL_TYPE_NAMES = ("unlabeled", "PkC_ss", "PkC_cs", "MLI", "GoC", "MFB")
 SPIKES_PREFIX = b"spikes/"
 UNITS_TOPIC = b"units"
 #: binned counts: topic b"counts/<cell_type>", payload records of COUNTS_DTYPE, one per closed bin
@@ -60,7 +60,6 @@ def encode_spikes(records: np.ndarray) -> bytes:
 def decode_spikes(payload: bytes) -> np.ndarray:
     if len(payload) % SPIKE_DTYPE.itemsize:
         raise WireError(
-            f"spike payload of {len(payload)} bytes is not a whole number of "
-            f"{SPIKE_DTYPE.itemsize}-byte records"
+            f"spike payload of {len(payload)} bytes is not a whole number of {SPIKE_DTYPE.itemsize}-byte records"
         )
     return np.frombuffer(payload, dtype=SPIKE_DTYPE)

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: cell types in the order of the wire format's cell_type_code (1..5; 0 = unlabeled)
-CELL_TYPES = ("PkC_ss", "PkC_cs", "MLI", "GoC", "MFB")
 #: layer names, as C4's layer input names them
 LAYERS = ("ML", "PCL", "GCL", "WM")
 
@@ -100,9 +98,15 @@ SPECS: dict[str, CellTypeSpec] = {
         FiringSpec((0.6, 2.0), (0.7, 1.2), (40.0, 80.0), (0.0, 0.1), (0.5, 2.0)),
         # initial spike + 2-4 decrementing spikelets at 2-3 ms (Burroughs 2017), broad positivity
         ShapeSpec(
-            (0.3, 0.45), (0.2, 0.5), (0.5, 0.9), (0.2, 0.4),
-            spikelets=(2.0, 4.0), spikelet_interval_ms=(1.5, 3.0), spikelet_decay=(0.5, 0.8),
-            slow_positive_ratio=(0.15, 0.4), amplitude_uv=(50.0, 350.0),
+            (0.3, 0.45),
+            (0.2, 0.5),
+            (0.5, 0.9),
+            (0.2, 0.4),
+            spikelets=(2.0, 4.0),
+            spikelet_interval_ms=(1.5, 3.0),
+            spikelet_decay=(0.5, 0.8),
+            slow_positive_ratio=(0.15, 0.4),
+            amplitude_uv=(50.0, 350.0),
         ),
         0.0,  # paired with PkC_ss: one per Purkinje cell
     ),
@@ -129,13 +133,24 @@ SPECS: dict[str, CellTypeSpec] = {
         "GCL",
         # C4: rate 11 Hz (4.6-39), CV 1.42, CV2 0.94, modal ISI ~ 1 ms: bursts of 500-1000 Hz
         FiringSpec(
-            (2.0, 12.0), (0.8, 1.5), (0.6, 0.8), (0.2, 0.4), (0.3, 2.0),
-            burst_rate_hz=(0.5, 3.0), burst_spikes=(1.0, 5.0), burst_isi_ms=(1.0, 2.0),
+            (2.0, 12.0),
+            (0.8, 1.5),
+            (0.6, 0.8),
+            (0.2, 0.4),
+            (0.3, 2.0),
+            burst_rate_hz=(0.5, 3.0),
+            burst_spikes=(1.0, 5.0),
+            burst_isi_ms=(1.0, 2.0),
         ),
         # C4: narrowest: half-width 0.25, trough-to-peak 0.40 (0.30-0.51); triphasic (Phyllum)
         ShapeSpec(
-            (0.2, 0.3), (0.3, 0.5), (0.3, 0.5), (0.08, 0.15), pre_ratio=(0.2, 0.5),
-            pre_delay_ms=(0.15, 0.3), amplitude_uv=(40.0, 300.0),
+            (0.2, 0.3),
+            (0.3, 0.5),
+            (0.3, 0.5),
+            (0.08, 0.15),
+            pre_ratio=(0.2, 0.5),
+            pre_delay_ms=(0.15, 0.3),
+            amplitude_uv=(40.0, 300.0),
         ),
         0.02,
     ),

@@ -8,21 +8,29 @@ ground truth (spike times, units, templates) is available without rendering anyt
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numba
 import numpy as np
 from scipy.signal import freqz
 
+from rtclass.cell_types import CELL_TYPES
 from rtclass.config import SimulateConfig
 from rtclass.errors import ConfigError
 from rtclass.probe import Probe, neuropixels
 from rtclass.sim import spike_trains as st
-from rtclass.sim.celltypes import CELL_TYPES, CS_PAUSE_MS, LAYERS, regime_specs
+from rtclass.sim.celltypes import CS_PAUSE_MS, LAYERS, regime_specs
 from rtclass.sim.noise_kernels import fill_background, normal_table, white_bank
 from rtclass.sim.waveforms import (
-    PRE_MS, contact_gain_mix, draw, draw_log, footprint, footprint_channels, smoothed, time_course,
+    PRE_MS,
+    contact_gain_mix,
+    draw,
+    draw_log,
+    footprint,
+    footprint_channels,
+    smoothed,
+    time_course,
 )
 
 SAMPLE_RATE_HZ = 30000.0
@@ -128,9 +136,7 @@ class Simulation:
     def _positions(self, layer: str, n: int, rng: np.random.Generator) -> list[float]:
         segs = [s for s in self.layers if s.name == layer]
         if not segs:
-            raise ConfigError(
-                f"[simulate] layers {self.cfg.layers!r} have no {layer}: cannot place its cell types"
-            )
+            raise ConfigError(f"[simulate] layers {self.cfg.layers!r} have no {layer}: cannot place its cell types")
         thick = np.array([s.thickness_um for s in segs])
         which = rng.choice(len(segs), size=n, p=thick / thick.sum())
         return [rng.uniform(segs[i].bottom_um, segs[i].top_um) for i in which]
@@ -179,8 +185,20 @@ class Simulation:
         peak = int(np.argmax(-waves[trough]))
         amplitude = draw_log(rng, spec.shape.amplitude_uv) * self.cfg.amplitude_scale
         scale = amplitude / -waves[trough, peak]
-        return SimUnit(len(self.units), name, spec.layer, xyz, amplitude, course, smooth, float(scale), channels,
-                       waves * np.float32(scale), trough, int(channels[peak]))
+        return SimUnit(
+            len(self.units),
+            name,
+            spec.layer,
+            xyz,
+            amplitude,
+            course,
+            smooth,
+            float(scale),
+            channels,
+            waves * np.float32(scale),
+            trough,
+            int(channels[peak]),
+        )
 
     def _place_units(self, rng: np.random.Generator) -> None:
         for name, ys in self._counts(rng).items():
@@ -228,9 +246,9 @@ class Simulation:
         order = np.lexsort((order_u, order_t))
         self.spike_times = order_t[order]
         self.spike_units = order_u[order]
-        self.spike_scales = np.clip(
-            1 + AMPLITUDE_JITTER * rng.standard_normal(self.spike_times.size), 0.5, 1.5
-        ).astype(np.float32)
+        self.spike_scales = np.clip(1 + AMPLITUDE_JITTER * rng.standard_normal(self.spike_times.size), 0.5, 1.5).astype(
+            np.float32
+        )
 
     # ----------------------------------------------------------------------------- ground truth
     @property
@@ -259,13 +277,28 @@ class Simulation:
             out[u.id][max(-a, 0) : max(-a, 0) + seg.shape[0], u.channels] = seg
         return out
 
-    def synthesizer(self) -> "TraceSynthesizer":
+    def synthesizer(self) -> TraceSynthesizer:
         return TraceSynthesizer(self)
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def add_spikes(out, first, times, units, scales, trough, length, course, smooth, channels, contacts, unit_xyz,
-               unit_scale, drift_um, drift_period):
+def add_spikes(
+    out,
+    first,
+    times,
+    units,
+    scales,
+    trough,
+    length,
+    course,
+    smooth,
+    channels,
+    contacts,
+    unit_xyz,
+    unit_scale,
+    drift_um,
+    drift_period,
+):
     """Add each listed spike to ``out`` = samples [first, first + n) of the recording, clipped
     to that range. A spike's footprint is computed where its unit is at that moment: moved
     ``drift_um * sin(2 pi t / drift_period)`` along the probe (t, period in samples)."""
@@ -282,8 +315,9 @@ def add_spikes(out, first, times, units, scales, trough, length, course, smooth,
             c = channels[u, k]
             if c < 0:
                 break
-            gain, mix = contact_gain_mix(contacts[c, 0] - unit_xyz[u, 0], contacts[c, 1] - unit_xyz[u, 1] - shift,
-                                         unit_xyz[u, 2])
+            gain, mix = contact_gain_mix(
+                contacts[c, 0] - unit_xyz[u, 0], contacts[c, 1] - unit_xyz[u, 1] - shift, unit_xyz[u, 2]
+            )
             g = np.float32(scales[i] * unit_scale[u] * gain)
             m = np.float32(mix)
             for j in range(a, b):
@@ -351,15 +385,38 @@ class TraceSynthesizer:
         first = self.next_sample
         out = np.empty((n, sim.n_channels), np.float32)
         fill_background(
-            out, self._state, self._table, self._bank, self._sd, self._spatial, self._cm_gain, self._cm_sd,
-            self._alpha, self._lp, self._lfp_alpha, self._lfp_sd, self._lfp,
+            out,
+            self._state,
+            self._table,
+            self._bank,
+            self._sd,
+            self._spatial,
+            self._cm_gain,
+            self._cm_sd,
+            self._alpha,
+            self._lp,
+            self._lfp_alpha,
+            self._lfp_sd,
+            self._lfp,
         )
         lo = np.searchsorted(sim.spike_times, first - (self._t_max - self._trough))
         hi = np.searchsorted(sim.spike_times, first + n + self._trough)
         add_spikes(
-            out, first, sim.spike_times[lo:hi], sim.spike_units[lo:hi], sim.spike_scales[lo:hi],
-            self._trough, self._length, self._course, self._smooth, self._channels, self._contacts, self._xyz,
-            self._unit_scale, self._drift, self._drift_period,
+            out,
+            first,
+            sim.spike_times[lo:hi],
+            sim.spike_units[lo:hi],
+            sim.spike_scales[lo:hi],
+            self._trough,
+            self._length,
+            self._course,
+            self._smooth,
+            self._channels,
+            self._contacts,
+            self._xyz,
+            self._unit_scale,
+            self._drift,
+            self._drift_period,
         )
         self.next_sample += n
         return out

@@ -16,7 +16,9 @@ import numpy as np
 RATE_GRID_S = 0.005
 
 
-def modulated_rate(duration_s: float, mean_hz: float, depth: float, tau_s: float, rng: np.random.Generator) -> np.ndarray:
+def modulated_rate(
+    duration_s: float, mean_hz: float, depth: float, tau_s: float, rng: np.random.Generator
+) -> np.ndarray:
     """Rate on a RATE_GRID_S grid: ``mean_hz * exp(x - depth**2 / 2)``, x an OU process of sd
     ``depth`` and time constant ``tau_s`` (so the rate's mean stays ``mean_hz``)."""
     n = int(np.ceil(duration_s / RATE_GRID_S)) + 2

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from rtclass.config import SimulateConfig
+from rtclass.features.c4 import MIN_SPIKES, c4_acg, preprocess_waveform
 from rtclass.sim.recording import Simulation
-from rtclass.units.c4_features import MIN_SPIKES, c4_acg, preprocess_waveform
 
 #: what augmentation draws per unit
 MISSED_FRACTION = (0.0, 0.2)
@@ -75,8 +75,8 @@ def unit_features(sim: Simulation, augment: bool, seed: int) -> dict[str, np.nda
 def write_training_set(cfg: SimulateConfig, out_dir: str | Path, augment: bool = True) -> Path:
     """``DIR/features.npz``: features of every simulated unit (see ``unit_features``), plus the
     settings that made them."""
-    from dataclasses import asdict
     import json
+    from dataclasses import asdict
 
     from rtclass.errors import PublishError
 

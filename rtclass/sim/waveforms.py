@@ -93,17 +93,25 @@ def footprint_channels(unit_xyz_um: np.ndarray, contacts_um: np.ndarray, drift_u
     """Contacts a unit reaches anywhere within +-drift_um along the probe."""
     reach = np.zeros(contacts_um.shape[0], bool)
     for d in np.linspace(-drift_um, drift_um, 2 * int(np.ceil(drift_um)) + 1 if drift_um > 0 else 1):
-        gain, _ = contact_gain_mix(contacts_um[:, 0] - unit_xyz_um[0], contacts_um[:, 1] - unit_xyz_um[1] - d,
-                                   unit_xyz_um[2])
+        gain, _ = contact_gain_mix(
+            contacts_um[:, 0] - unit_xyz_um[0], contacts_um[:, 1] - unit_xyz_um[1] - d, unit_xyz_um[2]
+        )
         reach |= gain >= FOOTPRINT_CUTOFF
     return np.flatnonzero(reach).astype(np.int32)
 
 
-def footprint(course: np.ndarray, smooth: np.ndarray, unit_xyz_um: np.ndarray, contacts_um: np.ndarray,
-              channels: np.ndarray, drift_um: float = 0.0) -> np.ndarray:
+def footprint(
+    course: np.ndarray,
+    smooth: np.ndarray,
+    unit_xyz_um: np.ndarray,
+    contacts_um: np.ndarray,
+    channels: np.ndarray,
+    drift_um: float = 0.0,
+) -> np.ndarray:
     """Waveforms ``[T, K]`` on ``channels`` of a unit moved ``drift_um`` along the probe,
     relative amplitude (1 on a contact right under the unit)."""
-    gain, mix = contact_gain_mix(contacts_um[channels, 0] - unit_xyz_um[0],
-                                 contacts_um[channels, 1] - unit_xyz_um[1] - drift_um, unit_xyz_um[2])
+    gain, mix = contact_gain_mix(
+        contacts_um[channels, 0] - unit_xyz_um[0], contacts_um[channels, 1] - unit_xyz_um[1] - drift_um, unit_xyz_um[2]
+    )
     waves = (1 - mix)[None, :] * course[:, None] + mix[None, :] * smooth[:, None]
     return (waves * gain[None, :]).astype(np.float32)

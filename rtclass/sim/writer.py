@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from rtclass.config import PreprocessConfig, SimulateConfig
-from rtclass.evaluation import filtered_template_peaks, measured_noise_sd
 from rtclass.errors import PublishError
-from rtclass.ingest.spikeglx import np_meta_fields, write_recording
-from rtclass.publish.files import write_tsv
+from rtclass.evaluation.scoring import filtered_template_peaks, measured_noise_sd
+from rtclass.formats.phy import write_tsv
+from rtclass.formats.spikeglx import np_meta_fields, write_recording
 from rtclass.sim.recording import Simulation
 
 RECORDING_NAME = "rtclass_sim"
@@ -53,8 +53,15 @@ def write_simulation(
                     progress(syn.next_sample, sim.n_samples)
     except OSError as exc:
         raise PublishError(f"cannot write {bin_path}: {exc.strerror}") from exc
-    write_recording(bin_path, None, cfg.probe, sim.fs, sim.probe.positions_um, n_samples=sim.n_samples,
-                    extra_meta={"rtclassSimSeed": str(cfg.seed)})
+    write_recording(
+        bin_path,
+        None,
+        cfg.probe,
+        sim.fs,
+        sim.probe.positions_um,
+        n_samples=sim.n_samples,
+        extra_meta={"rtclassSimSeed": str(cfg.seed)},
+    )
     write_ground_truth(sim, out / "ground_truth", bin_path, noise_sd)
     return bin_path, sim
 

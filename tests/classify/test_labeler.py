@@ -3,7 +3,7 @@ import numpy as np
 from rtclass.classify.labeler import LiveLabeler
 from rtclass.classify.layout import RTCLASS_CLASSES, confidence_ratio
 from rtclass.config import ClassifyConfig
-from rtclass.units.bank import UnitBank
+from rtclass.features.unit_features import UnitFeatures
 
 
 class ScriptedModel:
@@ -26,7 +26,7 @@ class ScriptedModel:
 
 
 def _bank_with_units(spikes_per_unit):
-    bank = UnitBank(4, 30000.0, 100, 4)
+    bank = UnitFeatures(4, 30000.0, 100, 4)
     n_samples = max(spikes_per_unit) * 3000 + 200
     raw = np.zeros((n_samples, 4), np.float32)
     times, units = [], []

@@ -56,10 +56,14 @@ def test_loader_refuses_what_is_not_an_rtclass_model(tmp_path):
     with pytest.raises(ModelError, match="not a valid ONNX model"):
         CellTypeModel(junk)
     plain = tmp_path / "plain.onnx"
-    torch.onnx.export(torch.nn.Linear(1100, 5), (torch.zeros(1, 1100),), str(plain), input_names=["features"], dynamo=False)
+    torch.onnx.export(
+        torch.nn.Linear(1100, 5), (torch.zeros(1, 1100),), str(plain), input_names=["features"], dynamo=False
+    )
     with pytest.raises(ModelError, match="feature layout"):
         CellTypeModel(plain)
-    good = export_onnx(EnsembleMean([_random_net(0)]), tmp_path / "good" / "model.onnx", RTCLASS_CLASSES, False, "none", 1)
+    good = export_onnx(
+        EnsembleMean([_random_net(0)]), tmp_path / "good" / "model.onnx", RTCLASS_CLASSES, False, "none", 1
+    )
     from rtclass.classify.train import write_card
 
     write_card(good.parent, good, {"classes": list(RTCLASS_CLASSES)})
@@ -89,7 +93,12 @@ def _hessian(seed, k=5, p=100):
         return torch.tensor(rng.uniform(0, scale, n), dtype=torch.float32), torch.tensor(q, dtype=torch.float32)
 
     (l1, q1), (l2, q2), (lb, qb) = eig(k, 3.0), eig(p, 2.0), eig(k, 50.0)
-    return {"eigenvalues": [[l1, l2], [lb]], "eigenvectors": [[q1, q2], [qb]], "deltas": torch.zeros(2), "damping": False}
+    return {
+        "eigenvalues": [[l1, l2], [lb]],
+        "eigenvectors": [[q1, q2], [qb]],
+        "deltas": torch.zeros(2),
+        "damping": False,
+    }
 
 
 def _dense_c4_probabilities(net, h, delta, x):
@@ -125,7 +134,9 @@ def test_import_c4_with_hessians_reproduces_c4s_calibrated_probabilities(tmp_pat
     assert model.classes == C4_CLASSES
     x = _inputs(9, seed=3)
     got = model.session.run(None, {"features": x})[0]
-    want = np.mean([_dense_c4_probabilities(n, h, d, x) for n, h, d in zip(nets, hessians, info["prior_precisions"])], 0)
+    want = np.mean(
+        [_dense_c4_probabilities(n, h, d, x) for n, h, d in zip(nets, hessians, info["prior_precisions"])], 0
+    )
     assert np.abs(got - want).max() <= 1e-4
 
 

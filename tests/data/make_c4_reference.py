@@ -1,5 +1,5 @@
 """Regenerate ``c4_reference.npz``: npyx 4.3.1's own C4 features on seeded spike trains and
-waveforms, for the parity tests of ``rtclass.units.c4_features``.
+waveforms, for the parity tests of ``rtclass.features.c4``.
 
 Run once, in an environment with npyx (``pip install npyx==4.3.1 six``), from the repository root:
 
@@ -40,7 +40,9 @@ def waveforms() -> np.ndarray:
     out = []
     for k in range(12):
         sd = rng.uniform(0.1, 0.3)
-        w = -np.exp(-0.5 * (t / sd) ** 2) + rng.uniform(0.1, 0.7) * np.exp(-0.5 * ((t - rng.uniform(0.3, 1.2)) / (2 * sd)) ** 2)
+        w = -np.exp(-0.5 * (t / sd) ** 2) + rng.uniform(0.1, 0.7) * np.exp(
+            -0.5 * ((t - rng.uniform(0.3, 1.2)) / (2 * sd)) ** 2
+        )
         if k % 3 == 1:
             w += rng.uniform(0.2, 0.6) * np.exp(-0.5 * ((t + 0.25) / sd) ** 2)  # triphasic
         if k % 4 == 2:
@@ -63,8 +65,14 @@ def main() -> None:
         edges.append(e)
     wf = waveforms()
     pre = np.array([preprocess_template(w, peak_sign="negative") for w in wf])
-    np.savez_compressed(OUT, acg_linear=np.array(acg_lin), acg_log=np.array(acg_log), edges=np.array(edges),
-                        waveforms=wf, preprocessed=pre)
+    np.savez_compressed(
+        OUT,
+        acg_linear=np.array(acg_lin),
+        acg_log=np.array(acg_log),
+        edges=np.array(edges),
+        waveforms=wf,
+        preprocessed=pre,
+    )
     print(f"wrote {OUT}")
 
 

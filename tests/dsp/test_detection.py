@@ -6,7 +6,7 @@ import pytest
 from rtclass.config import DetectConfig, PreprocessConfig
 from rtclass.dsp.detection import ThresholdDetector
 from rtclass.dsp.filtering import BandpassFilter, CommonMedianReference
-from rtclass.evaluation import filtered_template_peaks, score_detection
+from rtclass.evaluation.scoring import filtered_template_peaks, score_detection
 from tests.conftest import random_cuts
 
 FS = 30000.0
@@ -71,8 +71,14 @@ def test_recall_and_precision_on_ground_truth(sim, processed):
     sel = sim.spike_times >= start
     snr, peak = filtered_template_peaks(sim.dense_templates(), det.noise_sd, PreprocessConfig(), FS)
     score = score_detection(
-        peaks["sample"], peaks["channel"], sim.spike_times[sel], sim.spike_units[sel], peak, snr,
-        sim.probe.positions_um, FS,
+        peaks["sample"],
+        peaks["channel"],
+        sim.spike_times[sel],
+        sim.spike_units[sel],
+        peak,
+        snr,
+        sim.probe.positions_um,
+        FS,
     )
     assert score.precision >= 0.9
     assert score.recall_above(8.0) >= 0.95

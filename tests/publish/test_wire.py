@@ -3,7 +3,13 @@ import pytest
 import zmq
 
 from rtclass.publish.wire import (
-    CELL_TYPE_NAMES, SPIKE_DTYPE, WireError, cell_type_code, decode_spikes, encode_spikes, spike_topic,
+    CELL_TYPE_NAMES,
+    SPIKE_DTYPE,
+    WireError,
+    cell_type_code,
+    decode_spikes,
+    encode_spikes,
+    spike_topic,
 )
 from rtclass.publish.zmq_pub import ZmqSpikePublisher
 from tests.netutil import free_port

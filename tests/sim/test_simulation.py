@@ -3,9 +3,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from rtclass.cell_types import CELL_TYPES
 from rtclass.config import SimulateConfig
 from rtclass.errors import ConfigError
-from rtclass.sim.celltypes import CELL_TYPES, SPECS
+from rtclass.sim.celltypes import SPECS
 from rtclass.sim.recording import Simulation
 from tests.conftest import random_cuts
 
@@ -73,7 +74,7 @@ def test_same_seed_same_samples_any_chunking():
 
 def test_noise_level_and_common_mode(sim, sim_data):
     from rtclass.config import PreprocessConfig
-    from rtclass.evaluation import measured_noise_sd
+    from rtclass.evaluation.scoring import measured_noise_sd
 
     quiet = SimulateConfig(duration_s=1.0, seed=1, amplitude_scale=0.01)
     x = Simulation(quiet).synthesizer().read(30000)
@@ -108,9 +109,23 @@ def test_drift_moves_units_along_the_probe():
     out_up = np.zeros((200, sim.n_channels), np.float32)
     out_down = np.zeros((200, sim.n_channels), np.float32)
     for out, t in ((out_up, int(1.0 * sim.fs)), (out_down, int(3.0 * sim.fs))):
-        add_spikes(out, t - 50, np.array([t], np.int64), np.array([unit.id], np.int32), np.ones(1, np.float32),
-                   syn._trough, syn._length, syn._course, syn._smooth, syn._channels, syn._contacts, syn._xyz,
-                   syn._unit_scale, syn._drift, syn._drift_period)
+        add_spikes(
+            out,
+            t - 50,
+            np.array([t], np.int64),
+            np.array([unit.id], np.int32),
+            np.ones(1, np.float32),
+            syn._trough,
+            syn._length,
+            syn._course,
+            syn._smooth,
+            syn._channels,
+            syn._contacts,
+            syn._xyz,
+            syn._unit_scale,
+            syn._drift,
+            syn._drift_period,
+        )
     y = sim.probe.positions_um[:, 1]
     peak_up = y[np.argmin(out_up.min(0))]
     peak_down = y[np.argmin(out_down.min(0))]
@@ -118,7 +133,7 @@ def test_drift_moves_units_along_the_probe():
 
 
 def test_files_read_back_with_the_right_scale_and_same_seed_same_bytes(tmp_path):
-    from rtclass.ingest.spikeglx import open_recording
+    from rtclass.formats.spikeglx import open_recording
     from rtclass.sim.writer import uv_per_bit, write_simulation
 
     cfg = SimulateConfig(duration_s=0.5, seed=4, probe="np2")

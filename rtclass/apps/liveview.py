@@ -1,0 +1,58 @@
+"""The live terminal view of a run (rich), or one log line per update when not on a terminal."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from rtclass.pipeline.live import Status
+
+
+def _table(title: str, s: Status) -> Table:
+    t = Table(title=title, show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold cyan", justify="right")
+    t.add_column()
+    state = "[green]detecting[/green]" if s.detecting else "[yellow]estimating noise[/yellow]"
+    t.add_row("stream", f"{s.data_s:7.1f} s of data in {s.wall_s:6.1f} s   {state}")
+    t.add_row("spikes", f"{s.spikes:8d}   {s.spikes_per_s:8.0f} /s on {s.active_channels} active channels")
+    t.add_row(
+        "per chunk",
+        f"p50 {s.chunk_p50_us:6.0f} us   p99 {s.chunk_p99_us:6.0f} us   ({s.realtime_factor:.1f}x real time)",
+    )
+    drops = f"{s.samples_dropped} samples dropped, {s.gaps} gaps, {s.malformed} malformed"
+    t.add_row("input", f"[red]{drops}[/red]" if s.samples_dropped or s.malformed else drops)
+    for k, v in s.extra.items():
+        t.add_row(k, str(v))
+    return t
+
+
+class LiveView:
+    def __init__(self, title: str, console: Console | None = None):
+        self.title = title
+        self.console = console or Console(stderr=False)
+        self._live: Live | None = None
+
+    def __enter__(self) -> LiveView:
+        if self.console.is_terminal:
+            self._live = Live(console=self.console, auto_refresh=False, transient=False)
+            self._live.__enter__()
+        return self
+
+    def update(self, status: Status) -> None:
+        if self._live is not None:
+            self._live.update(_table(self.title, status), refresh=True)
+        else:
+            print(
+                f"[{status.data_s:6.1f} s] spikes {status.spikes} ({status.spikes_per_s:.0f}/s, "
+                f"{status.active_channels} ch)  chunk p50 {status.chunk_p50_us:.0f} us p99 "
+                f"{status.chunk_p99_us:.0f} us  {status.realtime_factor:.1f}x RT  dropped {status.samples_dropped}",
+                file=sys.stdout,
+                flush=True,
+            )
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)

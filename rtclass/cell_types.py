@@ -1,0 +1,11 @@
+"""The cell types rtclass labels: one definition, used by the wire format, the classifier and the
+simulator. Imports nothing, so a decoder that reads the wire format stays light."""
+
+#: C4's cerebellar cell types, in the order of the wire format's ``cell_type`` code (1..5)
+CELL_TYPES = ("PkC_ss", "PkC_cs", "MLI", "GoC", "MFB")
+#: what a unit without a label is called; its wire code is 0
+UNLABELED = "unlabeled"
+#: wire ``cell_type`` code -> name
+CELL_TYPE_NAMES = (UNLABELED, *CELL_TYPES)
+#: the class index order of C4's published models (npyx: 0 GoC, 1 MLI, 2 MFB, 3 PkC_ss, 4 PkC_cs)
+C4_CLASS_ORDER = ("GoC", "MLI", "MFB", "PkC_ss", "PkC_cs")

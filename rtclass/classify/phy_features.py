@@ -1,0 +1,97 @@
+"""Offline C4 features of a Kilosort/phy folder (``rtclass classify KS_DIR``).
+
+Per cluster: the 3D-ACG from its spike times and the waveform from the raw binary named in
+``params.py`` when it exists (otherwise from ``templates.npy`` unwhitened, with a warning), both as
+C4 defines them (``rtclass.features.c4``). Clusters with fewer than C4's minimum of 100 spikes
+are skipped with the reason. (C4 additionally keeps only recording sections with few refractory
+violations and missed spikes, and requires 180 s of them; rtclass does not filter spikes.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rtclass.errors import InputError
+from rtclass.features.c4 import MIN_SPIKES, c4_acg, preprocess_waveform
+from rtclass.formats.phy import open_phy_folder, open_raw, raw_mean_waveform
+
+log = logging.getLogger("rtclass.classify")
+
+
+@dataclass
+class FeatureSet:
+    cluster_id: np.ndarray  # (n,)
+    acg3d: np.ndarray  # (n, 10, 101) float32
+    waveform: np.ndarray  # (n, 90) float32
+    skipped: dict[int, str] = field(default_factory=dict)
+    waveform_source: str = ""
+
+    def save(self, path) -> None:
+        np.savez(path, cluster_id=self.cluster_id, acg3d=self.acg3d, waveform=self.waveform)
+
+
+def _template_traces(folder, n_channels_hint: int | None):
+    """Per template: the unwhitened trace on its largest-swing channel, and that channel."""
+    from rtclass.matching.templates import read_phy_templates
+
+    chan_map = np.load(folder / "channel_map.npy").ravel()
+    dense, ids = read_phy_templates(folder, int(chan_map.max()) + 1 if n_channels_hint is None else n_channels_hint)
+    swing = dense.max(1) - dense.min(1)
+    peak = swing.argmax(1)
+    traces = dense[np.arange(dense.shape[0]), :, peak]
+    return {int(c): (traces[k], int(peak[k])) for k, c in enumerate(ids)}
+
+
+def extract_features(folder, progress: Callable[[int, int], None] | None = None) -> FeatureSet:
+    phy = open_phy_folder(folder)
+    raw = open_raw(phy)
+    templates = None
+    if (phy.folder / "templates.npy").exists():
+        templates = _template_traces(phy.folder, None)
+    if raw is None:
+        if templates is None:
+            raise InputError(
+                f"{phy.folder} has neither a readable raw binary (params.py dat_path) nor templates.npy: no waveforms"
+            )
+        log.warning(
+            "no raw binary found through params.py: waveforms come from templates.npy (unwhitened), not raw data"
+        )
+    ids, acgs, waves, skipped = [], [], [], {}
+    clusters = phy.cluster_ids()
+    for k, c in enumerate(clusters):
+        t = phy.train(int(c))
+        if progress is not None:
+            progress(k + 1, clusters.size)
+        if t.size < MIN_SPIKES:
+            skipped[int(c)] = f"{t.size} spikes, fewer than C4's minimum of {MIN_SPIKES}"
+            continue
+        trace = None
+        if raw is not None:
+            peak = templates[int(c)][1] if templates is not None and int(c) in templates else None
+            if peak is None:
+                skipped[int(c)] = "no template to locate its peak channel in the raw data"
+                continue
+            n_signal = raw[1] - 1 if raw[1] in (385, 769) else raw[1]  # SpikeGLX files end with a sync channel
+            trace = raw_mean_waveform(raw[0], t, peak, n_signal)
+        elif int(c) in templates:
+            trace = templates[int(c)][0]
+        if trace is None:
+            skipped[int(c)] = "no waveform (no template, or too few spikes inside the raw file)"
+            continue
+        ids.append(int(c))
+        acgs.append(c4_acg(t))
+        waves.append(preprocess_waveform(trace))
+    for c, why in skipped.items():
+        log.warning("cluster %d skipped: %s", c, why)
+    n = len(ids)
+    return FeatureSet(
+        np.array(ids, np.int64),
+        np.array(acgs, np.float32).reshape(n, 10, 101),
+        np.array(waves, np.float32).reshape(n, 90),
+        skipped,
+        "raw" if raw is not None else "templates",
+    )

@@ -1,0 +1,913 @@
+"""Numba kernel for template matching of detected peaks, with online template adaptation.
+
+For each peak (in sample order) the candidate templates are those whose peak channel lies near
+the peak's channel. The snippet ``x`` (``width`` samples on the channels around the peak's
+channel, the same channels for every candidate) is fitted as
+``a * T``: ``a = <x, T> / <T, T>`` (with T's trough at -1, ``a`` is the trough depth in uV); once the
+unit's typical amplitude ``amp`` is known, a fit outside ``amp * (1 +- tolerance)`` (widened by
+the fit's own noise) rules the unit out. The
+snippet's energy left unexplained, ``||x - a T||^2``, is compared with what noise alone would
+leave (channels weighted by their inverse noise variance, so the ratio is ~1 for a spike the
+template explains and grows with what it leaves out). Every candidate is scored at the detected
+alignment; the two best are then re-scored over shifts of up to ``max_shift`` samples. They are
+ranked by that residual less a prior, ``2 ln n`` for a unit with ``n`` spikes so far (per value),
+so a near tie goes to the unit that fires more (``RATE_PRIOR``). The first wins if its ratio is at
+most ``max_residual`` (unlike a fraction of the
+snippet's energy, this does not demand more of small units than of large ones), or if it removes
+at least ``min_explained`` of the snippet's energy (two overlapping spikes: the larger one is
+explained, the other is left); otherwise the peak stays unassigned (unit -1). Either way it must
+remove at least ``min_fit_explained`` of that energy: a spike much smaller than the template
+leaves little energy beyond noise whichever template it is fitted with.
+
+Overlaps: every unit also has a long template (``pre`` samples before the trough to ``long_post``
+after it), learnt from its assigned spikes in the filtered data less the long templates of the
+other assigned spikes around them (``learn_long``). Before a
+peak is matched, the long templates of the spikes assigned before it that reach into its window
+are subtracted from its snippet (``_subtract_recent``), so a spike that starts while another is
+still decaying is matched on what that one leaves (and a complex spike's spikelets go with it).
+Two spikes closer than a match window are one peak that no single template explains well: a
+peak whose best match leaves more than ``PAIR_FROM_RESIDUAL`` (or fails) is also fitted as the sum
+of two units' spikes up to ``pair_offset`` samples apart (``_pair``); if that leaves less than
+``PAIR_GAIN`` of the single fit's residual, the peak goes to the unit deeper at its sample and
+the other one is reported as a spike of its own. The updates a decision sees depend only on the
+spikes before it in sample order, so results stay chunk invariant.
+
+With adaptation on, the winning template moves (on its own support) towards ``x / a`` and its
+typical amplitude
+towards ``a``, with weight ``1 / min(n, adapt_spikes)``: a running mean that becomes an
+exponential average, so templates follow slow drift. A template's shape follows only its unit's
+first ``shape_spikes`` matched spikes; after them only the typical amplitude is learnt (shapes that
+kept adapting drifted onto neighbours over minutes: templates given from a prior sort are fixed,
+discovered ones settle after a few hundred spikes). Decisions and updates happen in peak order, so the result does not depend
+on how the stream was chunked.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: amplitude observations before a unit's amplitude bounds its fits
+MIN_AMPLITUDE_OBSERVATIONS = 20
+#: the amplitude gate's allowance for the noise of a single fit, in standard deviations
+AMPLITUDE_NOISE_SDS = 3.0
+#: weight of each candidate's prior in the ranking, ``2 ln(its spikes so far)`` in residual units
+#: (1: the maximum a posteriori choice). Templates alike within the match window (a complex spike
+#: and its cell's simple spikes) otherwise split a near tie at chance: on a held-out 300 s seed, a
+#: complex-spike template took 22 % of its cell's 160 Hz simple spikes (true templates 0.921 of
+#: spikes right -> 0.951 with the prior)
+RATE_PRIOR = 1.0
+#: units that explain a snippet best alone, each tried as one of a pair of overlapping spikes
+PAIR_FIRSTS = 2
+#: an accepted match that leaves more than this (residual ratio) is tried as a pair as well ...
+PAIR_FROM_RESIDUAL = 2.5
+#: ... and replaced if the pair leaves less than this fraction of its residual
+PAIR_GAIN = 0.5
+
+
+#: fast-math flags that let the fit's sums vectorise (no 'nnan'/'ninf': a non-finite value must
+#: still compare as such). The order of additions is fixed by the compiled code and the inputs
+#: are the same whatever the chunking, so results stay chunk invariant.
+REASSOCIATE = {"reassoc", "nsz", "arcp", "contract", "afn"}
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _fit(xs, s, energy, tmpl, width, wgt, n_used, u, amp, amp_n, tolerance):
+    """(residual ratio, amplitude, explained fraction) of template ``tmpl`` [W, K] at shift index
+    ``s`` of the gathered snippet ``xs`` [W + 2 max_shift, K]: the snippet's energy left after
+    subtracting ``a * T``, over what noise alone would leave (each channel weighted by 1 / its
+    noise variance ``wgt``; ~1 for a spike the template explains), and the fraction of the
+    snippet's energy (``energy``, precomputed per shift) the fit removed. Only the first
+    ``width`` samples of the window count."""
+    dot = 0.0
+    tt = 0.0
+    for w in range(width):
+        x = xs[s + w]
+        v = tmpl[w]
+        for k in range(n_used):
+            wv = wgt[k] * v[k]
+            dot += wv * x[k]
+            tt += wv * v[k]
+    n = width * n_used
+    if dot <= 0.0 or tt <= 0.0 or n == 0:
+        return np.inf, 0.0, 0.0
+    a = dot / tt
+    if amp_n[u] >= MIN_AMPLITUDE_OBSERVATIONS and _outside_gate(a, amp[u], tolerance, tt):
+        return np.inf, a, 0.0
+    left = energy - 2.0 * a * dot + a * a * tt
+    return left / n, a, 1.0 - left / energy
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _outside_gate(a, typical, tolerance, tt):
+    """True if a fit of amplitude ``a`` is not this unit's size (neighbouring units often share a
+    shape): it differs from the unit's ``typical`` amplitude by more than ``tolerance`` of it plus
+    the fit's own noise, whose sd is 1 / sqrt(<T, T>) = 1 / sqrt(``tt``) with channels weighted by
+    inverse noise variance."""
+    return abs(a - typical) > tolerance * typical + AMPLITUDE_NOISE_SDS / np.sqrt(tt)
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _gather(work, t0, near, n_used, weights, max_shift, xs, wgt):
+    """Copy the snippet around a peak (rows ``t0 - max_shift`` .. ``t0 + W + max_shift``, the
+    channels ``near``) into ``xs`` and its channel weights into ``wgt``."""
+    for k in range(n_used):
+        wgt[k] = weights[near[k]]
+    for r in range(xs.shape[0]):
+        row = work[t0 - max_shift + r]
+        for k in range(n_used):
+            xs[r, k] = row[near[k]]
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _energies(xs, n_used, wgt, max_shift, width, energy):
+    """``energy[s]``: the weighted energy of the window's first ``width`` samples at shift
+    index s."""
+    for s in range(2 * max_shift + 1):
+        e = 0.0
+        for w in range(width):
+            x = xs[s + w]
+            for k in range(n_used):
+                e += wgt[k] * x[k] * x[k]
+        energy[s] = e
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _subtract_recent(
+    xs, first_sample, home, near, n_used, long_waves, channels, overlap, pre, rec_s, rec_u, rec_a, n_rec
+):
+    """Take from the snippet ``xs`` (row 0 at ``first_sample``, the channels ``near`` around
+    ``home``) the long templates of the recently assigned spikes (ring ``rec_*`` of ``n_rec``
+    entries so far: anchor sample, bank index, amplitude) that reach into it; units whose
+    support cannot reach these channels (``overlap``) are skipped."""
+    ring = rec_s.shape[0]
+    length = long_waves.shape[2]
+    end = first_sample + xs.shape[0]
+    for j in range(n_rec - 1, max(-1, n_rec - ring - 1), -1):
+        p = j % ring
+        start = rec_s[p] - pre  # sample of the long template's first value
+        if start + length <= first_sample:
+            continue
+        if start >= end:
+            continue
+        u = rec_u[p]
+        if u < 0 or not overlap[home, channels[u, 0]]:
+            continue
+        a = rec_a[p]
+        for t in range(max(start, first_sample), min(start + length, end)):
+            r = t - first_sample
+            l = t - start
+            for k in range(n_used):
+                xs[r, k] -= a * long_waves[u, near[k], l]
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anchor, rec_s, rec_u, rec_a, n_rec, seg):
+    """The filtered data around a spike of unit ``u`` (``seg`` [K, length], rows of ``work`` from
+    ``r0``, sample ``start``, on u's support) less the long templates of the other assigned spikes
+    (ring ``rec_*``) that reach into it (those of units whose support can reach u's: ``overlap``).
+    False if the ring no longer reaches back far enough to know them all."""
+    ring = rec_s.shape[0]
+    length = long_waves.shape[2]
+    if n_rec > ring and rec_s[n_rec % ring] > start - length + pre:
+        return False  # the oldest spike kept is too recent: earlier neighbours were forgotten
+    for k in range(channels.shape[1]):
+        c = channels[u, k]
+        if c < 0:
+            break
+        for l in range(length):
+            seg[k, l] = work[r0 + l, c]
+    itself = False
+    for j in range(n_rec - 1, max(-1, n_rec - ring - 1), -1):
+        p = j % ring
+        other = rec_u[p]
+        if other < 0 or not overlap[channels[u, 0], channels[other, 0]]:
+            continue
+        if not itself and other == u and rec_s[p] == anchor:
+            itself = True
+            continue
+        lag = rec_s[p] - anchor  # its template's first value is at seg column ``lag``
+        if lag <= -length or lag >= length:
+            continue
+        a = rec_a[p]
+        for k in range(channels.shape[1]):
+            c = channels[u, k]
+            if c < 0:
+                break
+            trace = long_waves[other, c]
+            for l in range(max(0, lag), min(length, length + lag)):
+                seg[k, l] -= a * trace[l - lag]
+    return True
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def learn_long(
+    work,
+    work_first,
+    up_to,
+    long_waves,
+    long_n,
+    channels,
+    overlap,
+    pre,
+    adapt_spikes,
+    q_s,
+    q_u,
+    q_a,
+    counters,
+    rec_s,
+    rec_u,
+    rec_a,
+):
+    """Apply the queued long-template updates (FIFO ring ``q_*``, head/tail in ``counters[1:3]``)
+    whose anchor is at least a template length before sample ``up_to`` (every spike before that
+    sample is decided and in the ring ``rec_*``): each moves its unit's long template (on its
+    support) towards the filtered data around its anchor, less the long templates of the other
+    assigned spikes there, over its amplitude (what is left of an overlap is the unit's own
+    waveform, plus any spikes no unit explains: these average out unless they follow the unit's
+    spikes, as a complex spike's spikelets do)."""
+    ring = q_s.shape[0]
+    length = long_waves.shape[2]
+    if counters[1] == counters[2] or q_s[counters[1] % ring] + length > up_to:
+        return  # nothing ready (most calls: one is made before every peak)
+    seg = np.empty((channels.shape[1], length), np.float32)
+    while counters[1] < counters[2]:
+        p = counters[1] % ring
+        start = q_s[p] - pre
+        if q_s[p] + length > up_to:  # every spike near enough to matter must be decided first
+            break
+        counters[1] += 1
+        r0 = start - work_first
+        if r0 < 0 or r0 + length > work.shape[0]:
+            continue  # not in the data kept (cannot happen with the matcher's history)
+        u = q_u[p]
+        if not _without_others(
+            work, r0, start, u, channels, overlap, long_waves, pre, q_s[p], rec_s, rec_u, rec_a, counters[0], seg
+        ):
+            continue
+        a = q_a[p]
+        long_n[u] += 1
+        rate = 1.0 / min(long_n[u], max(adapt_spikes, 1))
+        for k in range(channels.shape[1]):
+            c = channels[u, k]
+            if c < 0:
+                break
+            for l in range(length):
+                v = long_waves[u, c, l]
+                long_waves[u, c, l] = v + rate * (seg[k, l] / a - v)
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _template(waves, u, near, n_used, out):
+    """Template u on the channels ``near`` into ``out`` [W, K]."""
+    for k in range(n_used):
+        trace = waves[u, near[k]]
+        for w in range(out.shape[0]):
+            out[w, k] = trace[w]
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _choose(
+    cand,
+    channels,
+    local,
+    waves,
+    xs,
+    wgt,
+    energy,
+    view_channel,
+    view_used,
+    n_view,
+    width,
+    max_shift,
+    amp,
+    amp_n,
+    tolerance,
+    min_fit_explained,
+    tmpl,
+    matched,
+):
+    """The best candidate for a peak, each fitted on its view (the snippet on the channels
+    around its peak channel) over the first ``width`` samples of the window: every candidate is
+    scored at the detected alignment, the two best again over shifts. Ranked by what the fit
+    leaves (noise units per value); a fit that removes less than ``min_fit_explained`` of its
+    view's energy (a view that barely holds the spike leaves ~1 whatever the template) does not
+    compete. Returns (bank index or -1, residual ratio, amplitude, shift, explained fraction)."""
+    n_shift = 2 * max_shift + 1
+    first, second = -1, -1
+    first_score, second_score = np.inf, np.inf
+    for j in range(cand.shape[0]):
+        u = cand[j]
+        if u < 0:
+            break
+        v = _view_of(channels[u, 0], view_channel, n_view)
+        n_used = view_used[v]
+        _template(waves, u, local[channels[u, 0]], n_used, tmpl)
+        score, _, explained = _fit(
+            xs[v], max_shift, energy[v, max_shift], tmpl, width, wgt[v], n_used, u, amp, amp_n, tolerance
+        )
+        if explained < min_fit_explained:
+            continue
+        score -= _log_prior(matched[u], width * n_used)
+        if score < first_score:
+            second, second_score = first, first_score
+            first, first_score = u, score
+        elif score < second_score:
+            second, second_score = u, score
+    best_i, best_score, best_a, best_s, best_explained = -1, np.inf, 0.0, 0, 0.0
+    best_rank = np.inf
+    for u in (first, second):
+        if u < 0:
+            continue
+        v = _view_of(channels[u, 0], view_channel, n_view)
+        n_used = view_used[v]
+        _template(waves, u, local[channels[u, 0]], n_used, tmpl)
+        prior = _log_prior(matched[u], width * n_used)
+        for s in range(n_shift):
+            score, a, explained = _fit(xs[v], s, energy[v, s], tmpl, width, wgt[v], n_used, u, amp, amp_n, tolerance)
+            if explained >= min_fit_explained and score - prior < best_rank:
+                best_rank = score - prior
+                best_score, best_i, best_a, best_s, best_explained = score, u, a, s - max_shift, explained
+    return best_i, best_score, best_a, best_s, best_explained
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _pair(
+    cand,
+    channels,
+    local,
+    waves,
+    xs,
+    wgt,
+    view_channel,
+    view_used,
+    n_view,
+    width,
+    pre,
+    max_shift,
+    pair_offset,
+    amp,
+    amp_n,
+    tolerance,
+    peak_channel,
+    tu,
+    tw,
+):
+    """The best explanation of a snippet as the sum of two units' spikes (for a peak no single
+    template explains: two spikes closer than a match window). Each of the ``PAIR_FIRSTS``
+    candidates that fit the snippet best alone is placed at its best shift; every other
+    candidate is placed up to ``pair_offset`` samples from it, and both amplitudes are fitted
+    together (least squares on the first one's view, over the whole gathered window). Only units
+    whose typical amplitude is known take part, and both fits must fall in their amplitude gates.
+    Returns (the unit the peak belongs to: of the two, the deeper at the peak's sample on its
+    channel, or -1; residual ratio; its amplitude; its shift; the other unit, its amplitude and
+    shift)."""
+    rows = xs.shape[1]
+    firsts = np.full(PAIR_FIRSTS, -1, np.int64)
+    first_shift = np.zeros(PAIR_FIRSTS, np.int64)
+    first_gain = np.full(PAIR_FIRSTS, -np.inf)
+    for j in range(cand.shape[0]):  # the candidates that explain most of the snippet alone
+        u = cand[j]
+        if u < 0:
+            break
+        if amp_n[u] < MIN_AMPLITUDE_OBSERVATIONS:
+            continue
+        v = _view_of(channels[u, 0], view_channel, n_view)
+        n_used = view_used[v]
+        _template(waves, u, local[channels[u, 0]], n_used, tu)
+        gain, shift = -np.inf, 0
+        for s in range(2 * max_shift + 1):
+            xu, uu = _dots(xs[v], s, tu, tu, 0, width, wgt[v], n_used)
+            if xu > 0.0 and uu > 0.0 and xu * xu / uu > gain:
+                gain, shift = xu * xu / uu, s  # the energy the fit removes, at its best shift
+        worst = 0
+        for f in range(1, PAIR_FIRSTS):
+            if first_gain[f] < first_gain[worst]:
+                worst = f
+        if gain > first_gain[worst]:
+            firsts[worst], first_shift[worst], first_gain[worst] = u, shift, gain
+    best_u, best_ratio, best_a, best_s = -1, np.inf, 0.0, 0
+    other_u, other_a, other_s = -1, 0.0, 0
+    for f in range(PAIR_FIRSTS):
+        u = firsts[f]
+        if u < 0:
+            continue
+        su = first_shift[f]
+        v = _view_of(channels[u, 0], view_channel, n_view)
+        n_used = view_used[v]
+        near = local[channels[u, 0]]
+        x = xs[v]
+        g = wgt[v]
+        energy = 0.0
+        for r in range(rows):
+            for k in range(n_used):
+                energy += g[k] * x[r, k] * x[r, k]
+        _template(waves, u, near, n_used, tu)
+        xu, uu = _dots(x, su, tu, tu, 0, width, g, n_used)
+        at = -1  # the peak's channel in this view
+        for k in range(n_used):
+            if near[k] == peak_channel:
+                at = k
+        for j in range(cand.shape[0]):
+            w = cand[j]
+            if w < 0:
+                break
+            if w == u or amp_n[w] < MIN_AMPLITUDE_OBSERVATIONS:
+                continue
+            _template(waves, w, near, n_used, tw)
+            for d in range(-pair_offset, pair_offset + 1):
+                sw = su + d  # the partner's first row in the window (it may reach beyond it)
+                lo = max(0, -sw)
+                hi = min(width, rows - sw)
+                if hi - lo <= 0:
+                    continue
+                xw, ww = _dots(x, sw, tw, tw, lo, hi, g, n_used)
+                if ww <= 0.0:
+                    continue
+                # <T_u, T_w> where both are placed
+                uw = 0.0
+                for r in range(max(su, sw + lo), min(su + width, sw + hi)):
+                    for k in range(n_used):
+                        uw += g[k] * tu[r - su, k] * tw[r - sw, k]
+                det = uu * ww - uw * uw
+                if det <= 1e-6 * uu * ww:
+                    continue  # the two placed templates are (nearly) the same shape
+                au = (xu * ww - xw * uw) / det
+                aw = (xw * uu - xu * uw) / det
+                if au <= 0.0 or aw <= 0.0:
+                    continue
+                if _outside_gate(au, amp[u], tolerance, uu) or _outside_gate(aw, amp[w], tolerance, ww):
+                    continue
+                left = energy - 2.0 * au * xu - 2.0 * aw * xw + au * au * uu + aw * aw * ww + 2.0 * au * aw * uw
+                ratio = left / (rows * n_used)
+                if ratio >= best_ratio:
+                    continue
+                best_ratio = ratio
+                # the peak is the spike deeper at its own sample and channel
+                mine, theirs = au, aw
+                if at >= 0:
+                    r0 = max_shift + pre  # the detected sample's row
+                    mine = -au * tu[r0 - su, at] if 0 <= r0 - su < width else 0.0
+                    theirs = -aw * tw[r0 - sw, at] if 0 <= r0 - sw < width else 0.0
+                if mine >= theirs:
+                    best_u, best_a, best_s = u, au, su - max_shift
+                    other_u, other_a, other_s = w, aw, sw - max_shift
+                else:
+                    best_u, best_a, best_s = w, aw, sw - max_shift
+                    other_u, other_a, other_s = u, au, su - max_shift
+    return best_u, best_ratio, best_a, best_s, other_u, other_a, other_s
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _dots(x, s, a, b, lo, hi, g, n_used):
+    """(<x, a>, <a, b>) with ``a`` and ``b`` placed at row ``s`` of ``x``, over their rows
+    ``lo`` .. ``hi``, channels weighted by ``g``."""
+    xa = 0.0
+    ab = 0.0
+    for w in range(lo, hi):
+        row = x[s + w]
+        for k in range(n_used):
+            ga = g[k] * a[w, k]
+            xa += ga * row[k]
+            ab += ga * b[w, k]
+    return xa, ab
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _log_prior(n_matched, n_values):
+    """A candidate's prior in the ranking's units (residual per value): ``2 ln n`` for a unit with
+    ``n`` spikes so far (the log-odds of the next spike being its, as in a Dirichlet-process mixture),
+    over the fit's ``n_values``."""
+    return RATE_PRIOR * 2.0 * np.log(max(n_matched, 1)) / max(n_values, 1)
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _view_of(channel, view_channel, n_view):
+    v = 0
+    while v < n_view and view_channel[v] != channel:
+        v += 1
+    return v
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def match_peaks(
+    work,
+    work_first,
+    peak_t,
+    peak_c,
+    candidates,
+    local,
+    waves,
+    channels,
+    norm2,
+    amp,
+    amp_n,
+    matched,
+    prev_inv_var,
+    inv_var,
+    epoch,
+    pre,
+    max_shift,
+    max_residual,
+    min_explained,
+    min_fit_explained,
+    truncated,
+    pair_offset,
+    tolerance,
+    adapt_spikes,
+    shape_spikes,
+    out_index,
+    out_amp,
+    out_score,
+    out_shift,
+    out_partner,
+    out_partner_amp,
+    out_partner_shift,
+    long_waves,
+    long_n,
+    overlap,
+    rec_s,
+    rec_u,
+    rec_a,
+    q_s,
+    q_u,
+    q_a,
+    counters,
+):
+    """work: float32 [L, C] filtered samples, ``work[0]`` at global index ``work_first``; every
+    peak's window (with shifts) must lie inside. local: int32 [C, K] channels around each
+    channel (-1 padded); waves: [U, C, W] dense templates (channel-major); channels: [U, K'] their supports;
+    inv_var: channel weights for peaks from sample ``epoch`` on, prev_inv_var before it. Writes the bank index (-1: none), amplitude,
+    explained fraction and shift of each peak; updates matched counts, templates, amplitudes."""
+    width = waves.shape[2]
+    k_max = channels.shape[1]
+    k_near = local.shape[1]
+    n_shift = 2 * max_shift + 1
+    n_views = candidates.shape[1]
+    # one view of the snippet per distinct peak channel among a spike's candidates: each template
+    # is judged on its own channels (a spike detected on a neighbour of its unit's peak channel
+    # would otherwise be fitted where the template has no support)
+    xs = np.empty((n_views, width + 2 * max_shift, k_near), np.float32)
+    wgt = np.empty((n_views, k_near), np.float32)
+    energy = np.empty((n_views, n_shift), np.float64)
+    energy_cut = np.empty((n_views, n_shift), np.float64)
+    view_channel = np.empty(n_views, np.int64)
+    view_used = np.empty(n_views, np.int64)
+    tmpl = np.empty((width, k_near), np.float32)
+    tmpl2 = np.empty((width, k_near), np.float32)
+    for i in range(peak_t.shape[0]):
+        t0 = peak_t[i] - work_first - pre
+        cand = candidates[peak_c[i]]  # TemplateBank: nearby templates whose support holds this channel
+        weights = inv_var if peak_t[i] >= epoch else prev_inv_var
+        if long_waves.shape[2] > 0:
+            # the long templates learnt from spikes before this one (taken away in each view)
+            learn_long(
+                work,
+                work_first,
+                peak_t[i],
+                long_waves,
+                long_n,
+                channels,
+                overlap,
+                pre,
+                adapt_spikes,
+                q_s,
+                q_u,
+                q_a,
+                counters,
+                rec_s,
+                rec_u,
+                rec_a,
+            )
+        n_view = 0
+        for j in range(cand.shape[0]):
+            u = cand[j]
+            if u < 0:
+                break
+            home = channels[u, 0]
+            v = _view_of(home, view_channel, n_view)
+            if v == n_view:
+                near = local[home]
+                n_used = 0
+                while n_used < k_near and near[n_used] >= 0:
+                    n_used += 1
+                _gather(work, t0, near, n_used, weights, max_shift, xs[v], wgt[v])
+                if long_waves.shape[2] > 0:
+                    _subtract_recent(
+                        xs[v],
+                        peak_t[i] - pre - max_shift,
+                        home,
+                        near,
+                        n_used,
+                        long_waves,
+                        channels,
+                        overlap,
+                        pre,
+                        rec_s,
+                        rec_u,
+                        rec_a,
+                        counters[0],
+                    )
+                _energies(xs[v], n_used, wgt[v], max_shift, width, energy[v])
+                view_channel[v], view_used[v] = home, n_used
+                n_view += 1
+        best_i, best_score, best_a, best_s, best_explained = _choose(
+            cand,
+            channels,
+            local,
+            waves,
+            xs,
+            wgt,
+            energy,
+            view_channel,
+            view_used,
+            n_view,
+            width,
+            max_shift,
+            amp,
+            amp_n,
+            tolerance,
+            min_fit_explained,
+            tmpl,
+            matched,
+        )
+        # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
+        # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
+        rejected = best_i < 0 or (best_score > max_residual and best_explained < min_explained)
+        # some template explains a good part of it (noise peaks and unknown units' spikes, which
+        # none does, are not tried as pairs: each trial costs tens of microseconds)
+        resembles = best_i >= 0
+        if rejected and truncated < width:
+            # a spike that a later one overlaps: judged again on its window up to a little after
+            # its trough, before most of the later spike arrives
+            for v in range(n_view):
+                _energies(xs[v], view_used[v], wgt[v], max_shift, truncated, energy_cut[v])
+            cut = _choose(
+                cand,
+                channels,
+                local,
+                waves,
+                xs,
+                wgt,
+                energy_cut,
+                view_channel,
+                view_used,
+                n_view,
+                truncated,
+                max_shift,
+                amp,
+                amp_n,
+                tolerance,
+                min_fit_explained,
+                tmpl,
+                matched,
+            )
+            if cut[0] >= 0 and cut[1] <= max_residual:
+                best_i, best_score, best_a, best_s, best_explained = cut
+                rejected = False
+        paired = False
+        partner, partner_a, partner_s = -1, 0.0, 0
+        if pair_offset > 0 and resembles and (rejected or best_score > PAIR_FROM_RESIDUAL):
+            # two spikes closer than a match window (none fits alone, or one was accepted for
+            # explaining most of the snippet): explained together, the peak goes to the one deeper
+            # at its sample and the other is a spike of its own (often not detected apart);
+            # neither teaches its template (each is mixed with the other)
+            pu, ratio, pa, ps, partner, partner_a, partner_s = _pair(
+                cand,
+                channels,
+                local,
+                waves,
+                xs,
+                wgt,
+                view_channel,
+                view_used,
+                n_view,
+                width,
+                pre,
+                max_shift,
+                pair_offset,
+                amp,
+                amp_n,
+                tolerance,
+                peak_c[i],
+                tmpl,
+                tmpl2,
+            )
+            if pu >= 0 and ratio <= max_residual and (rejected or ratio < PAIR_GAIN * best_score):
+                best_i, best_score, best_a, best_s, best_explained = pu, ratio, pa, ps, 0.0
+                rejected = False
+                paired = True
+            else:
+                partner = -1
+        if rejected:
+            best_i = -1
+        if long_waves.shape[2] > 0:  # every decided spike is remembered; an assigned one is subtracted from now on
+            p = counters[0] % rec_s.shape[0]
+            if best_i >= 0:
+                rec_s[p], rec_u[p], rec_a[p] = peak_t[i] + best_s, best_i, best_a
+            else:
+                rec_s[p], rec_u[p], rec_a[p] = peak_t[i], -1, 0.0
+            counters[0] += 1
+            if partner >= 0:  # subtracted from later peaks too (its own, if it was detected apart)
+                p = counters[0] % rec_s.shape[0]
+                rec_s[p], rec_u[p], rec_a[p] = peak_t[i] + partner_s, partner, partner_a
+                counters[0] += 1
+        out_index[i] = best_i
+        out_amp[i] = best_a
+        out_score[i] = best_score if best_i >= 0 else np.inf
+        out_shift[i] = best_s
+        out_partner[i], out_partner_amp[i], out_partner_shift[i] = partner, partner_a, partner_s
+        if best_i < 0:
+            continue
+        u = best_i
+        matched[u] += 1
+        if partner >= 0:
+            matched[partner] += 1
+        if long_waves.shape[2] > 0 and counters[2] - counters[1] < q_s.shape[0]:  # queued to learn from
+            p = counters[2] % q_s.shape[0]
+            q_s[p], q_u[p], q_a[p] = peak_t[i] + best_s, u, best_a
+            counters[2] += 1
+        if adapt_spikes <= 0 or paired:
+            continue
+        amp_n[u] += 1
+        amp[u] += (best_a - amp[u]) / min(amp_n[u], adapt_spikes)
+        if matched[u] > shape_spikes:  # the shape is learnt from the unit's first shape_spikes spikes only
+            continue
+        rate = 1.0 / min(matched[u], adapt_spikes)
+        new_norm = 0.0
+        for k in range(k_max):
+            c = channels[u, k]
+            if c < 0:
+                break
+            for w in range(width):
+                target = work[t0 + best_s + w, c] / best_a
+                v = waves[u, c, w] + rate * (target - waves[u, c, w])
+                waves[u, c, w] = v
+                new_norm += v * v
+        # keep the trough at -1 on the peak channel: the mean of x / a fixes T only up to a scale,
+        # which would otherwise drift (and amp, the unit's trough depth in uV, with it)
+        depth = -waves[u, channels[u, 0], pre]
+        if depth > 0.0:
+            for k in range(k_max):
+                c = channels[u, k]
+                if c < 0:
+                    break
+                for w in range(width):
+                    waves[u, c, w] /= depth
+            new_norm /= depth * depth
+            amp[u] *= depth
+        norm2[u] = new_norm
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def match_step(
+    pending,
+    n_pending,
+    peaks,
+    work,
+    work_first,
+    latest_ready,
+    earliest,
+    n_units,
+    candidates,
+    local,
+    waves,
+    channels,
+    norm2,
+    amp,
+    amp_n,
+    matched,
+    ids,
+    prev_inv_var,
+    inv_var,
+    epoch,
+    pre,
+    max_shift,
+    max_residual,
+    min_explained,
+    min_fit_explained,
+    truncated,
+    pair_offset,
+    tolerance,
+    adapt_spikes,
+    shape_spikes,
+    out,
+    long_waves,
+    long_n,
+    overlap,
+    rec_s,
+    rec_u,
+    rec_a,
+    q_s,
+    q_u,
+    q_a,
+    counters,
+):
+    """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
+    ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
+    ``latest_ready``; those before ``earliest`` have no full window and are dropped) with
+    ``match_peaks``, write them to ``out`` (ASSIGNED_DTYPE; unit = ``ids`` of the winner or -1)
+    and keep the rest at the front of ``pending``; a peak fitted as two overlapping spikes adds
+    a record for the other one (its unit's peak channel, its fitted amplitude), in sample order.
+    With ``n_units`` = 0 every decided peak is unassigned. ``pending`` must have room for
+    ``n_pending + len(peaks)``, ``out`` for twice that. Returns (records written, still pending,
+    the oldest pending one's sample or -1, decided but unassigned)."""
+    n_all = n_pending + peaks.shape[0]
+    for i in range(peaks.shape[0]):
+        pending[n_pending + i] = peaks[i]
+    n_ready = 0
+    while n_ready < n_all and pending[n_ready].sample <= latest_ready:
+        n_ready += 1
+    n = 0
+    for i in range(n_ready):
+        if pending[i].sample >= earliest:
+            pending[n] = pending[i]  # compact in place (n <= i)
+            n += 1
+    peak_t = np.empty(n, np.int64)
+    peak_c = np.empty(n, np.int64)
+    for i in range(n):
+        peak_t[i] = pending[i].sample
+        peak_c[i] = pending[i].channel
+    idx = np.full(n, -1, np.int32)
+    fit = np.zeros(n, np.float32)
+    score = np.zeros(n, np.float32)
+    shift = np.zeros(n, np.int32)
+    partner = np.full(n, -1, np.int32)
+    partner_amp = np.zeros(n, np.float32)
+    partner_shift = np.zeros(n, np.int32)
+    if n > 0 and n_units > 0:
+        match_peaks(
+            work,
+            work_first,
+            peak_t,
+            peak_c,
+            candidates,
+            local,
+            waves,
+            channels,
+            norm2,
+            amp,
+            amp_n,
+            matched,
+            prev_inv_var,
+            inv_var,
+            epoch,
+            pre,
+            max_shift,
+            max_residual,
+            min_explained,
+            min_fit_explained,
+            truncated,
+            pair_offset,
+            tolerance,
+            adapt_spikes,
+            shape_spikes,
+            idx,
+            fit,
+            score,
+            shift,
+            partner,
+            partner_amp,
+            partner_shift,
+            long_waves,
+            long_n,
+            overlap,
+            rec_s,
+            rec_u,
+            rec_a,
+            q_s,
+            q_u,
+            q_a,
+            counters,
+        )
+    n_unassigned = 0
+    n_out = 0
+    for i in range(n):
+        o = out[n_out]
+        o.sample = pending[i].sample
+        o.channel = pending[i].channel
+        o.amplitude = -pending[i].amplitude
+        o.unit = ids[idx[i]] if idx[i] >= 0 else -1
+        o.fit = fit[i]
+        o.score = score[i]
+        n_unassigned += idx[i] < 0
+        n_out += 1
+        w = partner[i]
+        if w >= 0:
+            t = pending[i].sample + partner_shift[i]
+            j = n_out  # the other spike's place: records stay in sample order
+            while j > 0 and out[j - 1].sample > t:
+                out[j] = out[j - 1]
+                j -= 1
+            o = out[j]
+            o.sample = t
+            o.channel = channels[w, 0]
+            o.amplitude = partner_amp[i]
+            o.unit = ids[w]
+            o.fit = partner_amp[i]
+            o.score = score[i]
+            n_out += 1
+    for i in range(n_ready, n_all):
+        pending[i - n_ready] = pending[i]
+    oldest = pending[0].sample if n_all > n_ready else -1
+    return n_out, n_all - n_ready, oldest, n_unassigned

@@ -1,0 +1,309 @@
+"""Unit assignment stage: template matching of detected peaks (see ``match_kernels``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rtclass.config import UnitsConfig
+from rtclass.dsp.detection import PEAK_DTYPE
+from rtclass.matching.kernels import learn_long, match_step
+from rtclass.matching.templates import TemplateBank
+
+#: noise levels below this (uV) are taken as this (dead or not yet estimated channels)
+NOISE_FLOOR_UV = 0.5
+#: a detected spike with its unit (-1: unassigned): amplitude = trough depth at detection (uV),
+#: fit = fitted template amplitude (uV trough depth on the unit's peak channel), score = energy the
+#: template leaves unexplained over what noise alone would leave (~1 for a good match)
+ASSIGNED_DTYPE = np.dtype(
+    [("sample", "<i8"), ("unit", "<i4"), ("channel", "<i2"), ("amplitude", "<f4"), ("fit", "<f4"), ("score", "<f4")]
+)
+
+
+#: decided spikes remembered for overlap subtraction and long-template learning (more than can
+#: reach into one window: 64 cover 8.7 ms, two 4-ms long templates, up to ~7000 peaks/s;
+#: beyond that a spike is not learnt from)
+RECENT_SPIKES = 64
+#: long-template updates that can wait for their data (beyond it, spikes are not learnt from)
+LEARN_QUEUE = 4096
+#: peaks the matcher can hold before its buffers grow
+PENDING_CAPACITY = 1024
+#: the (shared, read-only) result of a call that decides no spike
+NOTHING = np.zeros(0, ASSIGNED_DTYPE)
+NOTHING.flags.writeable = False
+#: ``shape_spikes`` for templates whose shapes follow the data for the whole run
+ALWAYS = np.iinfo(np.int64).max
+
+
+def channel_weights(noise_sd: np.ndarray) -> np.ndarray:
+    """Each channel's weight in a fit: 1 / its noise variance (float32; noise below
+    ``NOISE_FLOOR_UV`` counts as that)."""
+    return (1.0 / np.maximum(noise_sd, NOISE_FLOOR_UV) ** 2).astype(np.float32)
+
+
+class TemplateMatcher:
+    """Assigns each detected peak to a unit once ``post`` samples after it have arrived (the
+    match window's end: this is the stage's added latency).
+
+    State: the last few samples of filtered data (enough for any pending peak's window) and the
+    peaks still waiting for their window. ``process`` returns the peaks it decided, in sample
+    order, and keeps the unassigned ones' snippets for discovery in ``unassigned``.
+    """
+
+    def __init__(
+        self, cfg: UnitsConfig, bank: TemplateBank, sweep: int, sample_rate_hz: float, discovering: bool = False
+    ):
+        self.cfg = cfg
+        self.max_residual = cfg.discovery_max_residual if discovering else cfg.max_residual
+        self.min_explained = cfg.discovery_min_explained if discovering else cfg.min_explained
+        self.bank = bank
+        self.max_shift = cfg.max_shift_samples
+        self.post = bank.width - bank.pre
+        #: window (samples from its start) on which a failed match is tried again
+        self.truncated = (
+            min(bank.width, bank.pre + int(round(cfg.truncated_post_ms * 1e-3 * sample_rate_hz)))
+            if cfg.truncated_post_ms > 0
+            else bank.width
+        )
+        #: a peak no single template explains is fitted as two units' spikes up to this many samples apart
+        self.pair_offset = int(round(cfg.pair_offset_ms * 1e-3 * sample_rate_hz))
+        #: how far before its peak's sample the other spike of a pair can lie
+        self.pair_lead = self.pair_offset + self.max_shift if self.pair_offset else 0
+        #: past samples the matcher needs to see (the detector keeps them in its ``work``): a match
+        #: window with its shifts, or a long template's learning window plus the decision lag
+        self.sweep = sweep
+        long_len = bank.long_waves.shape[2]
+        self.history = max(
+            bank.width + 2 * self.max_shift + sweep + 1,
+            long_len + bank.pre + self.post + self.max_shift + sweep + 1 if long_len else 0,
+        )
+        # overlap subtraction state: recently decided spikes (anchor sample, bank index or -1,
+        # amplitude), the queue of long-template updates, counters [decided so far, queue head,
+        # queue tail]
+        self._rec_s, self._rec_u, self._rec_a = (
+            np.zeros(RECENT_SPIKES, np.int64),
+            np.zeros(RECENT_SPIKES, np.int64),
+            np.zeros(RECENT_SPIKES, np.float32),
+        )
+        self._q_s, self._q_u, self._q_a = (
+            np.zeros(LEARN_QUEUE, np.int64),
+            np.zeros(LEARN_QUEUE, np.int64),
+            np.zeros(LEARN_QUEUE, np.float32),
+        )
+        self._counters = np.zeros(3, np.int64)
+        self._pending = np.zeros(PENDING_CAPACITY, PEAK_DTYPE)  # peaks waiting for their window: [:n_pending]
+        self.n_pending = 0
+        self._oldest = -1  # sample of the oldest pending peak (when n_pending > 0)
+        self._no_peaks = np.zeros(0, PEAK_DTYPE)  # writable (a read-only array would compile another variant)
+        ones = np.ones(bank.probe.n_channels, np.float32)
+        self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
+        self.unassigned: list[tuple[int, int, np.ndarray]] = []  # (sample, channel, snippet [W, K])
+        self.collect_unassigned = discovering
+        #: a template's shape follows its unit's first this many matched spikes (then only its
+        #: typical amplitude is learnt): discovered units' for ``discovery_shape_spikes``, given
+        #: templates' never, or always with ``adapt_given_templates``
+        self.shape_spikes = cfg.discovery_shape_spikes if discovering else (ALWAYS if cfg.adapt_given_templates else 0)
+        # (unit id, snippet [W, K2] on the wide channels of its peak channel), for split checks
+        self.assigned: list[tuple[int, np.ndarray]] = []
+        self.collect_assigned = discovering and cfg.split_units
+        #: unit id -> snippets still wanted for its next split check (discovery sets it; copying
+        #: every busy unit's every spike cost ~10 % of the chain)
+        self.wanted: dict[int, int] = {}
+
+    def _weights(self, noise_sd: np.ndarray, noise_from: int) -> None:
+        """Channel weights (inverse noise variance) per noise epoch: a peak is weighted with the
+        noise levels in force at its own sample, whatever the chunking."""
+        if noise_from != self._epoch:
+            self._prev_inv_var, self._epoch = self._inv_var, noise_from
+            self._inv_var = channel_weights(noise_sd)
+
+    def process(
+        self, work: np.ndarray, work_first: int, peaks: np.ndarray, noise_sd: np.ndarray, noise_from: int
+    ) -> np.ndarray:
+        """work: filtered samples ``[L, C]`` with ``work[0]`` at global index ``work_first``,
+        covering at least ``history`` samples before the newest; peaks: newly detected;
+        noise_sd: the noise level per channel (uV) in force from sample ``noise_from`` on."""
+        self._weights(noise_sd, noise_from)
+        out = self._match(work, work_first, peaks)
+        head, tail = self._counters[1], self._counters[2]
+        if head < tail:
+            # long-template updates that no spike still to be decided can precede (each decision
+            # sees the same updates whatever the chunking), applied while their data is here
+            up_to = work_first + work.shape[0] - self.sweep  # peaks not yet detected come after this
+            if self.n_pending:
+                up_to = min(up_to, self._oldest)
+            b = self.bank
+            if self._q_s[head % LEARN_QUEUE] + b.long_waves.shape[2] <= up_to:  # else none is ready: no call
+                learn_long(
+                    work,
+                    work_first,
+                    up_to,
+                    b.long_waves,
+                    b.long_n,
+                    b.channels,
+                    b.overlap,
+                    b.pre,
+                    self.cfg.adapt_spikes,
+                    self._q_s,
+                    self._q_u,
+                    self._q_a,
+                    self._counters,
+                    self._rec_s,
+                    self._rec_u,
+                    self._rec_a,
+                )
+        return out
+
+    def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray) -> np.ndarray:
+        b = self.bank
+        if peaks.size == 0 and self.n_pending == 0:
+            return NOTHING
+        need = self.n_pending + peaks.size
+        if need > self._pending.size:
+            grown = np.zeros(2 * need, PEAK_DTYPE)
+            grown[: self.n_pending] = self._pending[: self.n_pending]
+            self._pending = grown
+        latest_ready = work_first + work.shape[0] - self.post - self.max_shift
+        oldest = self._oldest if self.n_pending else int(peaks["sample"][0])
+        if oldest > latest_ready:  # nothing has its window yet: only queue the new peaks
+            self._pending[self.n_pending : need] = peaks
+            self.n_pending, self._oldest = need, oldest
+            return NOTHING
+        earliest = work_first + b.pre + self.max_shift  # a window starting before the data kept (stream start)
+        out = np.empty(2 * need, ASSIGNED_DTYPE)  # room for the other spike of each overlapping pair
+        n, self.n_pending, self._oldest, n_unassigned = match_step(
+            self._pending,
+            self.n_pending,
+            peaks if peaks.size else self._no_peaks,
+            work,
+            work_first,
+            latest_ready,
+            earliest,
+            b.n,
+            b.candidates,
+            b.local,
+            b.waves,
+            b.channels,
+            b.norm2,
+            b.amp,
+            b.amp_n,
+            b.matched,
+            b.ids,
+            self._prev_inv_var,
+            self._inv_var,
+            self._epoch,
+            b.pre,
+            self.max_shift,
+            self.max_residual,
+            self.min_explained,
+            self.cfg.min_fit_explained,
+            self.truncated,
+            self.pair_offset,
+            self.cfg.amplitude_tolerance,
+            self.cfg.adapt_spikes,
+            self.shape_spikes,
+            out,
+            b.long_waves,
+            b.long_n,
+            b.overlap,
+            self._rec_s,
+            self._rec_u,
+            self._rec_a,
+            self._q_s,
+            self._q_u,
+            self._q_a,
+            self._counters,
+        )
+        if n == 0:
+            return NOTHING
+        out = out[:n]
+        if self.collect_unassigned and n_unassigned:
+            unit, sample, channel = out["unit"], out["sample"], out["channel"]
+            for i in np.flatnonzero(unit < 0).tolist():
+                s, c = int(sample[i]), int(channel[i])
+                t0 = s - work_first - b.pre
+                self.unassigned.append((s, c, work[t0 : t0 + b.width, b.local_channels(c)]))
+        if self.collect_assigned and n > n_unassigned:
+            wanted = self.wanted
+            for uid, s in zip(out["unit"].tolist(), out["sample"].tolist()):
+                t0 = s - work_first - b.pre
+                if uid >= 0 and wanted.get(uid, 0) > 0 and t0 + b.width <= work.shape[0]:
+                    # (the second spike of a pair can lie a few samples beyond the data here: skipped)
+                    wanted[uid] -= 1
+                    home = int(b.peak_channel[b.index[uid]])
+                    self.assigned.append((uid, work[t0 : t0 + b.width, b.wide_channels(home)]))
+        return out
+
+
+def warm_up_matching() -> None:
+    """Compile (or load from cache) the matching step on a tiny problem, with the argument types
+    of the live calls."""
+    work = np.zeros((8, 1), np.float32)
+    work[3, 0] = -1.0
+    waves = np.zeros((1, 1, 4), np.float32)  # [U, C, W]
+    waves[0, 0, 1] = -1.0
+    pending = np.zeros(2, PEAK_DTYPE)
+    peaks = np.zeros(1, PEAK_DTYPE)
+    peaks["sample"] = 3
+    i32, f32, i64 = np.int32, np.float32, np.int64
+    near = np.ones((1, 1), np.bool_)
+    match_step(
+        pending,
+        0,
+        peaks,
+        work,
+        0,
+        4,
+        1,
+        1,
+        np.zeros((1, 1), i32),
+        np.zeros((1, 1), i32),
+        waves,
+        np.zeros((1, 1), i32),
+        np.ones(1, f32),
+        np.ones(1, f32),
+        np.ones(1, i64),
+        np.zeros(1, i64),
+        np.zeros(1, i32),
+        np.ones(1, f32),
+        np.ones(1, f32),
+        0,
+        1,
+        1,
+        2.0,
+        0.5,
+        0.3,
+        2,
+        1,
+        0.5,
+        10,
+        ALWAYS,
+        np.zeros(4, ASSIGNED_DTYPE),
+        np.zeros((1, 1, 6), f32),
+        np.zeros(1, i64),
+        near,
+        np.zeros(4, i64),
+        np.zeros(4, i64),
+        np.zeros(4, f32),
+        np.zeros(4, i64),
+        np.zeros(4, i64),
+        np.zeros(4, f32),
+        np.zeros(3, i64),
+    )
+    learn_long(
+        work,
+        0,
+        8,
+        np.zeros((1, 1, 6), f32),
+        np.zeros(1, i64),
+        np.zeros((1, 1), i32),
+        near,
+        1,
+        10,
+        np.zeros(4, i64),
+        np.zeros(4, i64),
+        np.zeros(4, f32),
+        np.zeros(3, i64),
+        np.zeros(4, i64),
+        np.zeros(4, i64),
+        np.zeros(4, f32),
+    )

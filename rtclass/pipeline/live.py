@@ -1,0 +1,450 @@
+"""One probe's live pipeline: source -> guard -> band-pass -> CMR -> detection -> publishers.
+
+The only module that wires sources, stages and publishers together. ``Pipeline.step()``
+processes one chunk; ``run()`` loops until the source ends, the duration is reached or
+``stop`` is set, and ``metrics()`` reports what happened (counts, drops, per-stage timing).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from rtclass.classify.labeler import LiveLabeler
+from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
+from rtclass.config import Config
+from rtclass.dsp.detection import ThresholdDetector
+from rtclass.errors import ConfigError, InputError
+from rtclass.features.unit_features import warm_up_unit_features
+from rtclass.ingest.base import Source, StreamInfo
+from rtclass.ingest.chunk import Chunk
+from rtclass.ingest.replay import FileSource
+from rtclass.matching.matcher import warm_up_matching
+from rtclass.matching.templates import TemplateBank, read_phy_templates
+from rtclass.pipeline.chain import DetectionChain, bank_from_templates
+from rtclass.pipeline.stage_times import StageTimes, Stopwatch
+from rtclass.probe import Probe, from_spikeglx_meta, load_probe
+from rtclass.publish.counts import SpikeCounter, counts_messages
+from rtclass.publish.files import RawRecorder, SpikeLog, UnitOutputs
+from rtclass.publish.unit_table import UnitTable
+from rtclass.publish.wire import CELL_TYPE_NAMES, SPIKE_DTYPE
+
+log = logging.getLogger("rtclass.pipeline.live")
+
+STAGES = ("guard", "filter", "reference", "detect", "match", "publish")  # as timed in metrics.json
+#: how long one read waits for data before the loop checks stop/duration again
+READ_TIMEOUT_S = 0.05
+#: spike batches the live view's "active channels" looks back over
+RECENT_BATCHES = 200
+#: samples in the warm-up chunk that compiles/loads every kernel before the first live chunk
+WARMUP_SAMPLES = 64
+#: how long another thread may hold the GIL before the hot path gets it back
+GIL_SWITCH_S = 0.0005
+
+
+class Publisher(Protocol):
+    def publish(self, spikes: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Status:
+    """What the live view shows, refreshed every status interval."""
+
+    data_s: float = 0.0
+    wall_s: float = 0.0
+    spikes: int = 0
+    spikes_per_s: float = 0.0
+    active_channels: int = 0
+    chunk_p50_us: float = 0.0
+    chunk_p99_us: float = 0.0
+    realtime_factor: float = 0.0
+    samples_dropped: int = 0
+    gaps: int = 0
+    malformed: int = 0
+    detecting: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        cfg: Config,
+        source: Source,
+        publishers: list[Publisher] | None = None,
+        probe: Probe | None = None,
+        bank: TemplateBank | None = None,
+    ):
+        """``bank``: known templates (else ``[units] templates`` names a phy folder to load, or
+        units are discovered online)."""
+        self.cfg = cfg
+        self.source = source
+        self.publishers = list(publishers or [])
+        self._probe = probe
+        self._bank = bank
+        self.live = True  # set False for reproducible runs (discovery in place)
+        self.table: UnitTable | None = None
+        self.raw: RawRecorder | None = None  # set by run_live with --save-raw
+        self._table_sent = (-1, -1)
+        self._table_due = 0.0
+        self.log = SpikeLog()
+        self.info: StreamInfo | None = None
+        self.times = StageTimes(STAGES)
+        self._samples = 0
+        self._first_sample: int | None = None
+        self._t_start = 0.0
+
+    # -------------------------------------------------------------------------------- set-up
+    def open(self) -> StreamInfo:
+        """Connect the source, check the stream against the config, build and warm the stages."""
+        info = self.source.open()
+        cfg = self.cfg
+        if info.n_channels != cfg.probe.n_channels:
+            raise InputError(
+                f"the source has {info.n_channels} channels but [probe] n_channels = {cfg.probe.n_channels}; "
+                "make them agree"
+            )
+        if info.sample_rate_hz != cfg.probe.sample_rate_hz:
+            log.info(
+                "source runs at %g Hz (config said %g Hz); using the source's rate",
+                info.sample_rate_hz,
+                cfg.probe.sample_rate_hz,
+            )
+        self.info = info
+        if self._probe is None:
+            if info.meta_path is not None and cfg.probe.geometry in ("np1", "np2"):
+                self._probe = from_spikeglx_meta(info.meta_path)
+            else:
+                self._probe = load_probe(cfg.probe.geometry, info.n_channels)
+        if self._probe.n_channels != info.n_channels:
+            raise InputError(f"probe geometry has {self._probe.n_channels} channels, the stream {info.n_channels}")
+        bank = self._bank
+        if bank is None and cfg.units.templates:
+            dense, ids = read_phy_templates(cfg.units.templates, info.n_channels)
+            bank = bank_from_templates(cfg, self._probe, info.sample_rate_hz, dense, ids, in_uv=False)
+            log.info("loaded %d templates of %d units from %s", bank.n, np.unique(ids).size, cfg.units.templates)
+        live = not isinstance(self.source, FileSource) or cfg.source.speed > 0
+        self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz, bank, live=live and self.live)
+        self.labeler = self._make_labeler()
+        bin_samples = int(round(cfg.publish.counts_bin_ms * 1e-3 * info.sample_rate_hz))
+        self.counter = SpikeCounter(bin_samples, self.chain.decision_lag) if bin_samples > 0 else None
+        if self.chain.bank is not None:
+            self.table = UnitTable(self.chain.bank, info.sample_rate_hz, self.labeler)
+        self._warm_up(info)
+        return info
+
+    def _make_labeler(self) -> LiveLabeler | None:
+        """The live labeler, if the config names a model (or the shipped default exists)."""
+        c = self.cfg.classify
+        if c.model == "none" or self.chain.features is None:
+            return None
+        if not c.model and not DEFAULT_MODEL.exists():
+            log.warning("no classifier model at %s: units stay unlabeled ([classify] model)", DEFAULT_MODEL)
+            return None
+        model = CellTypeModel(c.model or DEFAULT_MODEL)
+        labeler = LiveLabeler(c, model, self.chain.features)
+        labeler.now_s = lambda: self._samples / self.info.sample_rate_hz
+        return labeler
+
+    def _warm_up(self, info: StreamInfo) -> None:
+        """Run a throw-away chain once so every kernel is compiled (or loaded from numba's
+        cache) before the first live chunk arrives."""
+        DetectionChain(self.cfg, self.probe, info.sample_rate_hz).process(
+            np.zeros((WARMUP_SAMPLES, info.n_channels), np.float32), 0
+        )
+        warm_up_matching()
+        if self.chain.features is not None:
+            warm_up_unit_features()
+        if self.labeler is not None:
+            self.labeler.warm_up()
+
+    @property
+    def detector(self) -> ThresholdDetector:
+        return self.chain.detector
+
+    @property
+    def samples_processed(self) -> int:
+        return self._samples
+
+    @property
+    def probe(self) -> Probe:
+        assert self._probe is not None
+        return self._probe
+
+    # -------------------------------------------------------------------------------- running
+    def process(self, chunk: Chunk) -> np.ndarray:
+        """Run one chunk through every stage and the publishers; returns the published spikes."""
+        if self._first_sample is None:
+            self._first_sample = chunk.first_sample
+            self._t_start = time.perf_counter()
+        found = self.chain.decide(chunk.data, chunk.first_sample)
+        watch = Stopwatch()
+        spikes = np.zeros(found.size, SPIKE_DTYPE)
+        try:
+            if found.size:
+                fs = self.info.sample_rate_hz
+                spikes["sample"] = found["sample"]
+                spikes["unit"] = found["unit"]
+                spikes["channel"] = found["channel"]
+                spikes["t_source"] = chunk.t_last - (chunk.end_sample - 1 - found["sample"]) / fs
+                if self.labeler is not None:
+                    spikes["cell_type"], spikes["confidence"] = self.labeler.label_of(found["unit"])
+                for pub in self.publishers:
+                    pub.publish(spikes)
+        finally:  # the decided spikes feed the features even if a publisher failed
+            t_pub = watch.lap()
+            self.chain.update_features()
+        # off the latency path: files, unit table, counts
+        if self.raw is not None:
+            self.raw.write(chunk.data, chunk.first_sample, chunk.gap_before)
+        watch.lap()
+        if found.size:
+            self.log.append(spikes, found["amplitude"])
+            if self.table is not None:
+                self.table.update(found)
+        if self.table is not None:
+            self._publish_table(chunk.end_sample)
+        if self.counter is not None:
+            self._publish_counts(spikes, chunk)
+        t_pub += watch.lap()
+        self.times.record([*self.chain.times_s, t_pub], chunk.n_samples / self.info.sample_rate_hz)
+        self._samples += chunk.n_samples
+        return spikes
+
+    def _publish_counts(self, spikes: np.ndarray, chunk: Chunk) -> None:
+        starts, counts = self.counter.process(spikes["sample"], spikes["cell_type"].astype(np.int64), chunk.end_sample)
+        if starts.size == 0:
+            return
+        fs = self.info.sample_rate_hz
+        t_ends = chunk.t_last - (chunk.end_sample - 1 - (starts + self.counter.bin)) / fs
+        for pub in self.publishers:
+            if hasattr(pub, "publish_counts"):
+                pub.publish_counts(counts_messages(starts, counts, self.counter.bin))
+            if hasattr(pub, "publish_counts_array"):
+                pub.publish_counts_array(counts, t_ends)
+
+    def _publish_table(self, now_sample: int) -> None:
+        """Send the unit table when units appeared, were merged or relabelled, at most every
+        ``table_interval_s``."""
+        bank = self.chain.bank
+        state = (bank.n, len(bank.merged_into), self.table.version, self.labeler.version if self.labeler else 0)
+        now = time.monotonic()
+        if state == self._table_sent or now < self._table_due:
+            return
+        payload = self.table.to_json(now_sample)
+        for pub in self.publishers:
+            send = getattr(pub, "publish_units", None)
+            if send is not None:
+                send(payload)
+        self._table_sent, self._table_due = state, now + self.cfg.units.table_interval_s
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        duration_s: float | None = None,
+        on_status: Callable[[Status], None] | None = None,
+    ) -> None:
+        """Process chunks until the source is finished, ``duration_s`` of data has been
+        processed (default: ``[run] duration_s``, 0 = no limit), the source stays quiet for
+        ``[run] idle_timeout_s`` or ``stop`` is set. The labeler runs in its own thread meanwhile."""
+        stop = stop or threading.Event()
+        duration_s = self.cfg.run.duration_s if duration_s is None else duration_s
+        fs = self.info.sample_rate_hz
+        limit = int(duration_s * fs) if duration_s > 0 else None  # samples of stream time
+        idle = self.cfg.run.idle_timeout_s
+        interval = self.cfg.run.status_interval_s
+        next_status = time.monotonic() + interval
+        last_spikes, last_t = 0, time.monotonic()
+        last_data = time.monotonic()
+        # with the labeler and discovery threads running, hand the GIL back to the hot path
+        # within 0.5 ms instead of Python's default 5 ms
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
+        try:
+            # what exists now (modules, compiled kernels, the stages) lives as long as the run:
+            # keep it out of the cyclic collector's full passes, which took ~80 ms each (80 chunks
+            # of stall) every few tens of seconds; frozen, the passes see only the run's own
+            # objects. (Process-wide: runs in parallel threads of one process unfreeze each other.)
+            gc.collect()
+            gc.freeze()
+            if self.labeler is not None:
+                self.labeler.start()
+            while not stop.is_set() and not self.source.finished:
+                chunk = self.source.read(READ_TIMEOUT_S)
+                now = time.monotonic()
+                if chunk is not None:
+                    last_data = now
+                    start = chunk.first_sample if self._first_sample is None else self._first_sample
+                    if limit is not None and chunk.end_sample - start >= limit:
+                        keep = limit - (chunk.first_sample - start)
+                        if keep > 0:
+                            t_last = chunk.t_last - (chunk.n_samples - keep) / fs
+                            self.process(Chunk(chunk.data[:keep], chunk.first_sample, t_last, chunk.gap_before))
+                        break
+                    self.process(chunk)
+                elif idle > 0 and now - last_data > idle:
+                    log.warning("no data for %.1f s: stopping ([run] idle_timeout_s)", idle)
+                    break
+                if on_status is not None and now >= next_status:
+                    n = len(self.log)
+                    on_status(self.status(spikes_per_s=(n - last_spikes) / (now - last_t)))
+                    last_spikes, last_t, next_status = n, now, now + interval
+        finally:
+            sys.setswitchinterval(switch)
+            gc.unfreeze()
+            if self.labeler is not None:
+                self.labeler.stop()
+
+    # -------------------------------------------------------------------------------- reporting
+    def status(self, spikes_per_s: float = 0.0) -> Status:
+        stats = self.source.stats
+        recent = self.times.recent_total_us(1000)
+        fs = self.info.sample_rate_hz
+        busy = self.times.total_s[-1]
+        chans = self.log.recent_channels(RECENT_BATCHES).size
+        return Status(
+            data_s=self._samples / fs,
+            wall_s=time.perf_counter() - self._t_start if self._first_sample is not None else 0.0,
+            spikes=len(self.log),
+            spikes_per_s=spikes_per_s,
+            active_channels=chans,
+            chunk_p50_us=float(np.percentile(recent, 50)) if recent.size else 0.0,
+            chunk_p99_us=float(np.percentile(recent, 99)) if recent.size else 0.0,
+            realtime_factor=(self._samples / fs) / busy if busy > 0 else 0.0,
+            samples_dropped=stats.samples_dropped,
+            gaps=stats.gaps,
+            malformed=stats.malformed,
+            detecting=self.detector.ready,
+        )
+
+    def metrics(self) -> dict[str, Any]:
+        fs = self.info.sample_rate_hz
+        busy = float(self.times.total_s[-1])
+        data_s = self._samples / fs
+        return {
+            **self.source.stats.as_dict(),
+            "samples_processed": self._samples,
+            "nonfinite_values": self.chain.guard.repaired,
+            "spikes": len(self.log),
+            "data_s": data_s,
+            "processing_s": busy,
+            "realtime_factor": data_s / busy if busy > 0 else None,
+            "chunks_over_budget": self.times.over_budget,
+            "stage_time_per_chunk": self.times.summary(),
+            "units": self.chain.bank.n if self.chain.bank is not None else 0,
+            "labels": self._label_summary(),
+            "discovery": self._discovery_summary(),
+            "n_channels": self.info.n_channels,
+            "sample_rate_hz": fs,
+        }
+
+    def unit_outputs(self) -> UnitOutputs | None:
+        """Templates (uV) and labels of the units, for the output files."""
+        bank = self.chain.bank
+        if bank is None or bank.n == 0:
+            return None
+        templates = bank.waves[: bank.n].transpose(0, 2, 1) * bank.amp[: bank.n, None, None]  # [U, W, C]
+        labels = {}
+        lab = self.labeler
+        if lab is not None:
+            for u in np.unique(bank.ids[: bank.n]).tolist():
+                code, _ = lab.label_of(np.array([u]))
+                probs = lab.probabilities.get(u)
+                if probs:
+                    p = np.sort(probs)
+                    labels[u] = (CELL_TYPE_NAMES[int(code[0])], float(p[-1]), float(p[-1] / max(p[-2], 1e-12)))
+        return UnitOutputs(bank.ids[: bank.n].copy(), templates.astype(np.float32), self.probe.positions_um, labels)
+
+    def _discovery_summary(self) -> dict[str, Any] | None:
+        d = self.chain.discovery
+        if d is None:
+            return None
+        return {
+            "rounds": d.rounds,
+            "units_found": d.promoted,
+            "units_split_off": d.splits,
+            "units_merged": d.merges,
+            "failed_rounds": d.failed_rounds,
+            "last_error": d.last_error,
+        }
+
+    def _label_summary(self) -> dict[str, Any]:
+        if self.labeler is None:
+            return {"model": None}
+        codes = self.labeler.codes
+        return {
+            "model": str(self.labeler.model.path),
+            "ticks": self.labeler.ticks,
+            "last_tick_ms": self.labeler.last_tick_s * 1e3,
+            "units_by_type": {CELL_TYPE_NAMES[c]: int((codes == c).sum()) for c in range(1, len(CELL_TYPE_NAMES))},
+        }
+
+    def close(self) -> None:
+        if getattr(self, "chain", None) is not None and self.chain.discovery is not None:
+            self.chain.discovery.close()
+        for pub in self.publishers:
+            pub.close()
+        self.source.close()
+
+
+def make_publishers(cfg: Config, stream_name: str, zmq_address: str | None = None) -> list[Publisher]:
+    """The live outputs the config asks for (ZMQ PUB, LSL outlet). Ports are bound now, so a
+    busy port fails before the run starts."""
+    pubs: list[Publisher] = []
+    if cfg.publish.zmq:
+        from rtclass.publish.zmq_pub import ZmqSpikePublisher
+
+        pubs.append(ZmqSpikePublisher(zmq_address or cfg.publish.zmq_address))
+    if cfg.publish.lsl:
+        from rtclass.publish.lsl_pub import LslCountsOutlet, LslSpikeOutlet
+
+        pubs.append(LslSpikeOutlet(stream_name))
+        if cfg.publish.counts_bin_ms > 0:
+            pubs.append(LslCountsOutlet(stream_name, cfg.publish.counts_bin_ms / 1000))
+    return pubs
+
+
+def run_live(
+    cfg: Config,
+    source_spec: str,
+    out_dir: str | None,
+    stop: threading.Event | None = None,
+    on_status: Callable[[Status], None] | None = None,
+) -> dict[str, Any]:
+    """``rtclass run``: source -> pipeline -> publishers until the end; then the output files."""
+    from rtclass.ingest import make_source
+    from rtclass.publish.files import prepare_output_dir, write_run_output
+
+    if out_dir is not None:
+        prepare_output_dir(out_dir)
+    elif cfg.run.save_raw:
+        raise ConfigError("[run] save_raw needs an output folder (--out)")
+    if source_spec.startswith("lsl:") and cfg.source.lsl_loopback:
+        from rtclass.ingest.lsl import use_loopback_only
+
+        use_loopback_only()
+    source = make_source(source_spec, cfg)
+    pipe = Pipeline(cfg, source)
+    info = pipe.open()
+    if cfg.run.save_raw:
+        pipe.raw = RawRecorder(out_dir)
+    try:
+        pipe.publishers = make_publishers(cfg, info.name)
+        pipe.run(stop, on_status=on_status)
+    finally:
+        pipe.close()
+        if pipe.raw is not None:
+            pipe.raw.close()
+    metrics = pipe.metrics()
+    if out_dir is not None:
+        write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs(), pipe.raw)
+    return metrics

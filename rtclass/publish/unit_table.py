@@ -1,0 +1,82 @@
+"""The unit table: what subscribers learn about each unit (topic ``units``, JSON)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from rtclass.matching.templates import TemplateBank
+from rtclass.publish.wire import CELL_TYPE_NAMES
+
+
+class UnitTable:
+    """Per-unit running statistics, updated with every assigned spike batch."""
+
+    def __init__(self, bank: TemplateBank, sample_rate_hz: float, labeler=None):
+        self.bank = bank
+        self.labeler = labeler
+        self.fs = sample_rate_hz
+        self.count: dict[int, int] = {}
+        self.amp_sum: dict[int, float] = {}
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self.version = 0  # bumps when a unit appears or changes label
+
+    def update(self, assigned: np.ndarray) -> None:
+        hit = assigned[assigned["unit"] >= 0]
+        if hit.size == 0:
+            return
+        units, inverse, counts = np.unique(hit["unit"], return_inverse=True, return_counts=True)
+        amps = np.bincount(inverse, weights=hit["fit"])
+        for u, n, a in zip(units.tolist(), counts.tolist(), amps.tolist()):
+            if u not in self.count:
+                self.count[u], self.amp_sum[u], self.first[u] = 0, 0.0, int(hit["sample"][hit["unit"] == u][0])
+                self.version += 1
+            self.count[u] += n
+            self.amp_sum[u] += a
+        for u, s in zip(hit["unit"].tolist(), hit["sample"].tolist()):
+            self.last[u] = s
+
+    def rows(self, now_sample: int) -> list[dict]:
+        b = self.bank
+        pos = b.probe.positions_um
+        out = []
+        seen = set()
+        for i in range(b.n):
+            uid = int(b.ids[i])
+            if uid in seen:
+                continue
+            seen.add(uid)
+            n = self.count.get(uid, 0)
+            span = (now_sample - self.first[uid]) / self.fs if n else 0.0
+            ch = int(b.peak_channel[i])
+            out.append(
+                {
+                    "id": uid,
+                    "peak_channel": ch,
+                    "x_um": float(pos[ch, 0]),
+                    "y_um": float(pos[ch, 1]),
+                    "mean_amplitude_uv": self.amp_sum.get(uid, 0.0) / n if n else 0.0,
+                    "spike_count": n,
+                    "firing_rate_hz": n / span if span > 0 else 0.0,
+                    "merged_into": b.merged_into.get(uid),
+                    **self._label(uid),
+                }
+            )
+        return out
+
+    def _label(self, uid: int) -> dict:
+        lab = self.labeler
+        if lab is None:
+            return {"cell_type": "unlabeled", "cell_type_code": 0, "confidence": 0.0}
+        code, conf = lab.label_of(np.array([uid]))
+        return {
+            "cell_type": CELL_TYPE_NAMES[int(code[0])],
+            "cell_type_code": int(code[0]),
+            "confidence": float(conf[0]),
+            "probabilities": dict(zip(lab.model.classes, lab.probabilities.get(uid, []))),
+        }
+
+    def to_json(self, now_sample: int) -> bytes:
+        return json.dumps({"units": self.rows(now_sample), "sample": now_sample}).encode()
