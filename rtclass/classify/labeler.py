@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
+from rtclass.cell_types import CELL_TYPE_NAMES
 from rtclass.classify.model import CellTypeModel
 from rtclass.config import ClassifyConfig
 from rtclass.features.unit_features import UnitFeatures
-from rtclass.publish.wire import CELL_TYPE_NAMES
 
 log = logging.getLogger("rtclass.labeler")
 
