@@ -125,9 +125,11 @@ def main() -> None:
     print("inference (ms) by units: " + ", ".join(f"{k}: {v:.2f}" for k, v in res["inference_ms_by_units"].items()))
     p = res["pipeline"]
     print(
-        f"{args.duration:g} s through the live pipeline: {p['units_labelled']} of {p['units_with_features']} units labelled; "
+        f"{args.duration:g} s through the live pipeline: "
+        f"{p['units_labelled']} of {p['units_with_features']} units labelled; "
         f"live label == offline label for {p['live_equals_offline_label']:.3f}; right vs ground truth "
-        f"{p['labels_right_vs_ground_truth']:.3f}; median first spike -> stable label {p['median_s_first_spike_to_stable_label']}"
+        f"{p['labels_right_vs_ground_truth']:.3f}; "
+        f"median first spike -> stable label {p['median_s_first_spike_to_stable_label']}"
     )
     for t, v in p["by_type"].items():
         print(f"    {t:7s} {v['units']:3d} units, {v['labelled']:3d} labelled, {v['right']:3d} right")

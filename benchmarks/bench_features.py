@@ -107,7 +107,8 @@ def main() -> None:
         f"({lu['share_of_one_core'] * 100:.1f} % of one core)"
     )
     print(
-        f"read-out of 400 units' 3D-ACGs: {res['readout_400_units_ms']:.0f} ms; memory per unit {res['memory_bytes_per_unit'] / 1024:.0f} KiB"
+        f"read-out of 400 units' 3D-ACGs: {res['readout_400_units_ms']:.0f} ms; "
+        f"memory per unit {res['memory_bytes_per_unit'] / 1024:.0f} KiB"
     )
     for e in errs:
         print(
@@ -116,7 +117,8 @@ def main() -> None:
         )
     o = res["offline_acg"]
     print(
-        f"offline 3D-ACG: {o['s_per_unit']:.2f} s per unit of {minutes:g} min -> {o['estimated_total_s']:.0f} s for {n_off} units "
+        f"offline 3D-ACG: {o['s_per_unit']:.2f} s per unit of {minutes:g} min -> "
+        f"{o['estimated_total_s']:.0f} s for {n_off} units "
         f"(measured on {o['measured_units']})"
     )
     print(f"saved {args.out}")

@@ -102,13 +102,14 @@ def main() -> None:
         f"RSS {g['rss_mb_first']:.0f} -> {g['rss_mb_last']:.0f} MB over {g['seconds']:g} s streamed"
     )
     print(
-        f"\nspike trains, {args.units_per_type} units per type x {args.stats_s:g} s: simulated median (IQR) | C4 mouse median (IQR)"
+        f"\nspike trains, {args.units_per_type} units per type x {args.stats_s:g} s: "
+        "simulated median (IQR) | C4 mouse median (IQR)"
     )
     print(f"{'type':<7} {'rate Hz':>24} {'CV':>22} {'CV2':>22} {'ISI p5 ms':>16} {'viol':>5} {'CS->SS pause':>13}")
     for ct, s in res["statistics"].items():
         p = PUBLISHED[ct]
 
-        def cell(key, fmt):
+        def cell(key, fmt, s=s, p=p):
             q = s[key]
             pub = p[key]
             return f"{q['median']:{fmt}} ({q['q25']:{fmt}}-{q['q75']:{fmt}}) | {pub[0]:{fmt}}"

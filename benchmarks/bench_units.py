@@ -131,7 +131,8 @@ def main() -> None:
     # steady state: units found in the first half, scored on the second
     sc_late, _ = scored_between(sim.n_samples // 2, sim.n_samples)
     minute = int(60 * sim.fs)
-    by_minute = []  # each minute scored alone (a unit silent that minute is not scored): does a long run hold its units?
+    # each minute scored alone (a unit silent that minute is not scored): does a long run hold its units?
+    by_minute = []
     for a in range(0, sim.n_samples, minute):
         sc_minute, fired = scored_between(a, a + minute)
         by_minute.append(sc_minute.well_detected(ok & fired))
@@ -159,23 +160,29 @@ def main() -> None:
     save_json(res, args.out)
     t, g = res["with_true_templates"], res["discovery"]
     print(
-        f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); {args.duration:g} s, {n_units} units"
+        f"machine: {res['machine']['cpu']} ({'1 core' if pinned else 'not pinned'}); "
+        f"{args.duration:g} s, {n_units} units"
     )
     print(
-        f"true templates: right unit for {t['spikes_right_unit_of_detected_snr_ge_5']:.3f} of detected spikes of SNR>=5 units "
+        f"true templates: right unit for {t['spikes_right_unit_of_detected_snr_ge_5']:.3f} "
+        "of detected spikes of SNR>=5 units "
         f"({t['spikes_right_unit_of_all_snr_ge_5']:.3f} of all their spikes); "
         f"{t['performance']['realtime_factor']:.1f}x RT, chunk p99 {t['performance']['per_chunk_us']['p99']:.0f} us"
     )
     for band, v in t["right_unit_of_detected_by_snr"].items():
         print(
-            f"    SNR {band:>8}: {v['mean']:.3f} of detected, {t['right_unit_of_all_by_snr'][band]['mean']:.3f} of all ({v['units']} units)"
+            f"    SNR {band:>8}: {v['mean']:.3f} of detected, "
+            f"{t['right_unit_of_all_by_snr'][band]['mean']:.3f} of all ({v['units']} units)"
         )
     print(
-        f"discovery: {g['units_found']} units found; well detected (accuracy >= 0.8): {g['well_detected_snr_ge_5']:.2f} of SNR>=5 units, "
-        f"{g['well_detected_snr_ge_8']:.2f} of SNR>=8; second half alone: {g['well_detected_snr_ge_5_second_half']:.2f} of SNR>=5; "
+        f"discovery: {g['units_found']} units found; "
+        f"well detected (accuracy >= 0.8): {g['well_detected_snr_ge_5']:.2f} of SNR>=5 units, "
+        f"{g['well_detected_snr_ge_8']:.2f} of SNR>=8; "
+        f"second half alone: {g['well_detected_snr_ge_5_second_half']:.2f} of SNR>=5; "
         f"each minute alone: {', '.join(f'{v:.2f}' for v in g['well_detected_snr_ge_5_each_minute'])}; "
         f"{g['performance']['realtime_factor']:.1f}x RT, "
-        f"chunk p99 {g['performance']['per_chunk_us']['p99']:.0f} us, max {g['performance']['per_chunk_us']['max']:.0f} us"
+        f"chunk p99 {g['performance']['per_chunk_us']['p99']:.0f} us, "
+        f"max {g['performance']['per_chunk_us']['max']:.0f} us"
     )
     for band, v in g["accuracy_by_snr"].items():
         print(f"    SNR {band:>8}: mean accuracy {v['mean']:.3f} ({v['units']} units)")

@@ -13,6 +13,16 @@ from rtclass import __version__
 from rtclass.errors import RtclassError
 
 
+def installed_version() -> str:
+    """The installed distribution's version (package metadata); ``rtclass.__version__`` when not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("rtclass")
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
 def _config(args: argparse.Namespace, base=None):
     from rtclass.config import Config, load_config
 
@@ -135,7 +145,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     counts = classify_folder(args.folder, feats, model, args.threshold)
     print(f"labels ({model.path}): " + ", ".join(f"{n} {t}" for t, n in counts.items()))
     print(
-        f"wrote cluster_predicted_cell_type.tsv, cluster_pred_probability.tsv, cluster_confidence_ratio.tsv in {args.folder}"
+        "wrote cluster_predicted_cell_type.tsv, cluster_pred_probability.tsv, cluster_confidence_ratio.tsv "
+        f"in {args.folder}"
     )
     return 0
 
@@ -183,14 +194,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rtclass.config import shipped_config_names
+
+    config_help = f"TOML config: a file, or the name of a shipped config ({', '.join(shipped_config_names())})"
     p = argparse.ArgumentParser(prog="rtclass", description="Real-time cell-type labels for Neuropixels probes.")
-    p.add_argument("--version", action="version", version=f"rtclass {__version__}")
+    p.add_argument("--version", action="version", version=f"rtclass {installed_version()}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="the whole loop on the built-in simulated probe")
     d.add_argument("--duration", type=float, default=None, help="seconds of data (default 20)")
-    d.add_argument("--config", help="TOML config (default: configs/demo.toml's settings)")
+    d.add_argument("--config", help=f"{config_help} (default: the settings of the shipped config demo)")
     d.add_argument("--out", help="also write the run's output files here")
     d.set_defaults(func=cmd_demo)
 
@@ -200,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int)
     s.add_argument("--probe", choices=("np1", "np2"))
     s.add_argument("--units-per-type", dest="units_per_type", type=int, help="N units of every cell type")
-    s.add_argument("--config", help="TOML config with a [simulate] section")
+    s.add_argument("--config", help=f"{config_help}; its [simulate] section is used")
     s.add_argument(
         "--features-only",
         dest="features_only",
@@ -215,12 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--speed", type=float, help="1 = real time (default), 0 = as fast as possible")
     r.add_argument("--chunk-ms", dest="chunk_ms", type=float, help="chunk length (default 1 ms)")
     r.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a subscriber")
-    r.add_argument("--config", help="TOML config")
+    r.add_argument("--config", help=config_help)
     r.set_defaults(func=cmd_replay)
 
     u = sub.add_parser("run", help="run the live pipeline on a stream or file")
     u.add_argument("--source", required=True, help="lsl:NAME | zmq://HOST:PORT | file:PATH.ap.bin")
-    u.add_argument("--config", help="TOML config")
+    u.add_argument("--config", help=config_help)
     u.add_argument("--speed", type=float, help="file sources: 1 = real time, 0 = as fast as possible")
     u.add_argument("--duration", type=float, help="stop after this many seconds of data")
     u.add_argument(

@@ -96,3 +96,30 @@ def test_errors_are_one_line_with_advice(tmp_path):
         timeout=RUN_TIMEOUT_S,
     )
     assert res.returncode == 2 and "unknown source" in res.stderr
+
+
+def test_version_comes_from_the_package_metadata():
+    from importlib import metadata
+
+    res = subprocess.run(_rtclass("--version"), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert res.returncode == 0 and res.stdout == f"rtclass {metadata.version('rtclass')}\n"
+
+
+def test_config_takes_the_name_of_a_shipped_config(tmp_path):
+    res = subprocess.run(_rtclass("run", "--help"), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert "name of a shipped config" in res.stdout and "np1-lsl" in res.stdout
+    res = subprocess.run(
+        _rtclass("run", "--source", "file:/nonexistent.ap.bin", "--config", "np3", "--out", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "np3 is neither a config file nor the name of a shipped config (demo, np1-lsl" in res.stderr
+    res = subprocess.run(
+        _rtclass("run", "--source", "file:/nonexistent.ap.bin", "--config", "np2", "--out", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert res.returncode == 2 and "does not exist" in res.stderr  # the config was found: the source was not

@@ -19,25 +19,29 @@ from rich.table import Table
 
 from rtclass.apps.liveview import LiveView
 from rtclass.config import Config, SimulateConfig, from_dict
-from rtclass.errors import PublishError
+from rtclass.errors import InputError, PublishError
 from rtclass.evaluation.scoring import SNR_FLOOR, filtered_template_peaks, score_detection, score_sorting
 from rtclass.ingest import make_source
 from rtclass.ingest.lsl import use_loopback_only
 from rtclass.ingest.replay import paced_send
-from rtclass.pipeline.live import Pipeline, make_publishers
+from rtclass.pipeline.live import Pipeline, compile_kernels, make_publishers
 from rtclass.publish.files import write_run_output
 from rtclass.publish.wire import CELL_TYPE_NAMES
 from rtclass.sim.recording import Simulation
 
 STREAM_NAME = "rtclass-demo"
-#: what the demo changes from the defaults (configs/demo.toml holds the same)
+#: what the demo changes from the defaults (the shipped config `demo`, rtclass/configs/demo.toml, holds the same)
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "source": {"lsl_loopback": True, "resolve_timeout_s": 30.0},
     "run": {"duration_s": 30.0},
     "simulate": {"seed": 7},
 }
-#: how long the streaming child waits for the pipeline to connect
-CONNECT_TIMEOUT_S = 60.0
+#: how often the streaming child checks, while it waits for the pipeline, that its parent lives
+CONNECT_POLL_S = 0.5
+#: once the streaming child has ended, the run stops after this long without data
+DRAIN_AFTER_CHILD_S = 2.0
+#: how often the parent checks that the streaming child is alive
+CHILD_POLL_S = 0.2
 #: SNR bands of the final report
 SNR_BANDS = ((3.0, 5.0), (5.0, 8.0), (8.0, 12.0), (12.0, np.inf))
 
@@ -46,8 +50,9 @@ def demo_config() -> Config:
     return from_dict(DEMO_SETTINGS)
 
 
-def stream_simulation(sim_cfg: SimulateConfig, name: str, chunk_ms: float, stop) -> None:
-    """Child process: render the simulation and push it to an LSL outlet in real time."""
+def stream_simulation(sim_cfg: SimulateConfig, name: str, chunk_ms: float, stop, outlet_ready) -> None:
+    """Child process: render the simulation and push it to an LSL outlet in real time, once the
+    pipeline has connected (``outlet_ready`` is set when the outlet can be found)."""
     use_loopback_only()
     import pylsl
 
@@ -55,11 +60,14 @@ def stream_simulation(sim_cfg: SimulateConfig, name: str, chunk_ms: float, stop)
 
     sim = Simulation(sim_cfg)
     chunk = max(1, round(chunk_ms * 1e-3 * sim.fs))
+    sim.synthesizer().read(1)  # compile the synthesis kernels while the parent compiles its own
     sender = LslRawSender(name, sim.n_channels, sim.fs, chunk)
-    if not sender.wait_for_subscriber(CONNECT_TIMEOUT_S):
-        return
-    syn = sim.synthesizer()
-    syn.read(1)  # compile the synthesis kernels before the clock starts
+    outlet_ready.set()
+    parent = mp.parent_process()
+    # the pipeline connects once its kernels are ready: wait as long as that takes, while the parent lives
+    while not sender.wait_for_subscriber(CONNECT_POLL_S):
+        if stop.is_set() or (parent is not None and not parent.is_alive()):
+            return
     syn = sim.synthesizer()
     paced_send(syn.blocks(chunk), sender.send, sim.fs, 1.0, pylsl.local_clock, _EventAdapter(stop))
     sender.close()
@@ -100,33 +108,76 @@ def run_demo(
         f"({', '.join(f'{n} {t}' for t, n in _counts(sim).items())}), streamed over LSL on loopback"
     )
     ctx = mp.get_context("spawn")
-    stop = ctx.Event()
-    child = ctx.Process(target=stream_simulation, args=(sim_cfg, STREAM_NAME, cfg.source.chunk_ms, stop), daemon=True)
+    stop, outlet_ready = ctx.Event(), ctx.Event()
+    child = ctx.Process(
+        target=stream_simulation, args=(sim_cfg, STREAM_NAME, cfg.source.chunk_ms, stop, outlet_ready), daemon=True
+    )
     child.start()
+
+    def announce(message: str) -> None:
+        console.print(f"[cyan]{message}[/cyan]")
+
+    # the kernels are compiled before the pipeline connects: the stream starts when it can be processed
+    compile_kernels(cfg, sim.probe, sim.fs, announce)
     pipe = Pipeline(cfg, make_source(f"lsl:{STREAM_NAME}", cfg), probe=sim.probe)
+    pipe.announce = announce
+    run_stop = threading.Event()
+    watcher = threading.Thread(target=_stop_when_child_ends, args=(child, pipe, run_stop), daemon=True)
     try:
+        while not outlet_ready.wait(CHILD_POLL_S):  # the child renders and compiles its own kernels first
+            if not child.is_alive():
+                raise InputError(_child_ended(child, 0.0, duration))
         info = pipe.open()
         pipe.publishers = _publishers(cfg, console)
+        watcher.start()
         with LiveView("rtclass live", console) as view:
 
             def show(status):
                 status.extra.update(_unit_summary(pipe))
                 view.update(status)
 
-            pipe.run(threading.Event(), duration_s=duration, on_status=show)
+            pipe.run(run_stop, duration_s=duration, on_status=show)
     finally:
+        run_stop.set()
         pipe.close()
         stop.set()
         child.join(timeout=10)
         if child.is_alive():
             child.terminate()
     metrics = pipe.metrics()
+    if metrics["data_s"] < duration:
+        console.print(f"[bold red]{_child_ended(child, metrics['data_s'], duration)}[/bold red]")
+        metrics["stream_ended_early"] = True
     metrics["detection"] = _score(pipe, sim)
     metrics["labelling"] = _score_labels(pipe, sim)
     if out_dir is not None:
         write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs())
     _report(console, metrics, pipe, sim)
     return metrics
+
+
+def _stop_when_child_ends(child, pipe: Pipeline, run_stop: threading.Event) -> None:
+    """Stops the run once the streaming child has ended (or died) and its last data has been
+    processed: without this, a pipeline on a stream that stopped would wait for it forever."""
+    while not run_stop.wait(CHILD_POLL_S):
+        if child.is_alive():
+            continue
+        seen = pipe.samples_processed
+        while not run_stop.wait(DRAIN_AFTER_CHILD_S):
+            if pipe.samples_processed == seen:
+                run_stop.set()
+                return
+            seen = pipe.samples_processed
+        return
+
+
+def _child_ended(child, data_s: float, duration_s: float) -> str:
+    code = child.exitcode
+    how = "died" if code not in (None, 0) else "ended"
+    return (
+        f"the demo's streaming process {how} (exit code {code}) after {data_s:.1f} s of the {duration_s:g} s asked "
+        "for; its error, if any, is printed above. Run `rtclass demo` again; if it fails the same way, report it."
+    )
 
 
 def _counts(sim: Simulation) -> dict[str, int]:

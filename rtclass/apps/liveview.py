@@ -15,7 +15,12 @@ def _table(title: str, s: Status) -> Table:
     t = Table(title=title, show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold cyan", justify="right")
     t.add_column()
-    state = "[green]detecting[/green]" if s.detecting else "[yellow]estimating noise[/yellow]"
+    if s.waiting_s > 0:
+        state = f"[bold yellow]waiting for data from {s.source_name} for {s.waiting_s:.0f} s[/bold yellow]"
+    elif s.detecting:
+        state = "[green]detecting[/green]"
+    else:
+        state = "[yellow]estimating noise[/yellow]"
     t.add_row("stream", f"{s.data_s:7.1f} s of data in {s.wall_s:6.1f} s   {state}")
     t.add_row("spikes", f"{s.spikes:8d}   {s.spikes_per_s:8.0f} /s on {s.active_channels} active channels")
     t.add_row(
@@ -27,6 +32,10 @@ def _table(title: str, s: Status) -> Table:
     for k, v in s.extra.items():
         t.add_row(k, str(v))
     return t
+
+
+def _waiting_note(s: Status) -> str:
+    return f"  WAITING for data from {s.source_name} for {s.waiting_s:.0f} s" if s.waiting_s else ""
 
 
 class LiveView:
@@ -48,7 +57,8 @@ class LiveView:
             print(
                 f"[{status.data_s:6.1f} s] spikes {status.spikes} ({status.spikes_per_s:.0f}/s, "
                 f"{status.active_channels} ch)  chunk p50 {status.chunk_p50_us:.0f} us p99 "
-                f"{status.chunk_p99_us:.0f} us  {status.realtime_factor:.1f}x RT  dropped {status.samples_dropped}",
+                f"{status.chunk_p99_us:.0f} us  {status.realtime_factor:.1f}x RT  dropped {status.samples_dropped}"
+                + _waiting_note(status),
                 file=sys.stdout,
                 flush=True,
             )

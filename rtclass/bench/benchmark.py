@@ -215,8 +215,8 @@ def spikeinterface_chain(sim, data: np.ndarray, cfg: Config, start: int) -> dict
     dur = data.shape[0] / sim.fs
     return {
         "version": spikeinterface.__version__,
-        "chain": "bandpass 300-6000 (order 5, zero-phase) -> global median CMR -> detect_peaks(locally_exclusive, 5 sd, "
-        "50 um), 1 s chunks, one job",
+        "chain": "bandpass 300-6000 (order 5, zero-phase) -> global median CMR -> "
+        "detect_peaks(locally_exclusive, 5 sd, 50 um), 1 s chunks, one job",
         "realtime_factor_chain": dur / chain_s,
         "realtime_factor_detection_only": dur / detect_s,
         "detection": _score_peaks(sim, cfg, peaks, noise.astype(np.float32), start),
@@ -659,7 +659,7 @@ def table(res: dict[str, Any]) -> str:
         "machine (one-core throughput x cores)"
     )
     lines.append("per-chunk processing time (384 channels):")
-    for c, r in res["chunk_times"].items():
+    for _c, r in res["chunk_times"].items():
         lines.append(
             f"  {r['chunk_ms']:.2f} ms chunks: p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us, "
             f"max {r['max_us']:.0f} us, {r['over_budget']} of {r['chunks']} over budget"
@@ -678,13 +678,13 @@ def table(res: dict[str, Any]) -> str:
         for path, v in r.items():
             a, b = v["from_sample_ms"], v["from_chunk_push_ms"]
             lines.append(
-                f"latency, {key.replace('source_', '')} in -> {path} out ({v['spikes']} spikes): from the spike's sample "
-                f"p50 {a['p50']:.2f} p99 {a['p99']:.2f} max {a['max']:.1f} ms; from its chunk's push p50 {b['p50']:.2f} "
-                f"p99 {b['p99']:.2f} ms"
+                f"latency, {key.replace('source_', '')} in -> {path} out ({v['spikes']} spikes): "
+                f"from the spike's sample p50 {a['p50']:.2f} p99 {a['p99']:.2f} max {a['max']:.1f} ms; "
+                f"from its chunk's push p50 {b['p50']:.2f} p99 {b['p99']:.2f} ms"
             )
     d = res.get("detection")
     if d:
-        for key, r in d["rtclass"].items():
+        for _key, r in d["rtclass"].items():
             lines.append(
                 f"detection chain alone, {r['chunk_ms']:g} ms chunks: {r['realtime_factor']:.1f}x real time, recall "
                 f"{r['detection']['recall_snr_ge_5']:.3f}, precision {r['detection']['precision']:.3f}"
@@ -694,7 +694,8 @@ def table(res: dict[str, Any]) -> str:
             lines.append(
                 f"SpikeInterface {si['version']} chain: {si['realtime_factor_chain']:.1f}x real time (detection alone "
                 f"{si['realtime_factor_detection_only']:.1f}x), recall {si['detection']['recall_snr_ge_5']:.3f}, "
-                f"precision {si['detection']['precision']:.3f}; rtclass is {d['speed_ratio_vs_spikeinterface_chain']:.0f}x faster"
+                f"precision {si['detection']['precision']:.3f}; "
+                f"rtclass is {d['speed_ratio_vs_spikeinterface_chain']:.0f}x faster"
             )
         else:
             lines.append("SpikeInterface is not installed: no side-by-side detection")

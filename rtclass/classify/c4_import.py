@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from rtclass.classify.layout import C4_CLASSES
+from rtclass.classify.train import export_onnx, require_training_extra, write_card
 from rtclass.errors import InputError, ModelError
 
 PRIOR_STEPS = 100
@@ -147,10 +148,9 @@ def calibrated_member(net, hessian: dict):
 
 def import_c4(archive: str | Path, out: str | Path, hessians: str | Path | None = None) -> dict:
     """Rebuild, (calibrate,) and export a C4 ensemble to ``out``; returns what the model card says."""
+    require_training_extra("rtclass import-c4")
     import torch
     from torch import nn
-
-    from rtclass.classify.train import export_onnx, write_card
 
     states = read_archive(archive)
     nets = [build_member(s) for s in states]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtclass import package_data_path
 from rtclass.classify.layout import (
     DEFAULT_CONFIDENCE_RATIO,
     INPUT_NAME,
@@ -21,9 +22,10 @@ from rtclass.classify.layout import (
 )
 from rtclass.errors import ModelError
 
-#: where the shipped models live (a source checkout or editable install)
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL = MODELS_DIR / "rtclass-c4sim-v1" / "model.onnx"
+#: the shipped models: package data (rtclass/models/), installed with the wheel
+MODELS_DIR = package_data_path("models")
+DEFAULT_MODEL_NAME = "rtclass-c4sim-v1"
+DEFAULT_MODEL = MODELS_DIR / DEFAULT_MODEL_NAME / "model.onnx"
 CARD_NAME = "model_card.json"
 
 
@@ -44,8 +46,8 @@ class CellTypeModel:
         self.path = Path(path)
         if not self.path.exists():
             raise ModelError(
-                f"model file {self.path} does not exist; pass --model M.onnx or build the default "
-                "model with `python models/build_default_model.py`"
+                f"model file {self.path} does not exist; pass --model M.onnx (in a source checkout, "
+                "`python scripts/build_default_model.py` rebuilds the shipped default model)"
             )
         card = self.path.with_name(CARD_NAME)
         self.card = json.loads(card.read_text()) if card.exists() else {}

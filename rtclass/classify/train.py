@@ -8,6 +8,7 @@ A training set is a folder holding ``features.npz`` (``rtclass simulate --featur
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Callable
@@ -29,11 +30,23 @@ from rtclass.classify.layout import (
     assemble,
     input_size,
 )
-from rtclass.errors import InputError, ModelError
+from rtclass.errors import InputError, RtclassError
 
 log = logging.getLogger("rtclass.train")
 
 OPSET = 17
+#: what training and ONNX export import beyond the runtime dependencies: module -> the name a user knows
+TRAINING_MODULES = {"torch": "PyTorch", "onnx": "onnx"}
+TRAINING_EXTRA_INSTALL = "pip install 'rtclass[train]'"
+
+
+def require_training_extra(task: str) -> None:
+    """Fail with one line (no traceback from the CLI) when the extra ``train`` (torch, onnx) is not installed."""
+    for module, known_as in TRAINING_MODULES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise RtclassError(f"{task} needs {known_as}: {TRAINING_EXTRA_INSTALL}") from exc
 
 
 @dataclass
@@ -148,6 +161,7 @@ def evaluate(probabilities: np.ndarray, y: np.ndarray, classes=RTCLASS_CLASSES) 
 
 def export_onnx(module, path: str | Path, classes, use_layer: bool, calibration: str, n_members: int) -> Path:
     """Export a torch module mapping features -> probabilities, with rtclass's ONNX metadata."""
+    require_training_extra("exporting a model to ONNX")
     import onnx
     import torch
 
@@ -193,7 +207,8 @@ def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
         "",
         f"- file: `{model_path.name}` (ONNX opset {OPSET}), sha256 `{card['sha256']}`",
         f"- input: `{INPUT_NAME}` float32 [batch, {input_size(info.get('use_layer', False))}] ({LAYOUT}); "
-        f"output: `{OUTPUT_NAME}` [batch, {len(info['classes'])}] mean probabilities, classes {', '.join(info['classes'])}",
+        f"output: `{OUTPUT_NAME}` [batch, {len(info['classes'])}] mean probabilities, "
+        f"classes {', '.join(info['classes'])}",
         f"- calibration: {info.get('calibration', 'none')}",
         "",
     ]
@@ -227,10 +242,7 @@ def train_command(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Train, evaluate on held-out sets, export ``out_dir/model.onnx`` and its model card."""
-    try:
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise ModelError("training needs torch: install the extra, `pip install -e '.[train]'`") from exc
+    require_training_extra("rtclass train")
     train = [load_set(d, use_layer) for d in data]
     held = [load_set(d, use_layer) for d in evaluation]
     nets = train_ensemble(train, members, epochs, seed, use_layer, progress)

@@ -181,7 +181,7 @@ def duplicates(
     for i in np.flatnonzero(bank.active[: bank.n]).tolist():
         on_channel.setdefault(int(bank.peak_channel[i]), []).append(i)
     out, taken = [], set()
-    for channel, members in on_channel.items():
+    for _channel, members in on_channel.items():
         if len(members) < 2:
             continue
         for i, j in combinations(members, 2):

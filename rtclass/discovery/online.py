@@ -135,7 +135,7 @@ class OnlineDiscovery:
 
     def add(self, snippets: list[tuple[int, int, np.ndarray]]) -> None:
         """Unexplained spikes: (sample, channel, snippet on ``local_channels(channel)``)."""
-        for sample, channel, snip in snippets:
+        for _sample, channel, snip in snippets:
             zone = self.store.get(channel)
             if zone is None:
                 zone = self.store[channel] = deque(maxlen=self.cfg.discovery_max_snippets)

@@ -183,12 +183,13 @@ def subtract_median_reference(x, state, scratch, max_passes):
     values is a median (it minimises the summed absolute deviation); numpy reports their
     midpoint, this kernel the first point it finds with exactly C/2 values below it: at most half
     the gap between the two middle values from numpy's (the gap averages ~0.05 uV on the
-    simulated probe; NP1.0's ADC step is 2.34 uV). The point is found by counting passes only (branch-free, vectorised: ~75 ns each
-    at C = 384, ~4 a row), starting from the previous row's median shifted by the change of the
-    row mean (the common mode moves both); a full selection (~6 us) runs when ``max_passes``
-    passes did not find it (ties at the middle, the first rows). A selection per row cost ~1 us
-    (gathering the values near the median and ordering them: branch mispredictions); the
-    counting search ~0.3 us. Deterministic given the state, so chunking never changes a result.
+    simulated probe; NP1.0's ADC step is 2.34 uV). The point is found by counting passes only
+    (branch-free, vectorised: ~75 ns each at C = 384, ~4 a row), starting from the previous row's
+    median shifted by the change of the row mean (the common mode moves both); a full selection
+    (~6 us) runs when ``max_passes`` passes did not find it (ties at the middle, the first rows).
+    A selection per row cost ~1 us (gathering the values near the median and ordering them:
+    branch mispredictions); the counting search ~0.3 us. Deterministic given the state, so
+    chunking never changes a result.
 
     state: float64 [3] (previous median, previous mean, values per uV near the median), updated.
     scratch: float32 [C] work space.

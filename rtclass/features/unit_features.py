@@ -15,8 +15,9 @@
   its reference spikes. The only approximation is the fine binning of rates: spikes in the fine
   bin that straddles an edge go to one side. Measured error: see the README and the tests;
 * a running mean of raw snippets (C4 takes waveforms from the raw, unfiltered data: 60 samples
-  either side of the spike, median removed per channel - here once, from the mean) on the channels around the unit's peak
-  channel; C4's waveform is the preprocessed trace of the channel with the largest swing.
+  either side of the spike, median removed per channel - here once, from the mean) on the
+  channels around the unit's peak channel; C4's waveform is the preprocessed trace of the
+  channel with the largest swing.
 
 Memory per unit: ``UnitFeatures.memory_bytes_per_unit()`` (about 290 KB: the exact records of the first
 reference spikes and the fine lag counts dominate), so 1000 units take about 290 MB.
@@ -245,7 +246,7 @@ def _add_spike(
         next_ref[u] += 1
 
 
-#: why ``_feed_spikes`` stopped early
+#: why ``_feed_spikes`` returns before the end of its spikes
 FEED_DONE, FEED_UNKNOWN_UNIT, FEED_QUEUE_FULL = 0, 1, 2
 
 
@@ -280,8 +281,8 @@ def _feed_spikes(
     """Feed spikes ``start..`` (sample, unit id; in time order; id < 0 skipped) into the per-unit
     state, unit ids mapped to indices by ``lut`` (-1: not known yet); with ``queue``, each
     spike's (sample, unit index) also goes into the pending-snippet FIFO. One compiled call per
-    chunk (a Python list, an array and two calls cost ~3x the work). Returns (where it stopped,
-    why): at a unit the caller must register first, or a full FIFO it must grow."""
+    chunk handles all its spikes. Returns (the index it returned at, why): at a unit the caller
+    must register first, or a full FIFO it must grow."""
     cap = pending.shape[0]
     for i in range(start, samples.shape[0]):
         uid = ids[i]
@@ -331,7 +332,7 @@ def _add_snippet(ring, start, channels, wave, rate):
     its result is this mean minus a constant per channel. ``waveform`` removes, once, the median
     of the mean instead: a slightly different constant (measured: up to ~3 % of the trough), which
     C4's own baseline step takes out again - only its choice of reference peak, made before that
-    step, sees it. A per-spike median cost ~2 us per channel in branch mispredictions, 10x the rest."""
+    step, sees it. Each spike costs only this running-mean update: no per-spike median."""
     n_ring = ring.shape[0]
     t_len, n_k = wave.shape
     n_used = 0
@@ -350,8 +351,7 @@ def _ring_write(raw, first, valid_from, ring, pending, head_tail, wave_n, wave_c
     (``pending[k] = (sample, unit index)``, a FIFO in sample order between ``head_tail[0]`` and
     ``head_tail[1]``, indexed modulo its length) that are now complete; a snippet that starts
     before ``valid_from`` (the end of the last gap in the stream) or has scrolled out of the ring
-    is skipped. One compiled call per chunk: the
-    Python version (slice copies, a queue object, one call per snippet) cost more than the copy."""
+    is skipped. One compiled call per chunk does the copy and every snippet update."""
     n_ring = ring.shape[0]
     n = raw.shape[0]
     for t in range(n):
@@ -425,8 +425,7 @@ class UnitFeatures:
     ):
         """``decision_lag``: the most samples a spike can be older than the newest raw sample
         when it is fed in (detection look-ahead + match window): the raw ring holds a piece, a
-        snippet and that lag, and no more (a small ring stays in cache: 256 instead of 1024 rows
-        made the whole chain ~20 % faster)."""
+        snippet and that lag, and no more, so the ring is small enough to fit in cache."""
         self.fs = sample_rate_hz
         #: C4 bins spike times in 1 ms bins of 30 samples (it assumes 30 kHz)
         self.samples_per_bin = max(1, int(round(sample_rate_hz / 1000)))
@@ -519,6 +518,10 @@ class UnitFeatures:
         filtered) block ``[n, C]`` starting at ``raw_first`` that was just processed."""
         if samples.shape != units.shape:
             raise ValueError(f"{samples.shape[0]} spike samples but {units.shape[0]} unit ids")
+        # one kernel signature whatever the caller passes (fields of a record array are strided,
+        # unit ids int32): a new signature would compile in the middle of a live run
+        samples = np.ascontiguousarray(samples, np.int64)
+        units = np.ascontiguousarray(units, np.int64)
         with self.lock:  # readers copy under it; snippets may complete even without new spikes
             at = 0
             while at < samples.size:
@@ -721,6 +724,7 @@ def warm_up_unit_features() -> None:
     raw = rng.normal(0, 1, (int(t[100]) + 200, 2)).astype(np.float32)
     bank = UnitFeatures(2, 30000.0, 10, 2)
     bank.update(t[:100], np.zeros(100, np.int64), lambda u: np.arange(2), raw[: int(t[99]) + 100], 0)
+    bank.acg3d(0)  # fewer than EXACT_SPIKES spikes: the exact path
     bank.update(t[100:], np.zeros(t.size - 100, np.int64), lambda u: np.arange(2))
-    bank.acg3d(0)
+    bank.acg3d(0)  # the binned path
     bank.waveform(0)

@@ -160,9 +160,9 @@ def write_recording(
     assert n_samples is not None
     fields = np_meta_fields(kind)
     if kind == "np1":
-        imro = "(0,%d)" % n_ap + "".join(f"({c} 0 0 500 250 1)" for c in range(n_ap))
+        imro = f"(0,{n_ap})" + "".join(f"({c} 0 0 500 250 1)" for c in range(n_ap))
     else:
-        imro = "(21,%d)" % n_ap + "".join(f"({c} 1 0 {c})" for c in range(n_ap))
+        imro = f"(21,{n_ap})" + "".join(f"({c} 1 0 {c})" for c in range(n_ap))
     geom = f"({fields['imDatPrb_pn']},1,0,70)" + "".join(f"(0:{x:g}:{y:g}:1)" for x, y in positions_um)
     chan_map = f"({n_ap},0,1)" + "".join(f"(AP{c};{c}:{c})" for c in range(n_ap)) + f"(SY0;{n_ap}:{n_ap})"
     meta = {

@@ -80,8 +80,9 @@ class OpenEphysSource:
                 seen = sorted({c for b in self._open.values() for c in np.flatnonzero(b.seen)})
                 if seen:
                     raise InputError(
-                        f"Open Ephys at {self.address} sends channels {seen[0]}..{seen[-1]} ({len(seen)} channels) but "
-                        f"the config expects {self.n_channels}; select the AP channels in the plugin or set [probe] n_channels"
+                        f"Open Ephys at {self.address} sends channels {seen[0]}..{seen[-1]} ({len(seen)} channels) "
+                        f"but the config expects {self.n_channels}; "
+                        "select the AP channels in the plugin or set [probe] n_channels"
                     )
                 raise StreamNotFoundError(
                     f"no Open Ephys data from {self.address} within {self.resolve_timeout_s:g} s; is the ZMQ Interface "
@@ -175,8 +176,9 @@ class OpenEphysSource:
             if block.n < self.n_channels and self._next is None:  # the very first block: a wrong setup
                 seen = np.flatnonzero(block.seen)
                 raise InputError(
-                    f"Open Ephys at {self.address} sends channels {seen.min()}..{seen.max()} ({seen.size} channels) but "
-                    f"the config expects {self.n_channels}; select the AP channels in the plugin or set [probe] n_channels"
+                    f"Open Ephys at {self.address} sends channels {seen.min()}..{seen.max()} ({seen.size} channels) "
+                    f"but the config expects {self.n_channels}; "
+                    "select the AP channels in the plugin or set [probe] n_channels"
                 )
             if block.n < self.n_channels:
                 missing = self.n_channels - block.n

@@ -151,7 +151,8 @@ def replay_file(
     try:
         if not sender.wait_for_subscriber(wait_for_subscriber_s):
             raise InputError(
-                f"nobody subscribed to {target} within {wait_for_subscriber_s:g} s; start `rtclass run` first or wait longer"
+                f"nobody subscribed to {target} within {wait_for_subscriber_s:g} s; "
+                "start `rtclass run` first or wait longer"
             )
         return paced_send(
             recording_blocks(rec, chunk, as_int16),

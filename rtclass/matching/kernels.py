@@ -33,13 +33,12 @@ the other one is reported as a spike of its own. The updates a decision sees dep
 spikes before it in sample order, so results stay chunk invariant.
 
 With adaptation on, the winning template moves (on its own support) towards ``x / a`` and its
-typical amplitude
-towards ``a``, with weight ``1 / min(n, adapt_spikes)``: a running mean that becomes an
-exponential average, so templates follow slow drift. A template's shape follows only its unit's
-first ``shape_spikes`` matched spikes; after them only the typical amplitude is learnt (shapes that
-kept adapting drifted onto neighbours over minutes: templates given from a prior sort are fixed,
-discovered ones settle after a few hundred spikes). Decisions and updates happen in peak order, so the result does not depend
-on how the stream was chunked.
+typical amplitude towards ``a``, with weight ``1 / min(n, adapt_spikes)``: a running mean that
+becomes an exponential average, so templates follow slow drift. A template's shape follows only
+its unit's first ``shape_spikes`` matched spikes; after them only the typical amplitude is learnt,
+so a shape does not wander onto a neighbour's over a long run (templates given from a prior sort
+are fixed, discovered ones settle after a few hundred spikes). Decisions and updates happen in
+peak order, so the result does not depend on how the stream was chunked.
 """
 
 from __future__ import annotations
@@ -53,9 +52,8 @@ MIN_AMPLITUDE_OBSERVATIONS = 20
 AMPLITUDE_NOISE_SDS = 3.0
 #: weight of each candidate's prior in the ranking, ``2 ln(its spikes so far)`` in residual units
 #: (1: the maximum a posteriori choice). Templates alike within the match window (a complex spike
-#: and its cell's simple spikes) otherwise split a near tie at chance: on a held-out 300 s seed, a
-#: complex-spike template took 22 % of its cell's 160 Hz simple spikes (true templates 0.921 of
-#: spikes right -> 0.951 with the prior)
+#: and its cell's simple spikes) would split a near tie at chance; the prior gives it to the unit
+#: that fires more
 RATE_PRIOR = 1.0
 #: units that explain a snippet best alone, each tried as one of a pair of overlapping spikes
 PAIR_FIRSTS = 2
@@ -156,9 +154,9 @@ def _subtract_recent(
         a = rec_a[p]
         for t in range(max(start, first_sample), min(start + length, end)):
             r = t - first_sample
-            l = t - start
+            col = t - start  # the long template's column at sample t
             for k in range(n_used):
-                xs[r, k] -= a * long_waves[u, near[k], l]
+                xs[r, k] -= a * long_waves[u, near[k], col]
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -175,8 +173,8 @@ def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anch
         c = channels[u, k]
         if c < 0:
             break
-        for l in range(length):
-            seg[k, l] = work[r0 + l, c]
+        for col in range(length):
+            seg[k, col] = work[r0 + col, c]
     itself = False
     for j in range(n_rec - 1, max(-1, n_rec - ring - 1), -1):
         p = j % ring
@@ -195,8 +193,8 @@ def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anch
             if c < 0:
                 break
             trace = long_waves[other, c]
-            for l in range(max(0, lag), min(length, length + lag)):
-                seg[k, l] -= a * trace[l - lag]
+            for col in range(max(0, lag), min(length, length + lag)):
+                seg[k, col] -= a * trace[col - lag]
     return True
 
 
@@ -252,9 +250,9 @@ def learn_long(
             c = channels[u, k]
             if c < 0:
                 break
-            for l in range(length):
-                v = long_waves[u, c, l]
-                long_waves[u, c, l] = v + rate * (seg[k, l] / a - v)
+            for col in range(length):
+                v = long_waves[u, c, col]
+                long_waves[u, c, col] = v + rate * (seg[k, col] / a - v)
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -536,9 +534,10 @@ def match_peaks(
 ):
     """work: float32 [L, C] filtered samples, ``work[0]`` at global index ``work_first``; every
     peak's window (with shifts) must lie inside. local: int32 [C, K] channels around each
-    channel (-1 padded); waves: [U, C, W] dense templates (channel-major); channels: [U, K'] their supports;
-    inv_var: channel weights for peaks from sample ``epoch`` on, prev_inv_var before it. Writes the bank index (-1: none), amplitude,
-    explained fraction and shift of each peak; updates matched counts, templates, amplitudes."""
+    channel (-1 padded); waves: [U, C, W] dense templates (channel-major); channels: [U, K'] their
+    supports; inv_var: channel weights for peaks from sample ``epoch`` on, prev_inv_var before it.
+    Writes the bank index (-1: none), amplitude, explained fraction and shift of each peak; updates
+    matched counts, templates, amplitudes."""
     width = waves.shape[2]
     k_max = channels.shape[1]
     k_near = local.shape[1]

@@ -306,8 +306,8 @@ def read_phy_templates(folder: str | Path, n_channels: int) -> tuple[np.ndarray,
         )
     if chan_map.max() >= n_channels:
         raise InputError(
-            f"{folder / 'channel_map.npy'} refers to channel {chan_map.max()} but the stream has {n_channels} channels; "
-            "the sort does not fit this probe/stream"
+            f"{folder / 'channel_map.npy'} refers to channel {chan_map.max()} "
+            f"but the stream has {n_channels} channels; the sort does not fit this probe/stream"
         )
     dense = np.zeros((tpl.shape[0], tpl.shape[1], n_channels), np.float32)
     dense[:, :, chan_map] = tpl

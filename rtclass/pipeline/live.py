@@ -31,7 +31,7 @@ from rtclass.matching.matcher import warm_up_matching
 from rtclass.matching.templates import TemplateBank, read_phy_templates
 from rtclass.pipeline.chain import DetectionChain, bank_from_templates
 from rtclass.pipeline.stage_times import StageTimes, Stopwatch
-from rtclass.probe import Probe, from_spikeglx_meta, load_probe
+from rtclass.probe import Probe, from_spikeglx_meta, load_probe, neuropixels
 from rtclass.publish.counts import SpikeCounter, counts_messages
 from rtclass.publish.files import RawRecorder, SpikeLog, UnitOutputs
 from rtclass.publish.unit_table import UnitTable
@@ -46,8 +46,47 @@ READ_TIMEOUT_S = 0.05
 RECENT_BATCHES = 200
 #: samples in the warm-up chunk that compiles/loads every kernel before the first live chunk
 WARMUP_SAMPLES = 64
+#: a kernel warm-up slower than this is compiling, not loading from the cache: the user is told
+COMPILE_NOTICE_AFTER_S = 1.0
+#: how long a live source may send nothing before the status says it is waiting for it
+WAITING_AFTER_S = 1.0
 #: how long another thread may hold the GIL before the hot path gets it back
 GIL_SWITCH_S = 0.0005
+
+
+def compile_kernels(
+    cfg: Config, probe: Probe, sample_rate_hz: float, announce: Callable[[str], None] | None = None
+) -> float:
+    """Compile (or load from Numba's cache) every kernel of the live path, by running a throw-away
+    chain on a few samples; returns the seconds it took. Loading from the cache takes about a
+    second; compiling, on a first start (or after an upgrade), a minute or more: when it is not
+    done after ``COMPILE_NOTICE_AFTER_S``, ``announce`` is told that it is compiling, and then how
+    long it took."""
+    announce = announce or _announce_on_stderr
+    t0 = time.monotonic()
+    done = threading.Event()
+
+    def notice() -> None:
+        if not done.wait(COMPILE_NOTICE_AFTER_S):
+            announce("compiling the signal kernels (first start only: later starts load them from the cache) ...")
+
+    watcher = threading.Thread(target=notice, name="rtclass-compile-notice", daemon=True)
+    watcher.start()
+    try:
+        DetectionChain(cfg, probe, sample_rate_hz).process(np.zeros((WARMUP_SAMPLES, probe.n_channels), np.float32), 0)
+        warm_up_matching()
+        warm_up_unit_features()
+    finally:
+        done.set()
+        watcher.join()
+    took_s = time.monotonic() - t0
+    if took_s > COMPILE_NOTICE_AFTER_S:
+        announce(f"kernels ready in {took_s:.1f} s")
+    return took_s
+
+
+def _announce_on_stderr(message: str) -> None:
+    print(f"rtclass: {message}", file=sys.stderr, flush=True)
 
 
 class Publisher(Protocol):
@@ -72,6 +111,9 @@ class Status:
     gaps: int = 0
     malformed: int = 0
     detecting: bool = False
+    #: the source's name, and how long it has sent nothing (0 while data flows)
+    source_name: str = ""
+    waiting_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,10 +144,16 @@ class Pipeline:
         self._samples = 0
         self._first_sample: int | None = None
         self._t_start = 0.0
+        self._last_data = time.monotonic()
+        #: where progress messages (kernel compilation) go; the default prints them on stderr
+        self.announce: Callable[[str], None] = _announce_on_stderr
 
     # -------------------------------------------------------------------------------- set-up
     def open(self) -> StreamInfo:
-        """Connect the source, check the stream against the config, build and warm the stages."""
+        """Compile the kernels, connect the source, check the stream against the config, build and
+        warm the stages. The kernels compile before the source connects: a first start (a minute
+        or more of compiling) must not leave a live sender's data piling up unread."""
+        self._compile_before_connecting()
         info = self.source.open()
         cfg = self.cfg
         if info.n_channels != cfg.probe.n_channels:
@@ -155,15 +203,19 @@ class Pipeline:
         labeler.now_s = lambda: self._samples / self.info.sample_rate_hz
         return labeler
 
+    def _compile_before_connecting(self) -> None:
+        """Kernel types do not depend on the channel count or the geometry: the configured probe
+        (or a standard one, if the configured geometry can only be read from the stream) will do."""
+        cfg = self.cfg
+        try:
+            probe = self._probe or load_probe(cfg.probe.geometry, cfg.probe.n_channels)
+        except InputError:
+            probe = neuropixels("np1")
+        compile_kernels(cfg, probe, cfg.probe.sample_rate_hz, self.announce)
+
     def _warm_up(self, info: StreamInfo) -> None:
-        """Run a throw-away chain once so every kernel is compiled (or loaded from numba's
-        cache) before the first live chunk arrives."""
-        DetectionChain(self.cfg, self.probe, info.sample_rate_hz).process(
-            np.zeros((WARMUP_SAMPLES, info.n_channels), np.float32), 0
-        )
-        warm_up_matching()
-        if self.chain.features is not None:
-            warm_up_unit_features()
+        """Every kernel compiled (or loaded from Numba's cache) before the first live chunk."""
+        compile_kernels(self.cfg, self.probe, info.sample_rate_hz, self.announce)
         if self.labeler is not None:
             self.labeler.warm_up()
 
@@ -264,7 +316,7 @@ class Pipeline:
         interval = self.cfg.run.status_interval_s
         next_status = time.monotonic() + interval
         last_spikes, last_t = 0, time.monotonic()
-        last_data = time.monotonic()
+        self._last_data = last_data = time.monotonic()
         # with the labeler and discovery threads running, hand the GIL back to the hot path
         # within 0.5 ms instead of Python's default 5 ms
         switch = sys.getswitchinterval()
@@ -282,7 +334,7 @@ class Pipeline:
                 chunk = self.source.read(READ_TIMEOUT_S)
                 now = time.monotonic()
                 if chunk is not None:
-                    last_data = now
+                    self._last_data = last_data = now
                     start = chunk.first_sample if self._first_sample is None else self._first_sample
                     if limit is not None and chunk.end_sample - start >= limit:
                         keep = limit - (chunk.first_sample - start)
@@ -311,6 +363,7 @@ class Pipeline:
         fs = self.info.sample_rate_hz
         busy = self.times.total_s[-1]
         chans = self.log.recent_channels(RECENT_BATCHES).size
+        quiet_s = time.monotonic() - self._last_data
         return Status(
             data_s=self._samples / fs,
             wall_s=time.perf_counter() - self._t_start if self._first_sample is not None else 0.0,
@@ -324,6 +377,8 @@ class Pipeline:
             gaps=stats.gaps,
             malformed=stats.malformed,
             detecting=self.detector.ready,
+            source_name=self.info.name,
+            waiting_s=quiet_s if quiet_s >= WAITING_AFTER_S else 0.0,
         )
 
     def metrics(self) -> dict[str, Any]:

@@ -8,7 +8,8 @@ A message is two frames ``[topic, payload]``:
 * topic ``b"counts/<cell_type>"``, payload = records of COUNTS_DTYPE (bin start sample, bin
   length in samples, spike count), one per bin that closed.
 
-This module imports numpy (and rtclass.cell_types, which imports nothing) only, so a decoder process that uses it stays light.
+This module imports numpy (and rtclass.cell_types, which imports nothing) only, so a decoder
+process that uses it stays light.
 """
 
 from __future__ import annotations

@@ -78,11 +78,12 @@ def fill_background(out, state, table, bank, sd, spatial, cm_gain, cm_sd, lowpas
     """Background noise of a probe, [n, C] float32 in uV, written into ``out``.
 
     Per time point: independent Gaussian values per channel (plus 2 padding values each side),
-    a window of ``bank`` at a random offset, are mixed along the channel axis with ``spatial`` = (w0, w1, w2) weights for offsets 0, +-1,
-    +-2 (neighbouring contacts share noise), scaled per channel by ``sd``; a common-mode value
-    ``cm_sd * N(0,1)`` times each channel's ``cm_gain`` is added; the sum goes through a one-pole
-    low-pass (``lowpass_alpha``, state ``lp``) like the headstage's anti-alias filter; a slow
-    common local-field component (one-pole low-pass of white noise, state ``lfp[0]``) is added.
+    a window of ``bank`` at a random offset, are mixed along the channel axis with ``spatial`` =
+    (w0, w1, w2) weights for offsets 0, +-1, +-2 (neighbouring contacts share noise), scaled per
+    channel by ``sd``; a common-mode value ``cm_sd * N(0,1)`` times each channel's ``cm_gain`` is
+    added; the sum goes through a one-pole low-pass (``lowpass_alpha``, state ``lp``) like the
+    headstage's anti-alias filter; a slow common local-field component (one-pole low-pass of white
+    noise, state ``lfp[0]``) is added.
     """
     n, n_ch = out.shape
     w0 = spatial[0]

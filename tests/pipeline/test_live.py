@@ -122,41 +122,112 @@ def test_idle_timeout_ends_a_run_whose_source_went_quiet(sim_data):
     assert pipe.samples_processed == 3000
 
 
-def test_after_open_the_run_compiles_nothing(sim_data):
-    """Every kernel variant the hot path calls is compiled (or loaded) by the warm-up in
-    ``open``: a compile inside the live loop would stall it for seconds."""
-    import gc
+#: run in a fresh interpreter: kernels compiled by earlier tests of this session would hide a
+#: signature that only the live path asks for
+_COMPILES_NOTHING_SCRIPT = """
+import gc, importlib, json, pkgutil, sys
+import numba
+import rtclass
+from rtclass.config import Config
+from rtclass.ingest.chunk import Chunk
+from rtclass.pipeline.live import Pipeline
+from rtclass.probe import neuropixels
+from rtclass.sim.recording import Simulation
+from rtclass.config import SimulateConfig
 
-    import numba
+def signatures():
+    out = {}
+    for info in pkgutil.walk_packages(rtclass.__path__, "rtclass."):
+        if ".apps." in info.name or ".bench." in info.name or ".sim." in info.name or ".evaluation." in info.name:
+            continue
+        mod = importlib.import_module(info.name)
+        for k, v in vars(mod).items():
+            if isinstance(v, numba.core.registry.CPUDispatcher):
+                out[info.name + "." + k] = len(v.signatures)
+    return out
 
-    import rtclass.dsp.detect_kernels
-    import rtclass.dsp.filter_kernels
-    import rtclass.dsp.guard
-    import rtclass.features.unit_features
-    import rtclass.matching.kernels
+sim = Simulation(SimulateConfig(duration_s=3.0, seed=int(sys.argv[1])))
+data = sim.synthesizer().read(sim.n_samples)
 
-    def signatures():
-        mods = (
-            rtclass.dsp.detect_kernels,
-            rtclass.dsp.filter_kernels,
-            rtclass.dsp.guard,
-            rtclass.features.unit_features,
-            rtclass.matching.kernels,
-        )
-        return {
-            f"{m.__name__}.{k}": len(v.signatures)
-            for m in mods
-            for k, v in vars(m).items()
-            if isinstance(v, numba.core.registry.CPUDispatcher)
-        }
+class ListSource:
+    def __init__(self, chunks):
+        from rtclass.ingest.base import SourceStats
+        self.chunks, self.stats = chunks, SourceStats()
+    def open(self):
+        from rtclass.ingest.base import StreamInfo
+        return StreamInfo("scripted", 384, 30000.0)
+    @property
+    def finished(self):
+        return not self.chunks
+    def read(self, timeout_s):
+        return self.chunks.pop(0)
+    def close(self):
+        pass
 
-    data = sim_data[:90000]
-    chunks = [Chunk(data[a : a + 30].copy(), a, a / 30000.0) for a in range(0, data.shape[0], 30)]
-    pipe = Pipeline(Config().replace(classify={"model": "none"}), _ListSource(chunks, 384), probe=neuropixels("np1"))
-    pipe.live = False  # discovery in place: units appear within these 3 s whatever the machine's speed
+chunks = [Chunk(data[a : a + 30].copy(), a, a / 30000.0) for a in range(0, data.shape[0], 30)]
+pipe = Pipeline(Config(), ListSource(chunks), probe=neuropixels("np1"))
+pipe.live = False  # discovery in place: units appear within these 3 s whatever the machine's speed
+pipe.open()
+before = signatures()
+pipe.run()
+after = signatures()
+print(json.dumps({"units": pipe.chain.bank.n, "spikes": len(pipe.log), "labeler": pipe.labeler is not None,
+                  "compiled_in_run": {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)},
+                  "gc_frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_after_open_the_run_compiles_nothing():
+    """Every kernel variant the hot path calls (signal chain, matching, discovery, features,
+    labeller) is compiled (or loaded) by the warm-up in ``open``: a compile inside the live loop
+    stalls it for seconds. Checked in a fresh interpreter, where nothing was compiled before."""
+    import subprocess
+    import sys
+
+    from tests.conftest import SIM_SEED
+
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILES_NOTHING_SCRIPT, str(SIM_SEED)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["units"] > 0 and result["spikes"] > 0 and result["labeler"]  # the whole live path ran
+    assert result["compiled_in_run"] == {}
+    assert result["gc_frozen"] == 0  # the run froze its start-up objects out of the GC, and let go after
+
+
+def test_a_source_that_stops_sending_shows_in_the_status(sim_data):
+    from rtclass.pipeline import live
+
+    chunks = [Chunk(sim_data[a : a + 300].copy(), a, a / 30000.0) for a in range(0, 3000, 300)]
+    cfg = Config().replace(run={"idle_timeout_s": 1.6, "status_interval_s": 0.1})
+    pipe = Pipeline(cfg, _SilentAfter(chunks, 384), probe=neuropixels("np1"))
     pipe.open()
-    before = signatures()
-    pipe.run()
-    assert pipe.chain.bank.n > 0 and len(pipe.log) > 0  # units were found and spikes matched
-    assert signatures() == before
-    assert gc.get_freeze_count() == 0  # the run froze its start-up objects out of the GC, and let go after
+    seen = []
+    pipe.run(on_status=seen.append)
+    waiting = [s for s in seen if s.waiting_s > 0]
+    assert waiting, "the status never said the source was quiet"
+    assert all(s.source_name == "scripted" for s in waiting)
+    assert max(s.waiting_s for s in waiting) >= live.WAITING_AFTER_S
+    assert seen[0].waiting_s == 0.0  # while data flowed
+
+
+def test_a_slow_warm_up_says_it_is_compiling_and_how_long_it_took(monkeypatch):
+    from rtclass.pipeline import live
+
+    monkeypatch.setattr(live, "COMPILE_NOTICE_AFTER_S", 0.0)
+    said = []
+    took_s = live.compile_kernels(Config(), neuropixels("np1"), 30000.0, said.append)
+    assert len(said) == 2
+    assert "compiling" in said[0]
+    assert said[1] == f"kernels ready in {took_s:.1f} s"
+
+
+def test_a_quick_warm_up_says_nothing(monkeypatch):
+    from rtclass.pipeline import live
+
+    live.compile_kernels(Config(), neuropixels("np1"), 30000.0, lambda m: None)  # compiled now
+    monkeypatch.setattr(live, "COMPILE_NOTICE_AFTER_S", 60.0)
+    said = []
+    live.compile_kernels(Config(), neuropixels("np1"), 30000.0, said.append)
+    assert said == []

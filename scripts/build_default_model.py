@@ -1,6 +1,9 @@
-"""Rebuild the shipped default classifier, models/rtclass-c4sim-v1, from scratch (about 10 min on 2 cores).
+"""Rebuild the shipped default classifier, rtclass/models/rtclass-c4sim-v1, from scratch (about 10 min on 2 cores).
 
-    pip install -e '.[train]' && python models/build_default_model.py
+    pip install -e '.[train]' && python scripts/build_default_model.py
+
+A build step of the source checkout, not part of the installed package: it writes the model into the
+checkout's package data (rtclass/models/), which the wheel then ships.
 
 Training data: simulated units (rtclass's cerebellar simulator) with every per-unit parameter range
 widened by 30 % (domain randomisation), four seeds. Held out: a new seed at the published ranges,
@@ -12,13 +15,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rtclass.classify.model import DEFAULT_MODEL_NAME
 from rtclass.classify.train import train_command
 from rtclass.config import SimulateConfig
 from rtclass.sim.training import write_training_set
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "_training_sets"
-OUT = HERE / "rtclass-c4sim-v1"
+CHECKOUT = Path(__file__).resolve().parents[1]
+#: cached training sets (git-ignored): a rerun with the same settings reuses them
+WORK = CHECKOUT / "scripts" / "_training_sets"
+#: the checkout's package data, not the installed package's (which may be a wheel in site-packages)
+OUT = CHECKOUT / "rtclass" / "models" / DEFAULT_MODEL_NAME
 TRAIN_SEEDS = (101, 102, 103, 104)
 UNITS_PER_TYPE = 100
 DURATION_S = 300.0
@@ -36,7 +42,7 @@ def _set(cfg: SimulateConfig, name: str) -> str:
     return str(folder)
 
 
-def main() -> None:
+def main() -> int:
     train = [
         _set(
             SimulateConfig(duration_s=DURATION_S, seed=s, units_per_type=UNITS_PER_TYPE, parameter_spread=SPREAD),
