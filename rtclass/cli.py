@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="the whole loop on the built-in simulated probe")
-    d.add_argument("--duration", type=float, default=None, help="seconds of data (default 20)")
+    d.add_argument("--duration", type=float, default=None, help="seconds of data (default 30)")
     d.add_argument("--config", help=f"{config_help} (default: the settings of the shipped config demo)")
     d.add_argument("--out", help="also write the run's output files here")
     d.set_defaults(func=cmd_demo)
@@ -233,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_replay)
 
     u = sub.add_parser("run", help="run the live pipeline on a stream or file")
-    u.add_argument("--source", required=True, help="lsl:NAME | zmq://HOST:PORT | file:PATH.ap.bin")
+    u.add_argument(
+        "--source", required=True, help="lsl:NAME | zmq://HOST:PORT | openephys://HOST:PORT | file:PATH.ap.bin"
+    )
     u.add_argument("--config", help=config_help)
     u.add_argument("--speed", type=float, help="file sources: 1 = real time, 0 = as fast as possible")
     u.add_argument("--duration", type=float, help="stop after this many seconds of data")

@@ -1,9 +1,10 @@
 """Configuration: frozen dataclasses, one per TOML section, loaded and validated.
 
 Each field is declared with :func:`param`, which carries its unit, bounds, allowed values and
-doc string. That declaration is the one table of parameters: validation (:func:`validate`) and
-the README's parameter table (:func:`parameter_table_markdown`, ``python -m rtclass.config``)
-are both generated from it, so they cannot drift apart.
+doc string, and whether it is an advanced (tuning) parameter. That declaration is the one table
+of parameters: validation (:func:`validate`) and the parameter tables of docs/configuration.md
+(:func:`parameter_table_markdown`; ``python -m rtclass.config`` rewrites them) are both generated
+from it, so they cannot drift apart.
 
 A TOML file holds any subset of the sections and keys; everything else keeps its default.
 Unknown sections or keys, wrong types and out-of-range values raise :class:`ConfigError` naming
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtclass import package_data_path
 from rtclass.errors import ConfigError
 
 
@@ -29,11 +31,17 @@ def param(
     lo: float | None = None,
     hi: float | None = None,
     choices: tuple[str, ...] | None = None,
+    *,
+    advanced: bool = False,
 ) -> Any:
-    """Declare a configuration field with its documentation and bounds (inclusive)."""
+    """Declare a configuration field with its documentation and bounds (inclusive).
+
+    ``doc`` says what the value does (its effect, and when to change it); ``advanced`` marks the
+    tuning parameters a rig user normally leaves alone (the documentation lists them apart from the
+    everyday ones: source, probe, publishing, templates, model, duration, thresholds)."""
     return field(
         default=default,
-        metadata={"doc": doc, "unit": unit, "lo": lo, "hi": hi, "choices": choices},
+        metadata={"doc": doc, "unit": unit, "lo": lo, "hi": hi, "choices": choices, "advanced": advanced},
     )
 
 
@@ -41,243 +49,509 @@ def param(
 class ProbeConfig:
     geometry: str = param(
         "np1",
-        "probe geometry: `np1`, `np2`, a SpikeGLX `.meta` file or a phy folder "
-        "(channel_positions.npy); a file source's own `.meta` wins over `np1`/`np2`",
+        "contact positions, used for every channel neighbourhood: `np1` / `np2` (bank-0 layout of a Neuropixels "
+        "1.0 / 2.0 single-shank probe), a SpikeGLX `.meta` file (its IMRO table) or a phy folder "
+        "(`channel_positions.npy`). A file source's own `.meta` is used instead of `np1`/`np2`; give the "
+        "session's `.meta` when a live probe records from electrodes other than bank 0",
     )
-    n_channels: int = param(384, "channels the stream must carry (sync channel excluded)", "", 1, 4096)
-    sample_rate_hz: float = param(30000.0, "sampling rate the stream must have", "Hz", 1000.0, 100000.0)
+    n_channels: int = param(
+        384, "channels the stream carries, sync channel excluded; a stream with another count is refused", "", 1, 4096
+    )
+    sample_rate_hz: float = param(
+        30000.0,
+        "sampling rate of the stream; an LSL stream at another nominal rate is refused, a file source uses "
+        "the rate in its `.meta`",
+        "Hz",
+        1000.0,
+        100000.0,
+    )
 
 
 @dataclass(frozen=True)
 class SourceConfig:
-    chunk_ms: float = param(1.0, "chunk length read from files / pushed by replay", "ms", 0.05, 1000.0)
-    speed: float = param(1.0, "file replay pace: 1 = real time, 0 = as fast as possible", "x", 0.0, 1000.0)
-    resolve_timeout_s: float = param(10.0, "how long to wait for a live stream to appear", "s", 0.1, 3600.0)
+    chunk_ms: float = param(
+        1.0,
+        "length of the blocks a file source reads and `rtclass replay` sends (live sources deliver their "
+        "sender's chunks); shorter blocks mean less waiting per spike and more per-block overhead",
+        "ms",
+        0.05,
+        1000.0,
+        advanced=True,
+    )
+    speed: float = param(
+        1.0,
+        "pace of a file source: 1 = real time, 2 = twice as fast, 0 = as fast as possible (offline "
+        "processing: discovery then clusters in place, so the result depends on the data alone)",
+        "x",
+        0.0,
+        1000.0,
+    )
+    resolve_timeout_s: float = param(
+        10.0,
+        "how long `rtclass run` waits at start-up for a live stream (LSL, ZMQ, Open Ephys) before it stops "
+        "with an error",
+        "s",
+        0.1,
+        3600.0,
+    )
     gap_tolerance_ms: float = param(
         20.0,
-        "LSL: a timestamp jump larger than this between chunks counts as a gap (LSL loses no "
-        "samples in transit; senders that stamp a chunk when they push it jitter by a few ms under load)",
+        "LSL only: a timestamp step larger than one sample period plus this is a gap (the missing samples "
+        "advance the sample index and are counted as dropped); raise it if a sender that stamps chunks when "
+        "it pushes them shows gaps that are not there",
         "ms",
         0.0,
         10000.0,
+        advanced=True,
     )
     int16_uv_per_bit: float = param(
         2.34375,
-        "scale of int16 LSL streams that do not declare one (NP1.0, gain 500: 2.34375)",
+        "microvolts per step of an int16 LSL stream (float32 streams are read as uV): 2.34375 for "
+        "Neuropixels 1.0 at AP gain 500, 0.762939453125 for Neuropixels 2.0",
         "uV",
         1e-6,
         1e6,
     )
-    buffer_s: float = param(10.0, "receive buffer of network sources before data is dropped", "s", 0.1, 600.0)
+    buffer_s: float = param(
+        10.0,
+        "data a network source queues while the pipeline is busy; beyond it samples are lost (and counted "
+        "as a gap). Raise it where other work can hold rtclass up for longer",
+        "s",
+        0.1,
+        600.0,
+        advanced=True,
+    )
     lsl_loopback: bool = param(
         False,
-        "keep LSL discovery and traffic on this machine (demo, tests); false on a rig that streams between machines",
+        "keep LSL discovery and traffic on this machine (the demo and tests do); leave false on a rig whose "
+        "stream comes from another machine",
     )
 
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    bandpass_low_hz: float = param(300.0, "band-pass low cut (causal Butterworth)", "Hz", 1.0, 10000.0)
-    bandpass_high_hz: float = param(6000.0, "band-pass high cut; must be below Nyquist", "Hz", 100.0, 49000.0)
-    highpass_order: int = param(
-        1, "Butterworth order of the high-pass edge; higher orders ring after broad spikes (echo peaks)", "", 1, 8
+    bandpass_low_hz: float = param(
+        300.0,
+        "high-pass corner of the causal Butterworth band-pass: removes the local field potential and drift",
+        "Hz",
+        1.0,
+        10000.0,
+        advanced=True,
     )
-    lowpass_order: int = param(3, "Butterworth order of the low-pass edge", "", 1, 8)
-    common_reference: str = param("median", "common reference subtracted from every sample", choices=("median", "none"))
+    bandpass_high_hz: float = param(
+        6000.0,
+        "low-pass corner of the band-pass; must be below half the sampling rate",
+        "Hz",
+        100.0,
+        49000.0,
+        advanced=True,
+    )
+    highpass_order: int = param(
+        1,
+        "order of the high-pass edge: 1 (like Neuropixels 1.0's own AP filter) keeps broad spikes (Golgi "
+        "cells, Purkinje simple spikes) whole; orders >= 2 shrink them and ring after them with a second "
+        "trough (then set `detect.echo_refractory_ms`)",
+        "",
+        1,
+        8,
+        advanced=True,
+    )
+    lowpass_order: int = param(3, "order of the low-pass edge", "", 1, 8, advanced=True)
+    common_reference: str = param(
+        "median",
+        "`median`: subtract at every sample the median over all channels (removes noise common to the probe); "
+        "`none`: no reference, for streams that are already referenced",
+        choices=("median", "none"),
+        advanced=True,
+    )
 
 
 @dataclass(frozen=True)
 class DetectConfig:
-    threshold_sd: float = param(5.0, "detection threshold in noise standard deviations (MAD / 0.6745)", "sd", 2.0, 50.0)
-    exclude_sweep_ms: float = param(
-        0.2, "a peak must be the minimum within +- this time (also the added latency)", "ms", 0.0, 2.0
+    threshold_sd: float = param(
+        5.0,
+        "detection threshold in noise SDs of the channel (MAD / 0.6745): lower finds smaller units and more "
+        "noise, higher misses units whose spikes are near the threshold",
+        "sd",
+        2.0,
+        50.0,
     )
-    radius_um: float = param(50.0, "a peak must be the minimum among channels within this radius", "um", 0.0, 2000.0)
+    exclude_sweep_ms: float = param(
+        0.2,
+        "a peak must be the minimum over its neighbouring channels within +- this time (locally exclusive "
+        "rule); detection decides a sample this long after it, so this is the latency it adds",
+        "ms",
+        0.0,
+        2.0,
+        advanced=True,
+    )
+    radius_um: float = param(
+        50.0,
+        "neighbourhood of the locally exclusive rule: a peak must be the minimum among the channels within "
+        "this distance",
+        "um",
+        0.0,
+        2000.0,
+        advanced=True,
+    )
     echo_refractory_ms: float = param(
         0.0,
-        "a smaller peak this soon after an accepted one nearby is an echo of it (0 = off; useful with "
-        "high-pass orders >= 2, whose ringing makes second troughs)",
+        "echo suppression: a smaller peak this soon after an accepted one on a channel within "
+        "`echo_radius_um` is dropped as its echo. 0 = off (the first-order high-pass makes no echoes); about "
+        "2 ms with `preprocess.highpass_order` >= 2, whose second trough comes 1-2 ms after the first",
         "ms",
         0.0,
         20.0,
+        advanced=True,
     )
-    echo_radius_um: float = param(100.0, "how far from an accepted peak echoes are suppressed", "um", 0.0, 2000.0)
+    echo_radius_um: float = param(
+        100.0, "how far from an accepted peak its echoes are suppressed", "um", 0.0, 2000.0, advanced=True
+    )
     echo_ratio: float = param(
-        0.6, "a later peak counts as an echo if smaller than this fraction of the accepted one", "", 0.0, 1.0
+        0.6,
+        "a later peak is an echo only if smaller than this fraction of the accepted one (bursts of one unit "
+        "and larger spikes of other units pass)",
+        "",
+        0.0,
+        1.0,
+        advanced=True,
     )
-    noise_warmup_ms: float = param(500.0, "data used to estimate noise before detection starts", "ms", 10.0, 60000.0)
-    noise_update_ms: float = param(100.0, "how often the per-channel noise level is refreshed", "ms", 1.0, 60000.0)
+    noise_warmup_ms: float = param(
+        500.0,
+        "data used to estimate the noise before detection starts (no spikes are detected in it)",
+        "ms",
+        10.0,
+        60000.0,
+        advanced=True,
+    )
+    noise_update_ms: float = param(
+        100.0, "how often each channel's noise level and threshold are refreshed", "ms", 1.0, 60000.0, advanced=True
+    )
     noise_time_constant_s: float = param(
-        10.0, "memory of the noise estimate (exponential forgetting)", "s", 0.1, 3600.0
+        10.0,
+        "memory of the noise estimate (exponential forgetting): longer is steadier, shorter follows changing "
+        "noise sooner",
+        "s",
+        0.1,
+        3600.0,
+        advanced=True,
     )
-    noise_subsample: int = param(16, "every n-th sample feeds the noise estimate", "samples", 1, 1000)
-    noise_bin_uv: float = param(0.5, "resolution of the per-channel |amplitude| histogram", "uV", 0.001, 100.0)
+    noise_subsample: int = param(
+        16, "every n-th sample feeds the noise estimate (cheaper, same estimate)", "samples", 1, 1000, advanced=True
+    )
+    noise_bin_uv: float = param(
+        0.5,
+        "resolution of each channel's histogram of absolute amplitudes, from which the MAD is read",
+        "uV",
+        0.001,
+        100.0,
+        advanced=True,
+    )
     noise_n_bins: int = param(
-        256, "bins of that histogram (noise MAD beyond bins x resolution saturates)", "", 16, 65536
+        256,
+        "bins of that histogram: it spans noise_n_bins x noise_bin_uv (128 uV by default); a MAD beyond that saturates",
+        "",
+        16,
+        65536,
+        advanced=True,
     )
 
 
 @dataclass(frozen=True)
 class UnitsConfig:
     templates: str = param(
-        "", "a Kilosort/phy folder whose templates identify the units (`--templates`); empty: discover units online"
+        "",
+        "a Kilosort/phy folder whose templates identify the units (as `--templates`; unit id = phy cluster "
+        "id); empty: units are discovered online",
     )
-    discovery: bool = param(True, "without templates, discover units online (false: publish unit -1)")
-    match_pre_ms: float = param(0.33, "match window before the trough", "ms", 0.05, 2.0)
+    discovery: bool = param(
+        True, "without templates, find units online; false: every spike is published as unit -1 (detection only)"
+    )
+    match_pre_ms: float = param(0.33, "match window before the trough", "ms", 0.05, 2.0, advanced=True)
     match_post_ms: float = param(
         0.33,
-        "match window after the trough (it, plus max_shift_samples, is the latency the matcher adds; 0.33 ms was as accurate as 0.67 in bench_units)",
+        "match window after the trough: a spike is decided once this much data after it (plus "
+        "`max_shift_samples`) has arrived, so this is the latency matching adds",
         "ms",
         0.1,
         5.0,
+        advanced=True,
     )
     match_radius_um: float = param(
-        60.0, "a template covers the channels within this radius of its peak channel", "um", 0.0, 500.0
+        60.0,
+        "a template's support: the channels within this distance of its peak channel, on which it is fitted",
+        "um",
+        0.0,
+        500.0,
+        advanced=True,
     )
     candidate_radius_um: float = param(
         80.0,
-        "templates peaking within this radius of a spike's channel, and whose support (match_radius_um) holds it, compete for it",
+        "templates peaking within this distance of a spike's channel, and whose support holds that channel, "
+        "compete for the spike",
         "um",
         0.0,
         1000.0,
+        advanced=True,
     )
-    max_shift_samples: int = param(2, "alignment search around the detected trough", "samples", 0, 10)
+    max_shift_samples: int = param(
+        2,
+        "alignment search: each candidate is tried up to this many samples either side of the detected trough",
+        "samples",
+        0,
+        10,
+        advanced=True,
+    )
     subtract_post_ms: float = param(
         4.0,
-        "each assigned spike's long template (to this long after the trough) is subtracted from the later spikes it overlaps (0 = off; 300 s simulated runs, 8 seeds, discovery: 4 ms takes a complex spike's first spikelets with it, whole-run score 0.806 at 1.33 ms -> 0.821; 6 ms: no better)",
+        "length after the trough of each unit's long template, subtracted from the later spikes it overlaps "
+        "(a neighbour's decaying tail; a complex spike's spikelets 1.5-3 ms after it). 0 = no overlap "
+        "subtraction; longer costs matching time",
         "ms",
         0.0,
         10.0,
+        advanced=True,
     )
     truncated_post_ms: float = param(
         0.1,
-        "a spike that fails its match is fitted again on its window up to this long after the trough, before most of a later overlapping spike (0 = off; bench_units, 4 seeds: 0.1 ms lifts the second-half score 0.78 -> 0.84)",
+        "a spike that fails its match is fitted again on a window ending this long after its trough, before "
+        "most of a later overlapping spike; 0 = off",
         "ms",
         0.0,
         5.0,
+        advanced=True,
     )
     pair_offset_ms: float = param(
         0.2,
-        "a peak no single template explains well is also fitted as two units' spikes up to this far apart; if that explains it, both are published (0 = off)",
+        "a peak no single template explains well is also fitted as two units' spikes up to this far apart; "
+        "if that explains it, both are published. 0 = off; the default is the detector's exclusion window, "
+        "within which two spikes make one peak",
         "ms",
         0.0,
         1.0,
+        advanced=True,
     )
     max_residual: float = param(
         8.0,
-        "with given templates, a match may leave at most this many times the energy noise alone would leave",
+        "with given templates, a match may leave at most this many times the energy noise alone leaves "
+        "(about 1 for a spike the template explains); higher assigns more spikes, more of them wrongly",
         "",
         1.0,
         100.0,
+        advanced=True,
     )
     discovery_max_residual: float = param(
         5.0,
-        "the same while discovering units: stricter, so that spikes of units not yet found stay unassigned",
+        "the same bound while discovering units: stricter, so that spikes of units not yet found stay "
+        "unassigned and can form new units",
         "",
         1.0,
         100.0,
+        advanced=True,
     )
     min_explained: float = param(
         0.5,
-        "with given templates, a match that removes this fraction of the snippet's energy is accepted anyway (overlaps)",
+        "with given templates, a match that removes at least this fraction of the snippet's energy is "
+        "accepted whatever its residual (overlapping spikes leave a large residual)",
         "",
         0.0,
         1.0,
+        advanced=True,
     )
-    discovery_min_explained: float = param(0.9, "the same while discovering units", "", 0.0, 1.0)
+    discovery_min_explained: float = param(0.9, "the same while discovering units", "", 0.0, 1.0, advanced=True)
     min_fit_explained: float = param(
         0.3,
-        "every match must remove at least this fraction of the snippet's energy: a small spike of another unit leaves little energy whatever template it is fitted with, so the residual bound alone lets a unit absorb its small neighbours (seed 7: a 6.8-SNR unit's precision 0.67 -> 1.00 at 0.3)",
+        "a template that removes less than this fraction of the energy on its channels does not compete: "
+        "keeps a unit from absorbing the small spikes of its neighbours",
         "",
         0.0,
         1.0,
+        advanced=True,
     )
     amplitude_tolerance: float = param(
         0.3,
-        "a fit may differ from its unit's typical amplitude by this fraction (plus the fit's own noise)",
+        "a fit whose amplitude differs from the unit's typical amplitude by more than this fraction (plus "
+        "the fit's own noise) rules the unit out: neighbouring units often share a shape but not a size",
         "",
         0.0,
         10.0,
+        advanced=True,
     )
     adapt_spikes: int = param(
         200,
-        "templates follow the data: running mean over this many matched spikes (0 = fixed templates)",
+        "typical amplitudes, and the template shapes that adapt, follow the data as running means over this "
+        "many matched spikes; 0 = nothing is learnt (fixed templates and amplitudes)",
         "spikes",
         0,
         1000000,
+        advanced=True,
     )
     adapt_given_templates: bool = param(
         False,
-        "template shapes given with --templates follow the data too (discovered ones do over their first discovery_shape_spikes spikes; amplitudes are always learnt). Off: over 300 s simulated runs, adapting shapes let 3 of 8 seeds' templates drift onto neighbours (0.81-0.94 of spikes right), fixed shapes held 0.95-0.99",
+        "let the shapes of templates given with `--templates` follow the data too (their amplitudes are "
+        "always learnt). Off: on a stable probe, adapting shapes can drift onto a neighbour over minutes; "
+        "it may help on a drifting probe (not measured)",
+        advanced=True,
     )
     discovery_shape_spikes: int = param(
         500,
-        "a discovered unit's template shape follows its first this many matched spikes (after its creation or a split), then stays; its amplitude is always learnt (300 s simulated runs, 8 seeds, whole-run discovery score: 0.789 adapting for the whole run, 0.796 with 500)",
+        "a discovered unit's template shape follows its first this many matched spikes (after its creation "
+        "or a split), then stays; its amplitude is always learnt",
         "spikes",
         1,
         1000000000,
+        advanced=True,
     )
-    discovery_interval_s: float = param(0.5, "data time between discovery rounds", "s", 0.05, 3600.0)
-    discovery_min_spikes: int = param(40, "spikes a cluster needs to become a unit", "", 5, 100000)
-    discovery_min_spikes_large: int = param(
-        15,
-        "a cluster whose trough is at least discovery_large_snr times its channel's noise needs only this many spikes (large units are found sooner)",
+    discovery_interval_s: float = param(
+        0.5,
+        "data time between discovery rounds (clustering of unexplained spikes, split checks, merges)",
+        "s",
+        0.05,
+        3600.0,
+        advanced=True,
+    )
+    discovery_min_spikes: int = param(
+        40,
+        "spikes a cluster needs to become a unit: fewer finds units sooner, from noisier clusters",
         "",
         5,
         100000,
+        advanced=True,
+    )
+    discovery_min_spikes_large: int = param(
+        15,
+        "spikes a cluster needs if its trough is at least `discovery_large_snr` noise SDs deep, so that "
+        "large units are found sooner",
+        "",
+        5,
+        100000,
+        advanced=True,
     )
     discovery_large_snr: float = param(
         8.0,
-        "see discovery_min_spikes_large (bench_units, 8 seeds: whole-run score 0.64 -> 0.69 at 15 spikes, SNR 8; 1000: every cluster needs discovery_min_spikes)",
+        "trough depth (noise SDs) from which `discovery_min_spikes_large` applies; 1000 = never",
         "",
         0.0,
         1000.0,
+        advanced=True,
     )
     discovery_min_new: int = param(
         10,
-        "new unexplained snippets that make a channel due for clustering again (once it holds discovery_min_spikes)",
+        "new unexplained snippets that make a channel due for clustering again (once it holds `discovery_min_spikes`)",
         "",
         1,
         100000,
+        advanced=True,
     )
-    discovery_max_snippets: int = param(800, "unexplained snippets kept per channel for discovery", "", 50, 1000000)
-    discovery_zones_per_round: int = param(12, "channels clustered per discovery round (bounds its cost)", "", 1, 4096)
+    discovery_max_snippets: int = param(
+        800, "unexplained snippets kept per channel for discovery (the latest)", "", 50, 1000000, advanced=True
+    )
+    discovery_zones_per_round: int = param(
+        12,
+        "channels clustered per discovery round, those with the most new snippets first; bounds a round's cost",
+        "",
+        1,
+        4096,
+        advanced=True,
+    )
     split_units: bool = param(
         True,
-        "re-cluster each unit's recent spikes now and then and split off any other unit hidden in it (see rtclass.discovery.splitting)",
+        "re-cluster each unit's recent spikes from time to time and split off any other unit hidden in it",
+        advanced=True,
     )
     split_checks_per_round: int = param(
-        1, "units whose recent spikes are clustered again per discovery round (the most overdue first)", "", 1, 4096
+        1,
+        "units whose recent spikes are re-clustered per discovery round (the most overdue first)",
+        "",
+        1,
+        4096,
+        advanced=True,
     )
     merge_similarity: float = param(
-        0.9, "a new cluster this similar (correlation) to a known template is that unit, not a new one", "", 0.0, 1.0
+        0.9,
+        "a new cluster whose median waveform correlates at least this well with a known template (and fits "
+        "it at that unit's amplitude) is that unit found again, not a new one",
+        "",
+        0.0,
+        1.0,
+        advanced=True,
     )
-    pca_components: int = param(6, "features per snippet for clustering", "", 1, 64)
-    acg_window_ms: int = param(100, "plain autocorrelogram kept per unit: lags 1 .. this (1 ms bins)", "ms", 10, 2000)
+    pca_components: int = param(6, "principal components kept per snippet for clustering", "", 1, 64, advanced=True)
+    acg_window_ms: int = param(
+        100,
+        "plain autocorrelogram kept per unit: lags 1 .. this in 1 ms bins (the classifier's 3D-ACG is "
+        "separate, fixed by C4's definition)",
+        "ms",
+        10,
+        2000,
+        advanced=True,
+    )
     table_interval_s: float = param(
-        1.0, "the unit table is published at most this often (when it changed)", "s", 0.05, 3600.0
+        1.0,
+        "the unit table (ZMQ topic `units`) is published when it changed, at most this often",
+        "s",
+        0.05,
+        3600.0,
+        advanced=True,
     )
 
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    model: str = param("", "ONNX classifier; empty: the shipped default (models/rtclass-c4sim-v1); `none`: no labels")
-    interval_s: float = param(2.0, "how often the live labeler relabels units (its own thread)", "s", 0.05, 3600.0)
-    min_spikes: int = param(100, "units with fewer spikes stay unlabeled (C4's minimum)", "spikes", 3, 10000000)
-    confidence_ratio: float = param(
-        2.0, "label only if top probability / second reaches this (C4's default)", "", 1.0, 1000.0
+    model: str = param(
+        "",
+        "the ONNX cell-type model (as `--model`); empty: the model shipped in the package "
+        "(`rtclass-c4sim-v1`, trained on simulated units only); `none`: no labels",
     )
-    hysteresis_ticks: int = param(2, "a label changes only after this many consecutive agreeing rounds", "", 1, 1000)
+    interval_s: float = param(
+        2.0,
+        "how often the live labeler relabels units (in its own thread, off the hot path)",
+        "s",
+        0.05,
+        3600.0,
+        advanced=True,
+    )
+    min_spikes: int = param(
+        100,
+        "units with fewer spikes stay unlabeled (C4's minimum: their features are too noisy)",
+        "spikes",
+        3,
+        10000000,
+        advanced=True,
+    )
+    confidence_ratio: float = param(
+        2.0,
+        "a unit is labelled only if its top class probability is at least this many times the second "
+        "(C4's default), else `unlabeled`; raise it for fewer, surer labels",
+        "",
+        1.0,
+        1000.0,
+    )
+    hysteresis_ticks: int = param(
+        2,
+        "a unit's published label changes only after this many consecutive labelling rounds agree",
+        "",
+        1,
+        1000,
+        advanced=True,
+    )
 
 
 @dataclass(frozen=True)
 class PublishConfig:
-    zmq: bool = param(True, "publish labeled spikes on a ZMQ PUB socket (wire format v1)")
-    zmq_address: str = param("tcp://127.0.0.1:5560", "where the ZMQ PUB socket binds")
-    lsl: bool = param(True, "publish spikes on an LSL outlet `<source name>-spikes`")
+    zmq: bool = param(True, "publish labeled spikes, the unit table and counts on a ZMQ PUB socket (wire format v1)")
+    zmq_address: str = param(
+        "tcp://127.0.0.1:5560",
+        "where that socket binds; the default serves this machine only, `tcp://0.0.0.0:5560` serves decoders "
+        "on other machines too",
+    )
+    lsl: bool = param(
+        True, "publish spikes on the LSL outlet `<source name>-spikes` (and counts on `<source name>-counts`)"
+    )
     counts_bin_ms: float = param(
         20.0,
-        "bin of the spike counts per cell type (ZMQ `counts/<type>`, LSL `<source>-counts`); 0 = off",
+        "bin of the spike counts per cell type (ZMQ `counts/<type>`, LSL `<source>-counts`), published once "
+        "every spike in the bin is decided; 0 = no counts",
         "ms",
         0.0,
         10000.0,
@@ -286,11 +560,19 @@ class PublishConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    duration_s: float = param(0.0, "stop after this much data; 0 = until the source ends or SIGINT", "s", 0.0, 1e7)
-    status_interval_s: float = param(1.0, "how often the live view and logs refresh", "s", 0.05, 3600.0)
-    save_raw: bool = param(False, "also write the stream as float32 raw.bin in the output folder (phy's dat_path)")
+    duration_s: float = param(
+        0.0, "stop after this much data (as `--duration`); 0 = until the source ends or SIGINT/SIGTERM", "s", 0.0, 1e7
+    )
+    status_interval_s: float = param(
+        1.0, "how often the live view and the status log refresh", "s", 0.05, 3600.0, advanced=True
+    )
+    save_raw: bool = param(
+        False,
+        "also write the stream as the pipeline saw it (float32 uV) to `raw.bin` in the output folder, named in "
+        "`params.py` so that phy shows the traces (as `--save-raw`)",
+    )
     idle_timeout_s: float = param(
-        0.0, "stop when a live source sends nothing for this long; 0 = wait for it forever", "s", 0.0, 1e7
+        0.0, "stop when a live source has sent nothing for this long; 0 = wait for it forever", "s", 0.0, 1e7
     )
 
 
@@ -298,44 +580,69 @@ class RunConfig:
 class SimulateConfig:
     """The built-in simulated cerebellar probe (``rtclass simulate``, the demo, training sets)."""
 
-    probe: str = param("np1", "probe type", choices=("np1", "np2"))
-    duration_s: float = param(60.0, "length of the recording", "s", 0.01, 1e6)
-    seed: int = param(0, "random seed: same seed, same bytes", "", 0, 2**32 - 1)
+    probe: str = param("np1", "probe of the simulated recording", choices=("np1", "np2"))
+    duration_s: float = param(60.0, "length of the simulated recording", "s", 0.01, 1e6)
+    seed: int = param(0, "random seed: the same seed gives the same bytes", "", 0, 2**32 - 1)
     layers: str = param(
         "ML:200,PCL:40,GCL:300,WM:150,GCL:300,PCL:40,ML:250",
-        "layer stack from the top contact down the probe, `NAME:thickness_um,...`, "
-        "NAME one of ML, PCL, GCL, WM (a folium crossing repeats them in reverse)",
+        "layer stack from the top contact down the probe, `NAME:thickness_um,...`, NAME one of ML, PCL, GCL, "
+        "WM; the default crosses a folium (the layers repeat in reverse)",
+        advanced=True,
     )
     units_per_type: int = param(
         0,
-        "0: unit counts from layer thickness (a realistic probe); N: N units of every type (training sets)",
+        "0: unit counts follow the layer thicknesses (a realistic probe); N: N units of every cell type "
+        "(classifier training sets)",
         "",
         0,
         100000,
+        advanced=True,
     )
     noise_uv: float = param(
-        8.0, "mean background noise per channel in 300-6000 Hz (varies +-25 % by channel)", "uV", 0.0, 1000.0
+        8.0,
+        "mean background noise per channel in 300-6000 Hz (varies +-25 % between channels)",
+        "uV",
+        0.0,
+        1000.0,
+        advanced=True,
     )
     common_mode_uv: float = param(
-        6.0, "noise shared by all channels in 300-6000 Hz (what CMR removes)", "uV", 0.0, 1000.0
+        6.0,
+        "noise shared by all channels in 300-6000 Hz (what the common median reference removes)",
+        "uV",
+        0.0,
+        1000.0,
+        advanced=True,
     )
-    lfp_uv: float = param(80.0, "slow common local-field component below ~10 Hz", "uV", 0.0, 10000.0)
-    amplitude_scale: float = param(1.0, "multiplies every unit's amplitude (harder or easier sets)", "", 0.01, 100.0)
+    lfp_uv: float = param(
+        80.0, "slow local-field component common to all channels, below ~10 Hz", "uV", 0.0, 10000.0, advanced=True
+    )
+    amplitude_scale: float = param(
+        1.0, "multiplies every unit's amplitude (harder or easier recordings)", "", 0.01, 100.0, advanced=True
+    )
     parameter_spread: float = param(
         0.0,
-        "widen every per-unit parameter range by this fraction (domain randomisation for training sets)",
+        "widens every per-unit parameter range by this fraction (domain randomisation for training sets)",
         "",
         0.0,
         5.0,
+        advanced=True,
     )
-    rate_scale: float = param(1.0, "multiplies every firing rate (another preparation or species)", "", 0.05, 20.0)
+    rate_scale: float = param(
+        1.0, "multiplies every firing rate (to mimic another preparation or species)", "", 0.05, 20.0, advanced=True
+    )
     width_scale: float = param(
-        1.0, "multiplies every waveform time constant (another preparation or species)", "", 0.2, 5.0
+        1.0,
+        "multiplies every waveform time constant (to mimic another preparation or species)",
+        "",
+        0.2,
+        5.0,
+        advanced=True,
     )
     drift_um: float = param(
-        0.0, "slow probe drift: units move +- this far along the probe (0 = none)", "um", 0.0, 500.0
+        0.0, "slow probe drift: units move +- this far along the probe (0 = none)", "um", 0.0, 500.0, advanced=True
     )
-    drift_period_s: float = param(120.0, "period of that (sinusoidal) drift", "s", 1.0, 1e6)
+    drift_period_s: float = param(120.0, "period of that sinusoidal drift", "s", 1.0, 1e6, advanced=True)
 
 
 @dataclass(frozen=True)
@@ -435,15 +742,40 @@ def validate(cfg: Config) -> None:
         )
 
 
+def shipped_config_names() -> list[str]:
+    """Names of the configs shipped in the package (rtclass/configs/NAME.toml), for ``--config NAME``."""
+    return sorted(p.stem for p in package_data_path("configs").glob("*.toml"))
+
+
+#: where a shipped config's name is looked up when no such file exists: a bare name (``np1-lsl``,
+#: ``np1-lsl.toml``) or the path the configs had in a source checkout before they became package data
+#: (``configs/np1-lsl.toml``)
+SHIPPED_CONFIG_ALIAS_DIRS = (Path("."), Path("configs"))
+
+
 def load_config(path: str | Path | None = None) -> Config:
-    """Read a TOML config; ``None`` gives the defaults."""
+    """Read a TOML config: a file path or the name of a shipped config (``np1-lsl``); ``None`` gives the defaults.
+
+    An existing file always wins over a shipped config of the same name.
+    """
     if path is None:
         return Config()
     path = Path(path)
+    shipped = shipped_config_names()
+    shipped_list = ", ".join(shipped)
+    name = path.name.removesuffix(".toml")
+    if not path.is_file() and path.parent in SHIPPED_CONFIG_ALIAS_DIRS:
+        if name in shipped:
+            path = package_data_path("configs", f"{name}.toml")
+        elif not path.suffix and not path.exists():
+            raise ConfigError(f"{path} is neither a config file nor the name of a shipped config ({shipped_list})")
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}; check the path") from exc
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}; pass a TOML file or the name of a shipped config "
+            f"({shipped_list})"
+        ) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -454,36 +786,72 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
+#: the generated parameter tables live between these markers in the configuration guide
+TABLE_START = "<!-- parameters:start -->"
+TABLE_END = "<!-- parameters:end -->"
+#: the configuration guide (relative to a source checkout's root), rewritten by ``python -m rtclass.config``
+PARAMETER_DOC = Path("docs") / "configuration.md"
+_TABLE_HEADER = ["| key | default | unit | allowed | what it does |", "|---|---|---|---|---|"]
+
+
+def _table_row(section: str, f: dataclasses.Field) -> str:
+    m = f.metadata
+    if m["choices"]:
+        allowed = " / ".join(m["choices"])
+    elif m["lo"] is not None:
+        whole = isinstance(f.default, int) and not isinstance(f.default, bool)  # bounds of int keys as integers
+        lo, hi = (int(m["lo"]), int(m["hi"])) if whole else (f"{m['lo']:g}", f"{m['hi']:g}")
+        allowed = f"{lo} .. {hi}"
+    else:
+        allowed = ""
+    default = str(f.default).lower() if isinstance(f.default, bool) else f.default if f.default != "" else '""'
+    doc = m["doc"].replace("|", "\\|")
+    return f"| `{section}.{f.name}` | `{default}` | {m['unit']} | {allowed} | {doc} |"
+
+
 def parameter_table_markdown() -> str:
-    """The parameter table of the README, generated from the dataclass declarations."""
-    rows = ["| key | default | unit | allowed | meaning |", "|---|---|---|---|---|"]
+    """The parameter tables of docs/configuration.md, generated from the dataclass declarations:
+    the everyday settings, then the advanced ones, each in section order."""
+    everyday, advanced = [], []
     for name, cls in _section_types().items():
         for f in dataclasses.fields(cls):
-            m = f.metadata
-            if m["choices"]:
-                allowed = " / ".join(m["choices"])
-            elif m["lo"] is not None:
-                allowed = f"{m['lo']:g} .. {m['hi']:g}"
-            else:
-                allowed = ""
-            default = str(f.default).lower() if isinstance(f.default, bool) else f.default
-            rows.append(f"| `{name}.{f.name}` | `{default}` | {m['unit']} | {allowed} | {m['doc']} |")
-    return "\n".join(rows)
+            (advanced if f.metadata["advanced"] else everyday).append(_table_row(name, f))
+    return "\n".join(
+        [
+            "### Everyday settings",
+            "",
+            *_TABLE_HEADER,
+            *everyday,
+            "",
+            "### Advanced settings",
+            "",
+            "Tuning of the signal chain, unit assignment, discovery, labelling and the simulator. The defaults "
+            "are the measured ones (docs/performance.md); change one when you know which behaviour you want.",
+            "",
+            *_TABLE_HEADER,
+            *advanced,
+        ]
+    )
 
 
-def update_readme(path: str | Path) -> None:
-    """Rewrite the table between the README's ``parameters:start/end`` markers."""
+def update_parameter_doc(path: str | Path = PARAMETER_DOC) -> None:
+    """Rewrite the tables between the ``parameters:start/end`` markers of ``path``."""
     path = Path(path)
     text = path.read_text()
-    head, rest = text.split("<!-- parameters:start -->\n", 1)
-    _, tail = rest.split("\n<!-- parameters:end -->", 1)
-    path.write_text(f"{head}<!-- parameters:start -->\n{parameter_table_markdown()}\n<!-- parameters:end -->{tail}")
+    if text.count(TABLE_START) != 1 or text.count(TABLE_END) != 1:
+        raise ConfigError(f"{path} must hold one {TABLE_START} and one {TABLE_END} marker")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    path.write_text(f"{head}{TABLE_START}\n{parameter_table_markdown()}\n{TABLE_END}{tail}")
 
 
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) > 1:
-        update_readme(sys.argv[1])
-    else:
+    # python -m rtclass.config [FILE | -]: rewrite docs/configuration.md (or FILE); "-" prints the tables
+    target = sys.argv[1] if len(sys.argv) > 1 else PARAMETER_DOC
+    if target == "-":
         print(parameter_table_markdown())
+    else:
+        update_parameter_doc(target)
+        print(f"wrote the parameter tables of {target}")

@@ -1,9 +1,18 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from rtclass.apps.demo import DEMO_SETTINGS
-from rtclass.config import Config, ConfigError, from_dict, load_config, parameter_table_markdown
+from rtclass.config import (
+    TABLE_END,
+    TABLE_START,
+    Config,
+    ConfigError,
+    from_dict,
+    load_config,
+    parameter_table_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,13 +51,19 @@ def test_replace_validates():
         Config().replace(source={"speed": -1.0})
 
 
-@pytest.mark.parametrize("name", ["demo.toml", "np1-lsl.toml", "np1-zmq.toml", "openephys.toml", "np2.toml"])
-def test_shipped_configs_load(name):
-    load_config(ROOT / "configs" / name)
+@pytest.mark.parametrize("name", ["demo", "np1-lsl", "np1-zmq", "openephys", "np2"])
+def test_shipped_configs_load_by_name(name):
+    """The names docs/configuration.md and the README give for ``--config``."""
+    load_config(name)
+
+
+def test_an_unknown_config_name_lists_the_shipped_ones():
+    with pytest.raises(ConfigError, match="np1-lsl"):
+        load_config("np3-lsl")
 
 
 def test_demo_toml_matches_the_demo_defaults():
-    assert load_config(ROOT / "configs" / "demo.toml") == from_dict(DEMO_SETTINGS)
+    assert load_config("demo") == from_dict(DEMO_SETTINGS)
 
 
 def test_bad_toml_file(tmp_path):
@@ -60,7 +75,19 @@ def test_bad_toml_file(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
-def test_readme_parameter_table_is_generated_from_the_code():
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("<!-- parameters:start -->\n", 1)[1].split("\n<!-- parameters:end -->", 1)[0]
-    assert table == parameter_table_markdown(), "run `python -m rtclass.config README.md` to regenerate it"
+def test_parameter_tables_in_the_docs_are_generated_from_the_code():
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    table = doc.split(TABLE_START + "\n", 1)[1].split("\n" + TABLE_END, 1)[0]
+    assert table == parameter_table_markdown(), "run `python -m rtclass.config` to regenerate docs/configuration.md"
+
+
+def test_every_parameter_is_documented_and_everyday_or_advanced():
+    tables = parameter_table_markdown()
+    for section, values in Config().__dict__.items():
+        for f in dataclasses.fields(values):
+            assert f.metadata["doc"].strip(), f"[{section}] {f.name} has no doc string"
+            assert isinstance(f.metadata["advanced"], bool)
+            assert f"| `{section}.{f.name}` |" in tables
+    everyday = tables.split("### Advanced settings", 1)[0]
+    for key in ("probe.geometry", "units.templates", "classify.model", "publish.zmq_address", "run.duration_s"):
+        assert f"| `{key}` |" in everyday

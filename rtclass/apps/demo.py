@@ -28,6 +28,7 @@ from rtclass.pipeline.live import Pipeline, compile_kernels, make_publishers
 from rtclass.publish.files import write_run_output
 from rtclass.publish.wire import CELL_TYPE_NAMES
 from rtclass.sim.recording import Simulation
+from rtclass.stage import ms_to_samples
 
 STREAM_NAME = "rtclass-demo"
 #: what the demo changes from the defaults (the shipped config `demo`, rtclass/configs/demo.toml, holds the same)
@@ -59,7 +60,7 @@ def stream_simulation(sim_cfg: SimulateConfig, name: str, chunk_ms: float, stop,
     from rtclass.ingest.lsl import LslRawSender
 
     sim = Simulation(sim_cfg)
-    chunk = max(1, round(chunk_ms * 1e-3 * sim.fs))
+    chunk = max(1, ms_to_samples(chunk_ms, sim.fs))
     sim.synthesizer().read(1)  # compile the synthesis kernels while the parent compiles its own
     sender = LslRawSender(name, sim.n_channels, sim.fs, chunk)
     outlet_ready.set()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,8 +25,21 @@ from rtclass.features.unit_features import UnitFeatures
 log = logging.getLogger("rtclass.labeler")
 
 
+def _no_data_time() -> float:
+    return 0.0
+
+
 class LiveLabeler:
-    def __init__(self, cfg: ClassifyConfig, model: CellTypeModel, features: UnitFeatures, layers_of=None):
+    def __init__(
+        self,
+        cfg: ClassifyConfig,
+        model: CellTypeModel,
+        features: UnitFeatures,
+        layers_of=None,
+        data_time_s: Callable[[], float] | None = None,
+    ):
+        """``data_time_s``: the stream time (s) processed so far, which stamps each unit's first
+        label (``first_labelled``); without it, first labels are stamped 0."""
         self.cfg = cfg
         self.model = model
         self.features = features
@@ -40,7 +54,7 @@ class LiveLabeler:
         self.first_labelled: dict[int, float] = {}  # unit -> data time (s) of its first label
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.now_s = lambda: 0.0  # data time, set by the pipeline
+        self._data_time_s = data_time_s or _no_data_time
 
     def tick(self) -> int:
         """One labelling round; returns how many units changed label."""
@@ -72,7 +86,7 @@ class LiveLabeler:
                 codes[u] = code
                 changed += 1
                 if code and u not in self.first_labelled:
-                    self.first_labelled[u] = self.now_s()
+                    self.first_labelled[u] = self._data_time_s()
             conf[u] = float(r) if codes[u] else 0.0
         self.codes, self.confidence = codes, conf
         if changed:

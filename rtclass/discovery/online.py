@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,8 +48,9 @@ from rtclass.discovery.merging import (
 )
 from rtclass.discovery.splitting import plan_split
 from rtclass.discovery.worker import ClusteringFailed, ClusteringProcess
-from rtclass.matching.matcher import channel_weights
+from rtclass.matching.matcher import AssignedSnippet, MatchResult, UnexplainedSnippet, channel_weights
 from rtclass.matching.templates import TemplateBank, same_shape_and_size
+from rtclass.stage import Stage, ms_to_samples
 
 
 def centred_on_zone(template: np.ndarray, pre: int) -> bool:
@@ -85,7 +87,15 @@ def _similar(a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank,
 SPLIT_SNIPPETS = 500
 
 
-class OnlineDiscovery:
+@dataclass(frozen=True)
+class DiscoveryResult:
+    """What one ``OnlineDiscovery.process`` call changed."""
+
+    #: ids of the units that became known (promoted or split off) in this call
+    new_unit_ids: list[int]
+
+
+class OnlineDiscovery(Stage):
     """Keeps unexplained snippets and turns clusters of them into units.
 
     With ``threaded`` (live runs), a round hands the due zones' snippets to a background thread
@@ -121,8 +131,8 @@ class OnlineDiscovery:
         #: each unit's latest spikes, for the refractory test of units with similar shapes
         self.trains = RecentTrains()
         self._refractory_lags = (
-            int(round(REFRACTORY_FROM_MS * 1e-3 * sample_rate_hz)),
-            int(round(REFRACTORY_MS * 1e-3 * sample_rate_hz)),
+            ms_to_samples(REFRACTORY_FROM_MS, sample_rate_hz),
+            ms_to_samples(REFRACTORY_MS, sample_rate_hz),
         )
         #: the fewest members any cluster may have (large units' clusters)
         self._min_members = min(cfg.discovery_min_spikes, cfg.discovery_min_spikes_large)
@@ -133,7 +143,27 @@ class OnlineDiscovery:
         self.failed_rounds = 0  # rounds lost to a failed clustering process (live runs)
         self.last_error = ""
 
-    def add(self, snippets: list[tuple[int, int, np.ndarray]]) -> None:
+    def process(self, match: MatchResult, end_sample: int, noise_sd: np.ndarray | None) -> DiscoveryResult:
+        """One block's matching result in: its unexplained snippets join their zones' stores, its
+        assigned snippets their units' split stores, its decided spikes the refractory test's
+        trains; then a round runs (or, threaded, starts) if one is due at ``end_sample``."""
+        if match.unexplained:
+            self.add(match.unexplained)
+        if match.assigned:
+            self.add_assigned(match.assigned)
+        if match.spikes.size:
+            self.add_spikes(match.spikes["sample"], match.spikes["unit"])
+        return DiscoveryResult(self.maybe_run(end_sample, noise_sd))
+
+    def next_round_sample(self, from_sample: int) -> int:
+        """The data sample at which the next round is due. The schedule starts ``interval``
+        samples after the first sample it is asked about (the stream's first): a chain that cuts
+        its blocks there runs every round on the same spikes whatever the chunking."""
+        if self.next_round is None:
+            self.next_round = from_sample + self.interval
+        return self.next_round
+
+    def add(self, snippets: list[UnexplainedSnippet]) -> None:
         """Unexplained spikes: (sample, channel, snippet on ``local_channels(channel)``)."""
         for _sample, channel, snip in snippets:
             zone = self.store.get(channel)
@@ -147,7 +177,7 @@ class OnlineDiscovery:
         """Decided spikes, in sample order (unit -1: unassigned), for the refractory test."""
         self.trains.add(samples, units)
 
-    def add_assigned(self, snippets: list[tuple[int, np.ndarray]]) -> None:
+    def add_assigned(self, snippets: list[AssignedSnippet]) -> None:
         """Assigned spikes: (unit id, snippet on ``wide_channels`` of the unit's peak channel)."""
         for uid, snip in snippets:
             kept = self.unit_store.get(uid)

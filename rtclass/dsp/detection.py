@@ -8,6 +8,7 @@ import numpy as np
 
 from rtclass.config import DetectConfig
 from rtclass.dsp.detect_kernels import detect_stream
+from rtclass.stage import Stage, ms_to_samples
 
 #: samples of new data the detector's buffer takes before its history moves back to the front
 #: (small, so that the buffer stays in cache; a call with more data grows it)
@@ -21,7 +22,7 @@ NO_PEAKS = np.zeros(0, PEAK_DTYPE)
 NO_PEAKS.flags.writeable = False
 
 
-class ThresholdDetector:
+class ThresholdDetector(Stage):
     """Finds negative peaks in filtered, referenced data.
 
     A peak at sample t is reported once sample t + sweep has arrived (sweep = exclude_sweep_ms),
@@ -45,12 +46,15 @@ class ThresholdDetector:
         self.suppress = np.ascontiguousarray(suppress, dtype=np.int32)
         self.n_channels = self.neighbours.shape[0]
         self.fs = sample_rate_hz
-        self.sweep = int(round(cfg.exclude_sweep_ms * 1e-3 * sample_rate_hz))
-        self.update = max(1, int(round(cfg.noise_update_ms * 1e-3 * sample_rate_hz)))
+        self.sweep = ms_to_samples(cfg.exclude_sweep_ms, sample_rate_hz)
+        self.update = max(1, ms_to_samples(cfg.noise_update_ms, sample_rate_hz))
         self.warmup = int(math.ceil(cfg.noise_warmup_ms * 1e-3 * sample_rate_hz / self.update)) * self.update
         decay = math.exp(-cfg.noise_update_ms * 1e-3 / cfg.noise_time_constant_s)
         self.history = max(history, 2 * self.sweep)
-        self.refractory = int(round(cfg.echo_refractory_ms * 1e-3 * sample_rate_hz))
+        #: a peak is final once ``sweep`` samples after it have been seen (none deeper nearby)
+        self.decision_latency_samples = self.sweep
+        self.lookback_samples = 2 * self.sweep
+        self.refractory = ms_to_samples(cfg.echo_refractory_ms, sample_rate_hz)
         self._params = np.array(
             [
                 cfg.threshold_sd,

@@ -7,13 +7,14 @@ from scipy.signal import butter
 
 from rtclass.config import PreprocessConfig
 from rtclass.dsp.filter_kernels import DENSITY, sosfilt_block, subtract_median_reference
+from rtclass.stage import Stage
 
 #: counting passes a row before the reference kernel falls back to a full selection (~4 are
 #: needed on average; a fallback costs as much as ~80 passes)
 MEDIAN_MAX_PASSES = 20
 
 
-class BandpassFilter:
+class BandpassFilter(Stage):
     """Causal Butterworth band-pass: a high-pass and a low-pass edge of separate orders, as
     second-order sections designed with scipy; per-channel state carried from chunk to chunk (no
     look-ahead, no margins, zero added latency).
@@ -45,7 +46,7 @@ class BandpassFilter:
         return out
 
 
-class CommonMedianReference:
+class CommonMedianReference(Stage):
     """Subtracts, at every time point, a median over all channels (in place).
 
     With an odd channel count the middle value; with an even one a value between the two middle

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from rtclass.stage import Stage
+
 
 @numba.jit(nopython=True, nogil=True, cache=True)
 def zero_nonfinite(x):
@@ -25,7 +27,7 @@ def zero_nonfinite(x):
     return bad
 
 
-class NonFiniteGuard:
+class NonFiniteGuard(Stage):
     """Stateless stage; counts what it repaired in ``repaired``."""
 
     def __init__(self) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from rtclass.config import PreprocessConfig
 from rtclass.dsp.detect_kernels import MAD_PER_SD
+from rtclass.stage import ms_to_samples
 
 DEFAULT_TOLERANCE_MS = 0.5
 DEFAULT_RADIUS_UM = 60.0
@@ -92,7 +93,7 @@ def match_detections(
     near = np.sqrt((d**2).sum(-1)) <= radius_um
     go = np.argsort(gt_samples, kind="stable")
     do = np.argsort(det_samples, kind="stable")
-    tol = int(round(tolerance_ms * 1e-3 * sample_rate_hz))
+    tol = ms_to_samples(tolerance_ms, sample_rate_hz)
     m, _ = _greedy_match(
         gt_samples[go].astype(np.int64),
         unit_peak_channels[gt_units[go]].astype(np.int64),
@@ -122,7 +123,7 @@ def score_detection(
     near = np.sqrt((d**2).sum(-1)) <= radius_um
     go = np.argsort(gt_samples, kind="stable")
     do = np.argsort(det_samples, kind="stable")
-    tol = int(round(tolerance_ms * 1e-3 * sample_rate_hz))
+    tol = ms_to_samples(tolerance_ms, sample_rate_hz)
     gt_match, det_hit = _greedy_match(
         gt_samples[go].astype(np.int64),
         unit_peak_channels[gt_units[go]].astype(np.int64),
@@ -241,7 +242,7 @@ def score_sorting(
         so_idx[oo].astype(np.int64),
         n_gt_units,
         max(ids.size, 1),
-        int(round(delta_ms * 1e-3 * sample_rate_hz)),
+        ms_to_samples(delta_ms, sample_rate_hz),
     )
     n_gt = np.bincount(gt_units, minlength=n_gt_units).astype(float)
     n_so = np.bincount(so_idx, minlength=max(ids.size, 1)).astype(float)

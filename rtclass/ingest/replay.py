@@ -13,6 +13,7 @@ from rtclass.errors import InputError
 from rtclass.formats.spikeglx import SpikeGLXRecording, meta_path_for, open_recording
 from rtclass.ingest.base import SourceStats, StreamInfo
 from rtclass.ingest.chunk import Chunk
+from rtclass.stage import ms_to_samples
 
 
 class FileSource:
@@ -41,7 +42,7 @@ class FileSource:
 
     def open(self) -> StreamInfo:
         self._rec = open_recording(self.bin_path)
-        self._chunk = max(1, round(self.chunk_ms * 1e-3 * self._rec.sample_rate_hz))
+        self._chunk = max(1, ms_to_samples(self.chunk_ms, self._rec.sample_rate_hz))
         self._t0 = time.perf_counter()
         return StreamInfo(
             name=self.bin_path.name.split(".")[0],
@@ -143,7 +144,7 @@ def replay_file(
     """Publish a SpikeGLX recording as a live stream (``rtclass replay``). Waits up to
     ``wait_for_subscriber_s`` for a subscriber so that none of the recording is lost."""
     rec = open_recording(bin_path)
-    chunk = max(1, round(chunk_ms * 1e-3 * rec.sample_rate_hz))
+    chunk = max(1, ms_to_samples(chunk_ms, rec.sample_rate_hz))
     sender, clock = open_sender(target, rec.n_ap, rec.sample_rate_hz, chunk)
     # raw int16 goes out as is when one scale fits every channel (else as float32 uV)
     as_int16 = bool(np.all(rec.uv_per_bit == rec.uv_per_bit[0]))

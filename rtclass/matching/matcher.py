@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from rtclass.config import UnitsConfig
 from rtclass.dsp.detection import PEAK_DTYPE
 from rtclass.matching.kernels import learn_long, match_step
 from rtclass.matching.templates import TemplateBank
+from rtclass.stage import Stage, ms_to_samples
 
 #: noise levels below this (uV) are taken as this (dead or not yet estimated channels)
 NOISE_FLOOR_UV = 0.5
@@ -40,13 +43,34 @@ def channel_weights(noise_sd: np.ndarray) -> np.ndarray:
     return (1.0 / np.maximum(noise_sd, NOISE_FLOOR_UV) ** 2).astype(np.float32)
 
 
-class TemplateMatcher:
-    """Assigns each detected peak to a unit once ``post`` samples after it have arrived (the
-    match window's end: this is the stage's added latency).
+#: an unexplained spike for discovery: (sample, peak channel, snippet ``[W, K]`` on the bank's
+#: ``local_channels`` of that channel)
+UnexplainedSnippet = tuple[int, int, np.ndarray]
+#: an assigned spike for its unit's split check: (unit id, snippet on the ``wide_channels`` of the
+#: unit's peak channel)
+AssignedSnippet = tuple[int, np.ndarray]
 
-    State: the last few samples of filtered data (enough for any pending peak's window) and the
-    peaks still waiting for their window. ``process`` returns the peaks it decided, in sample
-    order, and keeps the unassigned ones' snippets for discovery in ``unassigned``.
+
+@dataclass(frozen=True)
+class MatchResult:
+    """What one ``TemplateMatcher.process`` call decided."""
+
+    #: decided spikes (ASSIGNED_DTYPE) in sample order, but for the second spike of an overlapping
+    #: pair, which can precede the spikes before it by up to ``pair_lead`` samples
+    spikes: np.ndarray
+    #: snippets of the decided spikes no template explains (only when discovering)
+    unexplained: list[UnexplainedSnippet] = field(default_factory=list)
+    #: snippets of assigned spikes of the units in ``wanted_snippets`` (only when discovering)
+    assigned: list[AssignedSnippet] = field(default_factory=list)
+
+
+class TemplateMatcher(Stage):
+    """Assigns each detected peak to a unit once ``post + max_shift`` samples after it have
+    arrived (the match window's end, with its shifts: this stage's decision latency).
+
+    State: the peaks still waiting for their window, recently decided spikes (for the overlap
+    subtraction) and the queue of long-template updates. The filtered data it reads (``work``)
+    is the detector's buffer, which keeps ``lookback_samples`` of history for it.
     """
 
     def __init__(
@@ -60,12 +84,12 @@ class TemplateMatcher:
         self.post = bank.width - bank.pre
         #: window (samples from its start) on which a failed match is tried again
         self.truncated = (
-            min(bank.width, bank.pre + int(round(cfg.truncated_post_ms * 1e-3 * sample_rate_hz)))
+            min(bank.width, bank.pre + ms_to_samples(cfg.truncated_post_ms, sample_rate_hz))
             if cfg.truncated_post_ms > 0
             else bank.width
         )
         #: a peak no single template explains is fitted as two units' spikes up to this many samples apart
-        self.pair_offset = int(round(cfg.pair_offset_ms * 1e-3 * sample_rate_hz))
+        self.pair_offset = ms_to_samples(cfg.pair_offset_ms, sample_rate_hz)
         #: how far before its peak's sample the other spike of a pair can lie
         self.pair_lead = self.pair_offset + self.max_shift if self.pair_offset else 0
         #: past samples the matcher needs to see (the detector keeps them in its ``work``): a match
@@ -76,6 +100,8 @@ class TemplateMatcher:
             bank.width + 2 * self.max_shift + sweep + 1,
             long_len + bank.pre + self.post + self.max_shift + sweep + 1 if long_len else 0,
         )
+        self.lookback_samples = self.history
+        self.decision_latency_samples = self.post + self.max_shift + self.pair_lead
         # overlap subtraction state: recently decided spikes (anchor sample, bank index or -1,
         # amplitude), the queue of long-template updates, counters [decided so far, queue head,
         # queue tail]
@@ -96,18 +122,12 @@ class TemplateMatcher:
         self._no_peaks = np.zeros(0, PEAK_DTYPE)  # writable (a read-only array would compile another variant)
         ones = np.ones(bank.probe.n_channels, np.float32)
         self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
-        self.unassigned: list[tuple[int, int, np.ndarray]] = []  # (sample, channel, snippet [W, K])
         self.collect_unassigned = discovering
         #: a template's shape follows its unit's first this many matched spikes (then only its
         #: typical amplitude is learnt): discovered units' for ``discovery_shape_spikes``, given
         #: templates' never, or always with ``adapt_given_templates``
         self.shape_spikes = cfg.discovery_shape_spikes if discovering else (ALWAYS if cfg.adapt_given_templates else 0)
-        # (unit id, snippet [W, K2] on the wide channels of its peak channel), for split checks
-        self.assigned: list[tuple[int, np.ndarray]] = []
         self.collect_assigned = discovering and cfg.split_units
-        #: unit id -> snippets still wanted for its next split check (discovery sets it; copying
-        #: every busy unit's every spike cost ~10 % of the chain)
-        self.wanted: dict[int, int] = {}
 
     def _weights(self, noise_sd: np.ndarray, noise_from: int) -> None:
         """Channel weights (inverse noise variance) per noise epoch: a peak is weighted with the
@@ -117,13 +137,22 @@ class TemplateMatcher:
             self._inv_var = channel_weights(noise_sd)
 
     def process(
-        self, work: np.ndarray, work_first: int, peaks: np.ndarray, noise_sd: np.ndarray, noise_from: int
-    ) -> np.ndarray:
+        self,
+        work: np.ndarray,
+        work_first: int,
+        peaks: np.ndarray,
+        noise_sd: np.ndarray,
+        noise_from: int,
+        wanted_snippets: dict[int, int] | None = None,
+    ) -> MatchResult:
         """work: filtered samples ``[L, C]`` with ``work[0]`` at global index ``work_first``,
-        covering at least ``history`` samples before the newest; peaks: newly detected;
-        noise_sd: the noise level per channel (uV) in force from sample ``noise_from`` on."""
+        covering at least ``lookback_samples`` before the newest; peaks: newly detected;
+        noise_sd: the noise level per channel (uV) in force from sample ``noise_from`` on;
+        wanted_snippets: unit id -> how many more assigned snippets its split check wants (the
+        counts are taken down as snippets are returned; copying every spike's snippet would cost
+        about a tenth of the chain)."""
         self._weights(noise_sd, noise_from)
-        out = self._match(work, work_first, peaks)
+        result = self._match(work, work_first, peaks, wanted_snippets or {})
         head, tail = self._counters[1], self._counters[2]
         if head < tail:
             # long-template updates that no spike still to be decided can precede (each decision
@@ -151,12 +180,12 @@ class TemplateMatcher:
                     self._rec_u,
                     self._rec_a,
                 )
-        return out
+        return result
 
-    def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray) -> np.ndarray:
+    def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray, wanted: dict[int, int]) -> MatchResult:
         b = self.bank
         if peaks.size == 0 and self.n_pending == 0:
-            return NOTHING
+            return MatchResult(NOTHING)
         need = self.n_pending + peaks.size
         if need > self._pending.size:
             grown = np.zeros(2 * need, PEAK_DTYPE)
@@ -167,7 +196,7 @@ class TemplateMatcher:
         if oldest > latest_ready:  # nothing has its window yet: only queue the new peaks
             self._pending[self.n_pending : need] = peaks
             self.n_pending, self._oldest = need, oldest
-            return NOTHING
+            return MatchResult(NOTHING)
         earliest = work_first + b.pre + self.max_shift  # a window starting before the data kept (stream start)
         out = np.empty(2 * need, ASSIGNED_DTYPE)  # room for the other spike of each overlapping pair
         n, self.n_pending, self._oldest, n_unassigned = match_step(
@@ -214,24 +243,25 @@ class TemplateMatcher:
             self._counters,
         )
         if n == 0:
-            return NOTHING
+            return MatchResult(NOTHING)
         out = out[:n]
+        unexplained: list[UnexplainedSnippet] = []
+        assigned: list[AssignedSnippet] = []
         if self.collect_unassigned and n_unassigned:
             unit, sample, channel = out["unit"], out["sample"], out["channel"]
             for i in np.flatnonzero(unit < 0).tolist():
                 s, c = int(sample[i]), int(channel[i])
                 t0 = s - work_first - b.pre
-                self.unassigned.append((s, c, work[t0 : t0 + b.width, b.local_channels(c)]))
-        if self.collect_assigned and n > n_unassigned:
-            wanted = self.wanted
+                unexplained.append((s, c, work[t0 : t0 + b.width, b.local_channels(c)]))
+        if self.collect_assigned and n > n_unassigned and wanted:
             for uid, s in zip(out["unit"].tolist(), out["sample"].tolist()):
                 t0 = s - work_first - b.pre
                 if uid >= 0 and wanted.get(uid, 0) > 0 and t0 + b.width <= work.shape[0]:
                     # (the second spike of a pair can lie a few samples beyond the data here: skipped)
                     wanted[uid] -= 1
                     home = int(b.peak_channel[b.index[uid]])
-                    self.assigned.append((uid, work[t0 : t0 + b.width, b.wide_channels(home)]))
-        return out
+                    assigned.append((uid, work[t0 : t0 + b.width, b.wide_channels(home)]))
+        return MatchResult(out, unexplained, assigned)
 
 
 def warm_up_matching() -> None:

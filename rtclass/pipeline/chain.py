@@ -18,6 +18,7 @@ from rtclass.matching.matcher import ASSIGNED_DTYPE, TemplateMatcher
 from rtclass.matching.templates import TemplateBank, bandpassed_templates, bank_from_dense
 from rtclass.probe import Probe
 from rtclass.publish.wire import NO_UNIT
+from rtclass.stage import Stage, ms_to_samples
 
 #: largest block the signal stages process at once (keeps each stage's data in cache)
 BLOCK_SAMPLES = 300
@@ -50,14 +51,12 @@ class DetectionChain:
         if bank is None and cfg.units.discovery:
             self.bank = bank = new_bank(cfg, probe, sample_rate_hz)
             self.discovery = OnlineDiscovery(cfg.units, bank, sample_rate_hz, threaded=live)
-        sweep = int(round(cfg.detect.exclude_sweep_ms * 1e-3 * sample_rate_hz))
+        sweep = ms_to_samples(cfg.detect.exclude_sweep_ms, sample_rate_hz)
         self.features: UnitFeatures | None = None
         if bank is not None:
             self.matcher = TemplateMatcher(
                 cfg.units, bank, sweep, sample_rate_hz, discovering=self.discovery is not None
             )
-            if self.discovery is not None:
-                self.matcher.wanted = self.discovery.wanted
         self.detector = ThresholdDetector(
             cfg.detect,
             probe.neighbours(cfg.detect.radius_um),
@@ -65,17 +64,27 @@ class DetectionChain:
             sample_rate_hz,
             history=self.matcher.history if self.matcher is not None else 0,
         )
-        #: samples after a spike before its unit is decided (detection look-ahead + match window; the
-        #: second spike of an overlapping pair can lie before its peak by the pair offset and a shift)
-        self.decision_lag = self.detector.sweep + (
-            self.matcher.post + self.matcher.max_shift + self.matcher.pair_lead if self.matcher else 0
-        )
+        #: samples after a spike before its unit is decided: the stages' decision latencies added
+        #: up along the path (detection look-ahead, then the match window with its shifts and the
+        #: lead of an overlapping pair's second spike)
+        self.decision_lag = sum(stage.decision_latency_samples for stage in self.stages)
         if self.matcher is not None:
             self.features = UnitFeatures(
                 n, sample_rate_hz, cfg.units.acg_window_ms, bank.k, decision_lag=self.decision_lag
             )
         self.times_s = [0.0] * len(self.STAGES)
         self._feature_work: list[tuple[np.ndarray, np.ndarray, int]] = []  # (spikes, raw block, its first sample)
+
+    @property
+    def stages(self) -> list[Stage]:
+        """The signal stages in order (those this chain runs)."""
+        found = [self.guard, self.filter, self.reference, self.detector, self.matcher, self.discovery]
+        return [s for s in found if s is not None]
+
+    @property
+    def lookback_samples(self) -> int:
+        """Past samples the chain keeps (the detector's buffer holds the most any stage needs)."""
+        return max(stage.lookback_samples for stage in self.stages)
 
     def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
         """float32 [n, C] uV (repaired in place if non-finite) -> spikes (ASSIGNED_DTYPE) whose
@@ -93,8 +102,8 @@ class DetectionChain:
         clock = time.perf_counter  # stage times: plain clock reads (a lap object costs ~0.5 us a call)
         t_guard = t_filter = t_reference = t_detect = t_match = 0.0
         found = []
-        for a in range(0, data.shape[0], BLOCK_SAMPLES):
-            block = data[a : a + BLOCK_SAMPLES]
+        for a, b in self._blocks(data.shape[0], first_sample):
+            block = data[a:b]
             t0 = clock()
             self.guard.process(block)
             t1 = clock()
@@ -111,17 +120,18 @@ class DetectionChain:
                 spikes["amplitude"] = -peaks["amplitude"]
             else:
                 det = self.detector
-                spikes = self.matcher.process(det.work, det.work_first, peaks, det.noise_sd, det.noise_from)
-                if self.discovery is not None:
-                    if self.matcher.unassigned:
-                        self.discovery.add(self.matcher.unassigned)
-                        self.matcher.unassigned.clear()
-                    if self.matcher.assigned:
-                        self.discovery.add_assigned(self.matcher.assigned)
-                        self.matcher.assigned.clear()
-                    if spikes.size:
-                        self.discovery.add_spikes(spikes["sample"], spikes["unit"])
-                    self.discovery.maybe_run(first_sample + a + block.shape[0], det.noise_sd)
+                disc = self.discovery
+                match = self.matcher.process(
+                    det.work,
+                    det.work_first,
+                    peaks,
+                    det.noise_sd,
+                    det.noise_from,
+                    disc.wanted if disc is not None else None,
+                )
+                spikes = match.spikes
+                if disc is not None:
+                    disc.process(match, first_sample + a + block.shape[0], det.noise_sd)
                 self._feature_work.append((spikes, block, first_sample + a))
             t5 = clock()
             t_guard += t1 - t0
@@ -132,6 +142,20 @@ class DetectionChain:
             found.append(spikes)
         self.times_s = [t_guard, t_filter, t_reference, t_detect, t_match]
         return found[0] if len(found) == 1 else np.concatenate(found)
+
+    def _blocks(self, n_samples: int, first_sample: int):
+        """(start, end) of the blocks a chunk is processed in: at most ``BLOCK_SAMPLES`` each,
+        and cut where a discovery round is due, so that every round runs on the spikes decided
+        from the data up to its sample, whatever the chunking."""
+        a = 0
+        while a < n_samples:
+            b = min(n_samples, a + BLOCK_SAMPLES)
+            if self.discovery is not None:
+                due = self.discovery.next_round_sample(first_sample + a) - first_sample
+                if a < due < b:
+                    b = due
+            yield a, b
+            a = b
 
     def update_features(self) -> None:
         """Feed the spikes decided since the last call (and their raw blocks) to the UnitFeatures."""
@@ -144,9 +168,9 @@ class DetectionChain:
 
 def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:
     u = cfg.units
-    pre = int(round(u.match_pre_ms * 1e-3 * sample_rate_hz))
-    width = pre + int(round(u.match_post_ms * 1e-3 * sample_rate_hz))
-    long_post = int(round(u.subtract_post_ms * 1e-3 * sample_rate_hz))
+    pre = ms_to_samples(u.match_pre_ms, sample_rate_hz)
+    width = pre + ms_to_samples(u.match_post_ms, sample_rate_hz)
+    long_post = ms_to_samples(u.subtract_post_ms, sample_rate_hz)
     return TemplateBank(probe, width, pre, u.match_radius_um, u.candidate_radius_um, long_post)
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +34,10 @@ from rtclass.pipeline.stage_times import StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe, neuropixels
 from rtclass.publish.counts import SpikeCounter, counts_messages
 from rtclass.publish.files import RawRecorder, SpikeLog, UnitOutputs
+from rtclass.publish.publisher import Publisher
 from rtclass.publish.unit_table import UnitTable
 from rtclass.publish.wire import CELL_TYPE_NAMES, SPIKE_DTYPE
+from rtclass.stage import ms_to_samples
 
 log = logging.getLogger("rtclass.pipeline.live")
 
@@ -87,12 +89,6 @@ def compile_kernels(
 
 def _announce_on_stderr(message: str) -> None:
     print(f"rtclass: {message}", file=sys.stderr, flush=True)
-
-
-class Publisher(Protocol):
-    def publish(self, spikes: np.ndarray) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -183,7 +179,7 @@ class Pipeline:
         live = not isinstance(self.source, FileSource) or cfg.source.speed > 0
         self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz, bank, live=live and self.live)
         self.labeler = self._make_labeler()
-        bin_samples = int(round(cfg.publish.counts_bin_ms * 1e-3 * info.sample_rate_hz))
+        bin_samples = ms_to_samples(cfg.publish.counts_bin_ms, info.sample_rate_hz)
         self.counter = SpikeCounter(bin_samples, self.chain.decision_lag) if bin_samples > 0 else None
         if self.chain.bank is not None:
             self.table = UnitTable(self.chain.bank, info.sample_rate_hz, self.labeler)
@@ -199,8 +195,7 @@ class Pipeline:
             log.warning("no classifier model at %s: units stay unlabeled ([classify] model)", DEFAULT_MODEL)
             return None
         model = CellTypeModel(c.model or DEFAULT_MODEL)
-        labeler = LiveLabeler(c, model, self.chain.features)
-        labeler.now_s = lambda: self._samples / self.info.sample_rate_hz
+        labeler = LiveLabeler(c, model, self.chain.features, data_time_s=self.data_time_s)
         return labeler
 
     def _compile_before_connecting(self) -> None:
@@ -222,6 +217,10 @@ class Pipeline:
     @property
     def detector(self) -> ThresholdDetector:
         return self.chain.detector
+
+    def data_time_s(self) -> float:
+        """Seconds of stream processed so far (the labeller stamps first labels with it)."""
+        return self._samples / self.info.sample_rate_hz
 
     @property
     def samples_processed(self) -> int:
@@ -278,11 +277,10 @@ class Pipeline:
             return
         fs = self.info.sample_rate_hz
         t_ends = chunk.t_last - (chunk.end_sample - 1 - (starts + self.counter.bin)) / fs
+        messages = counts_messages(starts, counts, self.counter.bin)
         for pub in self.publishers:
-            if hasattr(pub, "publish_counts"):
-                pub.publish_counts(counts_messages(starts, counts, self.counter.bin))
-            if hasattr(pub, "publish_counts_array"):
-                pub.publish_counts_array(counts, t_ends)
+            pub.publish_counts(messages)
+            pub.publish_counts_array(counts, t_ends)
 
     def _publish_table(self, now_sample: int) -> None:
         """Send the unit table when units appeared, were merged or relabelled, at most every
@@ -294,9 +292,7 @@ class Pipeline:
             return
         payload = self.table.to_json(now_sample)
         for pub in self.publishers:
-            send = getattr(pub, "publish_units", None)
-            if send is not None:
-                send(payload)
+            pub.publish_units(payload)
         self._table_sent, self._table_due = state, now + self.cfg.units.table_interval_s
 
     def run(

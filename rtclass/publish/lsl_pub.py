@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from rtclass.errors import PublishError
+from rtclass.publish.publisher import Publisher
 
 CHANNELS = ("sample", "unit", "channel", "cell_type_code", "confidence")
 STREAM_TYPE = "Spikes"
@@ -24,7 +25,7 @@ def _labelled_outlet(info, labels):
         raise PublishError(f"cannot create LSL outlet {info.name()!r}: {exc}") from exc
 
 
-class LslSpikeOutlet:
+class LslSpikeOutlet(Publisher):
     def __init__(self, source_name: str):
         import pylsl
 
@@ -50,7 +51,7 @@ class LslSpikeOutlet:
         del self._outlet
 
 
-class LslCountsOutlet:
+class LslCountsOutlet(Publisher):
     """Regular-rate LSL outlet ``<source>-counts``: one sample per bin, one float32 channel per cell
     type code (0 unlabeled .. 5 MFB), timestamped with the source time of the bin's end."""
 
@@ -68,9 +69,6 @@ class LslCountsOutlet:
     def publish_counts_array(self, counts: np.ndarray, t_ends: np.ndarray) -> None:
         if counts.shape[0]:
             self._outlet.push_chunk(counts.astype(np.float32), t_ends.tolist())
-
-    def publish(self, spikes: np.ndarray) -> None:  # spikes go to the spike outlet
-        return None
 
     def close(self) -> None:
         del self._outlet

@@ -6,10 +6,11 @@ import numpy as np
 import zmq
 
 from rtclass.ingest.zmq import CLOSE_LINGER_MS, bind_socket
+from rtclass.publish.publisher import Publisher
 from rtclass.publish.wire import UNITS_TOPIC, encode_spikes, spike_topic
 
 
-class ZmqSpikePublisher:
+class ZmqSpikePublisher(Publisher):
     """One message per cell type present in a batch, so subscribers filter by topic prefix."""
 
     def __init__(self, address: str):
