@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from rtclass.client import Subscriber, UnitTable
-from rtclass.publish.counts import SpikeCounter, counts_messages
 from rtclass.publish.wire import SPIKE_DTYPE
 from rtclass.publish.zmq_pub import ZmqSpikePublisher
 from tests.netutil import free_port
@@ -62,26 +61,6 @@ def test_unknown_cell_type_and_dead_address():
     with Subscriber(f"tcp://127.0.0.1:{free_port()}", timeout_s=0.3) as sub:
         with pytest.raises(SubscriberError, match="nothing from"):
             next(iter(sub))
-
-
-def test_counts_equal_the_spikes_binned_offline():
-    spikes = _spikes(5000, seed=3)
-    bin_samples, lag = 600, 40
-    counter = SpikeCounter(bin_samples, lag)
-    starts, counts = [], []
-    for end in range(3000, 300000 + 3000, 3000):  # chunks of 100 ms; a spike is decided `lag` after it
-        sel = (spikes["sample"] >= end - 3000 - lag) & (spikes["sample"] < end - lag)
-        s, c = counter.process(spikes["sample"][sel], spikes["cell_type"][sel].astype(np.int64), end)
-        starts.append(s)
-        counts.append(c)
-    starts, counts = np.concatenate(starts), np.concatenate(counts)
-    assert np.all(np.diff(starts) == bin_samples)
-    for code in range(6):
-        t = spikes["sample"][spikes["cell_type"] == code]
-        offline = np.histogram(t, bins=np.append(starts, starts[-1] + bin_samples))[0]
-        assert np.array_equal(counts[:, code], offline)
-    msgs = counts_messages(starts[:3], counts[:3], bin_samples)
-    assert msgs[2][0] == b"counts/PkC_cs" and len(msgs) == 6
 
 
 def test_unit_table_channels_for_a_cell_type():

@@ -27,6 +27,13 @@ import numpy as np
 #: MAD of a standard normal distribution: sigma = MAD / MAD_PER_SD
 MAD_PER_SD = 0.6744897501960817
 
+#: indices into ``detect_stream``'s ``params`` (float64 [N_PARAMS]): threshold in noise SDs, the
+#: noise histograms' bin width (uV), their decay per update, the sample subsampling of the noise
+#: estimate, the update period (samples), the end of the warm-up (global sample index), the echo
+#: refractory period (samples) and the echo amplitude ratio
+THRESHOLD_SD, BIN_WIDTH_UV, DECAY, SUBSAMPLE, UPDATE_SAMPLES, WARMUP_END, REFRACTORY_SAMPLES, ECHO_RATIO = range(8)
+N_PARAMS = 8
+
 
 @numba.jit(nopython=True, nogil=True, cache=True)
 def _median_from_histogram(hist_row, bin_width):
@@ -110,14 +117,14 @@ def detect_stream(
     """
     n_ch = work.shape[1]
     n_bins = hist.shape[1]
-    threshold_sd = params[0]
-    bin_width = params[1]
-    decay = params[2]
-    subsample = np.int64(params[3])
-    update = np.int64(params[4])
-    warmup_end = np.int64(params[5])
-    refractory = np.int64(params[6])
-    ratio = params[7]
+    threshold_sd = params[THRESHOLD_SD]
+    bin_width = params[BIN_WIDTH_UV]
+    decay = params[DECAY]
+    subsample = np.int64(params[SUBSAMPLE])
+    update = np.int64(params[UPDATE_SAMPLES])
+    warmup_end = np.int64(params[WARMUP_END])
+    refractory = np.int64(params[REFRACTORY_SAMPLES])
+    ratio = params[ECHO_RATIO]
     inv_bin = 1.0 / bin_width
     found = 0
     base = work.shape[0] - n_new

@@ -7,7 +7,18 @@ import math
 import numpy as np
 
 from rtclass.config import DetectConfig
-from rtclass.dsp.detect_kernels import detect_stream
+from rtclass.dsp.detect_kernels import (
+    BIN_WIDTH_UV,
+    DECAY,
+    ECHO_RATIO,
+    N_PARAMS,
+    REFRACTORY_SAMPLES,
+    SUBSAMPLE,
+    THRESHOLD_SD,
+    UPDATE_SAMPLES,
+    WARMUP_END,
+    detect_stream,
+)
 from rtclass.stage import Stage, ms_to_samples
 
 #: samples of new data the detector's buffer takes before its history moves back to the front
@@ -55,18 +66,15 @@ class ThresholdDetector(Stage):
         self.decision_latency_samples = self.sweep
         self.lookback_samples = 2 * self.sweep
         self.refractory = ms_to_samples(cfg.echo_refractory_ms, sample_rate_hz)
-        self._params = np.array(
-            [
-                cfg.threshold_sd,
-                cfg.noise_bin_uv,
-                decay,
-                cfg.noise_subsample,
-                self.update,
-                0.0,
-                self.refractory,
-                cfg.echo_ratio,
-            ]
-        )
+        self._params = np.zeros(N_PARAMS)
+        self._params[THRESHOLD_SD] = cfg.threshold_sd
+        self._params[BIN_WIDTH_UV] = cfg.noise_bin_uv
+        self._params[DECAY] = decay
+        self._params[SUBSAMPLE] = cfg.noise_subsample
+        self._params[UPDATE_SAMPLES] = self.update
+        self._params[WARMUP_END] = 0.0
+        self._params[REFRACTORY_SAMPLES] = self.refractory
+        self._params[ECHO_RATIO] = cfg.echo_ratio
         self._capacity = 0
         self.reset()
 
@@ -125,7 +133,7 @@ class ThresholdDetector(Stage):
             self.started_at = first_sample
             # warm-up ends on an update boundary of the global timeline
             end = first_sample + self.warmup
-            self._params[5] = -(-end // self.update) * self.update
+            self._params[WARMUP_END] = -(-end // self.update) * self.update
         n_new = data.shape[0]
         if data is not self._intake:
             self.intake(n_new)[:] = data
@@ -153,7 +161,7 @@ class ThresholdDetector(Stage):
         )
         self.work = work  # valid until the next call
         boundary = (first_sample + n_new) // self.update * self.update
-        if boundary > first_sample and boundary >= self._params[5]:
+        if boundary > first_sample and boundary >= self._params[WARMUP_END]:
             self.noise_from = int(boundary)  # noise_sd was refreshed at this sample
         self.work_first = first_sample - self.history
         if n == 0:

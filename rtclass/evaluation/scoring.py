@@ -182,21 +182,24 @@ SORTING_DELTA_MS = 0.4
 
 @numba.jit(nopython=True, nogil=True, cache=True)
 def _coincidences(gt_t, gt_u, so_t, so_u, n_gt_units, n_so_units, delta):
-    """counts[i, j]: spikes of ground-truth unit i with a spike of sorted unit j within delta."""
+    """counts[i, j]: spikes of ground-truth unit i matched to a spike of sorted unit j within
+    ``delta``, one to one: each ground-truth spike counts once per sorted unit, and each sorted
+    spike once per ground-truth unit (the first of that unit's spikes near it takes it).
+    ``gt_*`` must be ordered by unit, then time; ``so_t`` by time."""
     counts = np.zeros((n_gt_units, n_so_units), np.int64)
-    seen = np.full(n_so_units, -1, np.int64)
-    lo = 0
+    seen = np.full(n_so_units, -1, np.int64)  # the ground-truth spike a sorted unit last matched
+    taken_by = np.full(so_t.shape[0], -1, np.int64)  # the ground-truth unit a sorted spike went to
     n_so = so_t.shape[0]
     for i in range(gt_t.shape[0]):
         t = gt_t[i]
-        while lo < n_so and so_t[lo] < t - delta:
-            lo += 1
-        j = lo
+        g = gt_u[i]
+        j = np.searchsorted(so_t, t - delta)
         while j < n_so and so_t[j] <= t + delta:
             u = so_u[j]
-            if seen[u] != i:  # one coincidence per (ground-truth spike, sorted unit)
+            if seen[u] != i and taken_by[j] != g:
                 seen[u] = i
-                counts[gt_u[i], u] += 1
+                taken_by[j] = g
+                counts[g, u] += 1
             j += 1
     return counts
 
@@ -234,7 +237,8 @@ def score_sorting(
     keep = sorted_units >= 0
     so_t, so_u = sorted_samples[keep], sorted_units[keep]
     ids, so_idx = np.unique(so_u, return_inverse=True)
-    go, oo = np.argsort(gt_samples, kind="stable"), np.argsort(so_t, kind="stable")
+    go = np.lexsort((gt_samples, gt_units))  # by unit, then time: a unit's claims on sorted spikes stay together
+    oo = np.argsort(so_t, kind="stable")
     counts = _coincidences(
         gt_samples[go].astype(np.int64),
         gt_units[go].astype(np.int64),

@@ -26,6 +26,7 @@ reference spikes and the fine lag counts dominate), so 1000 units take about 290
 from __future__ import annotations
 
 import threading
+from collections import namedtuple
 
 import numba
 import numpy as np
@@ -41,6 +42,30 @@ from rtclass.features.c4 import (
     preprocess_waveform,
 )
 from rtclass.matching.templates import MAX_UNIT_ID
+
+#: a unit's spike-train state, one row per unit index: the ring of recent spike bins and its
+#: sequence bookkeeping (n_seq, seq0, next_ref), the exact pair store of its first spikes
+#: (n_exact, ex_rate, ex_bits, ex_used), the rate grid and ACG of the binned store (grid, acg,
+#: rate_hist, ref_hist, lag_counts) and the spikes that fell out of the window (lost)
+SpikeTrainState = namedtuple(
+    "SpikeTrainState",
+    [
+        "ring",
+        "n_seq",
+        "seq0",
+        "next_ref",
+        "n_exact",
+        "ex_rate",
+        "ex_bits",
+        "ex_used",
+        "grid",
+        "acg",
+        "rate_hist",
+        "ref_hist",
+        "lag_counts",
+        "lost",
+    ],
+)
 
 #: spike times kept per unit (covers > 1.3 s at up to ~1.5 kHz)
 RING_SPIKES = 2048
@@ -150,28 +175,25 @@ def _to_fine_bins(u, ex_rate, ex_bits, ex_used, grid, rate_hist, ref_hist, lag_c
 
 
 @numba.jit(nopython=True, nogil=True, cache=True, inline="always")
-def _add_spike(
-    u,
-    b,
-    ring,
-    n_seq,
-    seq0,
-    next_ref,
-    n_exact,
-    ex_rate,
-    ex_bits,
-    ex_used,
-    grid,
-    acg,
-    rate_hist,
-    ref_hist,
-    lag_counts,
-    lost,
-    lag_index,
-    half,
-    window,
-):
-    """Feed one spike (unit index u, 1 ms bin b; after every earlier spike) into the per-unit state."""
+def _add_spike(u, b, state, lag_index, half, window):
+    """Feed one spike (unit index u, 1 ms bin b; after every earlier spike) into the per-unit
+    state (``SpikeTrainState``)."""
+    (
+        ring,
+        n_seq,
+        seq0,
+        next_ref,
+        n_exact,
+        ex_rate,
+        ex_bits,
+        ex_used,
+        grid,
+        acg,
+        rate_hist,
+        ref_hist,
+        lag_counts,
+        lost,
+    ) = state
     r = ring.shape[1]
     n_ex = ex_rate.shape[1]
     one = np.uint64(1)
@@ -251,33 +273,7 @@ FEED_DONE, FEED_UNKNOWN_UNIT, FEED_QUEUE_FULL = 0, 1, 2
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def _feed_spikes(
-    samples,
-    ids,
-    start,
-    lut,
-    samples_per_bin,
-    queue,
-    pending,
-    head_tail,
-    ring,
-    n_seq,
-    seq0,
-    next_ref,
-    n_exact,
-    ex_rate,
-    ex_bits,
-    ex_used,
-    grid,
-    acg,
-    rate_hist,
-    ref_hist,
-    lag_counts,
-    lost,
-    lag_index,
-    half,
-    window,
-):
+def _feed_spikes(samples, ids, start, lut, samples_per_bin, queue, pending, head_tail, state, lag_index, half, window):
     """Feed spikes ``start..`` (sample, unit id; in time order; id < 0 skipped) into the per-unit
     state, unit ids mapped to indices by ``lut`` (-1: not known yet); with ``queue``, each
     spike's (sample, unit index) also goes into the pending-snippet FIFO. One compiled call per
@@ -294,27 +290,7 @@ def _feed_spikes(
             return i, FEED_QUEUE_FULL
         u = lut[uid]
         s = samples[i]
-        _add_spike(
-            u,
-            s // samples_per_bin,
-            ring,
-            n_seq,
-            seq0,
-            next_ref,
-            n_exact,
-            ex_rate,
-            ex_bits,
-            ex_used,
-            grid,
-            acg,
-            rate_hist,
-            ref_hist,
-            lag_counts,
-            lost,
-            lag_index,
-            half,
-            window,
-        )
+        _add_spike(u, s // samples_per_bin, state, lag_index, half, window)
         if queue:
             tail = head_tail[1]
             pending[tail % cap, 0] = s
@@ -534,20 +510,7 @@ class UnitFeatures:
                     raw is not None,
                     self._pending,
                     self._pending_ht,
-                    self.ring,
-                    self.n_seq,
-                    self.seq0,
-                    self.next_ref,
-                    self.n_exact,
-                    self.ex_rate,
-                    self.ex_bits,
-                    self.ex_used,
-                    self.grid,
-                    self.acg,
-                    self.rate_hist,
-                    self.ref_hist,
-                    self.lag_counts,
-                    self.lost,
+                    self._train_state(),
                     LAG_INDEX,
                     SMOOTH_BINS // 2,
                     self.window,
@@ -562,6 +525,25 @@ class UnitFeatures:
                     0, raw.shape[0], RAW_PIECE
                 ):  # a long block: in pieces, so no pending snippet scrolls out
                     self._ring_add(raw[a : a + RAW_PIECE], raw_first + a)
+
+    def _train_state(self) -> SpikeTrainState:
+        """The per-unit arrays as the kernels take them (rebuilt per call: they grow with units)."""
+        return SpikeTrainState(
+            self.ring,
+            self.n_seq,
+            self.seq0,
+            self.next_ref,
+            self.n_exact,
+            self.ex_rate,
+            self.ex_bits,
+            self.ex_used,
+            self.grid,
+            self.acg,
+            self.rate_hist,
+            self.ref_hist,
+            self.lag_counts,
+            self.lost,
+        )
 
     def _grow_pending(self) -> None:
         """Double the pending-snippet FIFO, keeping its order."""

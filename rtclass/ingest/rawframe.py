@@ -47,7 +47,9 @@ class RawFrame:
 
 def encode(samples: np.ndarray, first_sample: int, t_last: float, uv_per_unit: float = 1.0) -> list[bytes]:
     data = np.ascontiguousarray(samples)
-    code = DTYPE_CODES.get(data.dtype.newbyteorder("<") if data.dtype.byteorder == ">" else data.dtype)
+    if data.dtype.byteorder == ">":  # the wire is little-endian: swap the bytes, keep the values
+        data = data.astype(data.dtype.newbyteorder("<"))
+    code = DTYPE_CODES.get(data.dtype)
     if code is None:
         raise FrameError(f"raw frames carry int16 or float32 samples, not {data.dtype}")
     header = HEADER.pack(MAGIC, VERSION, code, 0, data.shape[1], data.shape[0], first_sample, t_last, uv_per_unit)

@@ -43,8 +43,52 @@ peak order, so the result does not depend on how the stream was chunked.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numba
 import numpy as np
+
+# Named state of the matching kernels (namedtuples: Numba passes them as one typed argument and
+# unpacks them at no cost). The arrays are the TemplateBank's and the TemplateMatcher's own.
+
+#: the template bank's arrays: candidate templates per channel [C, V], channels around each
+#: channel [C, K], templates [U, C, W], their supports [U, K'], squared norms, typical amplitudes and
+#: their observation counts, matched spikes per unit, long templates [U, C, L] and their learning
+#: counts, which units' supports overlap [U, U]
+BankArrays = namedtuple(
+    "BankArrays",
+    ["candidates", "local", "waves", "channels", "norm2", "amp", "amp_n", "matched", "long_waves", "long_n", "overlap"],
+)
+#: the matcher's settings, in samples and residual units (see ``UnitsConfig``)
+MatchSettings = namedtuple(
+    "MatchSettings",
+    [
+        "pre",
+        "max_shift",
+        "max_residual",
+        "min_explained",
+        "min_fit_explained",
+        "truncated",
+        "pair_offset",
+        "tolerance",
+        "adapt_spikes",
+        "shape_spikes",
+    ],
+)
+#: channel weights (inverse noise variance) for peaks from sample ``epoch`` on, and before it
+ChannelWeights = namedtuple("ChannelWeights", ["prev_inv_var", "inv_var", "epoch"])
+#: the overlap state: a ring of recently decided spikes (anchor sample, bank index or -1,
+#: amplitude), a FIFO ring of queued long-template updates (anchor, bank index, amplitude), and
+#: ``counters`` indexed by DECIDED, QUEUE_HEAD, QUEUE_TAIL
+RecentSpikes = namedtuple("RecentSpikes", ["rec_s", "rec_u", "rec_a", "q_s", "q_u", "q_a", "counters"])
+#: ``RecentSpikes.counters``: spikes decided so far, and the head and tail of the update queue
+DECIDED, QUEUE_HEAD, QUEUE_TAIL = 0, 1, 2
+N_COUNTERS = 3
+#: what ``match_peaks`` decides per peak: bank index (-1: none), amplitude, explained fraction,
+#: shift, and for a peak fitted as a pair the other spike's bank index, amplitude and shift
+PeakDecisions = namedtuple(
+    "PeakDecisions", ["index", "amp", "score", "shift", "partner", "partner_amp", "partner_shift"]
+)
 
 #: amplitude observations before a unit's amplitude bounds its fits
 MIN_AMPLITUDE_OBSERVATIONS = 20
@@ -199,48 +243,33 @@ def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anch
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def learn_long(
-    work,
-    work_first,
-    up_to,
-    long_waves,
-    long_n,
-    channels,
-    overlap,
-    pre,
-    adapt_spikes,
-    q_s,
-    q_u,
-    q_a,
-    counters,
-    rec_s,
-    rec_u,
-    rec_a,
-):
-    """Apply the queued long-template updates (FIFO ring ``q_*``, head/tail in ``counters[1:3]``)
-    whose anchor is at least a template length before sample ``up_to`` (every spike before that
-    sample is decided and in the ring ``rec_*``): each moves its unit's long template (on its
+def learn_long(work, work_first, up_to, bank, pre, adapt_spikes, recent):
+    """Apply the queued long-template updates (FIFO ring ``q_*`` from ``counters[QUEUE_HEAD]`` to
+    ``counters[QUEUE_TAIL]``) whose anchor is at least a template length before sample ``up_to``
+    (every spike before that sample is decided and in the ring ``rec_*``): each moves its unit's long template (on its
     support) towards the filtered data around its anchor, less the long templates of the other
     assigned spikes there, over its amplitude (what is left of an overlap is the unit's own
     waveform, plus any spikes no unit explains: these average out unless they follow the unit's
-    spikes, as a complex spike's spikelets do)."""
+    spikes, as a complex spike's spikelets do). ``bank``: BankArrays; ``recent``: RecentSpikes."""
+    long_waves, long_n, channels, overlap = bank.long_waves, bank.long_n, bank.channels, bank.overlap
+    rec_s, rec_u, rec_a, q_s, q_u, q_a, counters = recent
     ring = q_s.shape[0]
     length = long_waves.shape[2]
-    if counters[1] == counters[2] or q_s[counters[1] % ring] + length > up_to:
+    if counters[QUEUE_HEAD] == counters[QUEUE_TAIL] or q_s[counters[QUEUE_HEAD] % ring] + length > up_to:
         return  # nothing ready (most calls: one is made before every peak)
     seg = np.empty((channels.shape[1], length), np.float32)
-    while counters[1] < counters[2]:
-        p = counters[1] % ring
+    while counters[QUEUE_HEAD] < counters[QUEUE_TAIL]:
+        p = counters[QUEUE_HEAD] % ring
         start = q_s[p] - pre
         if q_s[p] + length > up_to:  # every spike near enough to matter must be decided first
             break
-        counters[1] += 1
+        counters[QUEUE_HEAD] += 1
         r0 = start - work_first
         if r0 < 0 or r0 + length > work.shape[0]:
             continue  # not in the data kept (cannot happen with the matcher's history)
         u = q_u[p]
         if not _without_others(
-            work, r0, start, u, channels, overlap, long_waves, pre, q_s[p], rec_s, rec_u, rec_a, counters[0], seg
+            work, r0, start, u, channels, overlap, long_waves, pre, q_s[p], rec_s, rec_u, rec_a, counters[DECIDED], seg
         ):
             continue
         a = q_a[p]
@@ -488,56 +517,21 @@ def _view_of(channel, view_channel, n_view):
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def match_peaks(
-    work,
-    work_first,
-    peak_t,
-    peak_c,
-    candidates,
-    local,
-    waves,
-    channels,
-    norm2,
-    amp,
-    amp_n,
-    matched,
-    prev_inv_var,
-    inv_var,
-    epoch,
-    pre,
-    max_shift,
-    max_residual,
-    min_explained,
-    min_fit_explained,
-    truncated,
-    pair_offset,
-    tolerance,
-    adapt_spikes,
-    shape_spikes,
-    out_index,
-    out_amp,
-    out_score,
-    out_shift,
-    out_partner,
-    out_partner_amp,
-    out_partner_shift,
-    long_waves,
-    long_n,
-    overlap,
-    rec_s,
-    rec_u,
-    rec_a,
-    q_s,
-    q_u,
-    q_a,
-    counters,
-):
+def match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settings, decisions, recent):
     """work: float32 [L, C] filtered samples, ``work[0]`` at global index ``work_first``; every
     peak's window (with shifts) must lie inside. local: int32 [C, K] channels around each
     channel (-1 padded); waves: [U, C, W] dense templates (channel-major); channels: [U, K'] their
     supports; inv_var: channel weights for peaks from sample ``epoch`` on, prev_inv_var before it.
     Writes the bank index (-1: none), amplitude, explained fraction and shift of each peak; updates
-    matched counts, templates, amplitudes."""
+    matched counts, templates, amplitudes. ``bank``: BankArrays; ``weights_by_epoch``:
+    ChannelWeights; ``settings``: MatchSettings; ``decisions``: PeakDecisions (written);
+    ``recent``: RecentSpikes (read and updated)."""
+    candidates, local, waves, channels, norm2, amp, amp_n, matched, long_waves, long_n, overlap = bank
+    prev_inv_var, inv_var, epoch = weights_by_epoch
+    pre, max_shift, max_residual, min_explained, min_fit_explained = settings[:5]
+    truncated, pair_offset, tolerance, adapt_spikes, shape_spikes = settings[5:]
+    out_index, out_amp, out_score, out_shift, out_partner, out_partner_amp, out_partner_shift = decisions
+    rec_s, rec_u, rec_a, q_s, q_u, q_a, counters = recent
     width = waves.shape[2]
     k_max = channels.shape[1]
     k_near = local.shape[1]
@@ -560,24 +554,7 @@ def match_peaks(
         weights = inv_var if peak_t[i] >= epoch else prev_inv_var
         if long_waves.shape[2] > 0:
             # the long templates learnt from spikes before this one (taken away in each view)
-            learn_long(
-                work,
-                work_first,
-                peak_t[i],
-                long_waves,
-                long_n,
-                channels,
-                overlap,
-                pre,
-                adapt_spikes,
-                q_s,
-                q_u,
-                q_a,
-                counters,
-                rec_s,
-                rec_u,
-                rec_a,
-            )
+            learn_long(work, work_first, peak_t[i], bank, pre, adapt_spikes, recent)
         n_view = 0
         for j in range(cand.shape[0]):
             u = cand[j]
@@ -605,7 +582,7 @@ def match_peaks(
                         rec_s,
                         rec_u,
                         rec_a,
-                        counters[0],
+                        counters[DECIDED],
                     )
                 _energies(xs[v], n_used, wgt[v], max_shift, width, energy[v])
                 view_channel[v], view_used[v] = home, n_used
@@ -701,16 +678,16 @@ def match_peaks(
         if rejected:
             best_i = -1
         if long_waves.shape[2] > 0:  # every decided spike is remembered; an assigned one is subtracted from now on
-            p = counters[0] % rec_s.shape[0]
+            p = counters[DECIDED] % rec_s.shape[0]
             if best_i >= 0:
                 rec_s[p], rec_u[p], rec_a[p] = peak_t[i] + best_s, best_i, best_a
             else:
                 rec_s[p], rec_u[p], rec_a[p] = peak_t[i], -1, 0.0
-            counters[0] += 1
+            counters[DECIDED] += 1
             if partner >= 0:  # subtracted from later peaks too (its own, if it was detected apart)
-                p = counters[0] % rec_s.shape[0]
+                p = counters[DECIDED] % rec_s.shape[0]
                 rec_s[p], rec_u[p], rec_a[p] = peak_t[i] + partner_s, partner, partner_a
-                counters[0] += 1
+                counters[DECIDED] += 1
         out_index[i] = best_i
         out_amp[i] = best_a
         out_score[i] = best_score if best_i >= 0 else np.inf
@@ -722,10 +699,12 @@ def match_peaks(
         matched[u] += 1
         if partner >= 0:
             matched[partner] += 1
-        if long_waves.shape[2] > 0 and counters[2] - counters[1] < q_s.shape[0]:  # queued to learn from
-            p = counters[2] % q_s.shape[0]
+        if (
+            long_waves.shape[2] > 0 and counters[QUEUE_TAIL] - counters[QUEUE_HEAD] < q_s.shape[0]
+        ):  # queued to learn from
+            p = counters[QUEUE_TAIL] % q_s.shape[0]
             q_s[p], q_u[p], q_a[p] = peak_t[i] + best_s, u, best_a
-            counters[2] += 1
+            counters[QUEUE_TAIL] += 1
         if adapt_spikes <= 0 or paired:
             continue
         amp_n[u] += 1
@@ -768,39 +747,12 @@ def match_step(
     latest_ready,
     earliest,
     n_units,
-    candidates,
-    local,
-    waves,
-    channels,
-    norm2,
-    amp,
-    amp_n,
-    matched,
     ids,
-    prev_inv_var,
-    inv_var,
-    epoch,
-    pre,
-    max_shift,
-    max_residual,
-    min_explained,
-    min_fit_explained,
-    truncated,
-    pair_offset,
-    tolerance,
-    adapt_spikes,
-    shape_spikes,
+    bank,
+    weights_by_epoch,
+    settings,
     out,
-    long_waves,
-    long_n,
-    overlap,
-    rec_s,
-    rec_u,
-    rec_a,
-    q_s,
-    q_u,
-    q_a,
-    counters,
+    recent,
 ):
     """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
     ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
@@ -835,50 +787,8 @@ def match_step(
     partner_amp = np.zeros(n, np.float32)
     partner_shift = np.zeros(n, np.int32)
     if n > 0 and n_units > 0:
-        match_peaks(
-            work,
-            work_first,
-            peak_t,
-            peak_c,
-            candidates,
-            local,
-            waves,
-            channels,
-            norm2,
-            amp,
-            amp_n,
-            matched,
-            prev_inv_var,
-            inv_var,
-            epoch,
-            pre,
-            max_shift,
-            max_residual,
-            min_explained,
-            min_fit_explained,
-            truncated,
-            pair_offset,
-            tolerance,
-            adapt_spikes,
-            shape_spikes,
-            idx,
-            fit,
-            score,
-            shift,
-            partner,
-            partner_amp,
-            partner_shift,
-            long_waves,
-            long_n,
-            overlap,
-            rec_s,
-            rec_u,
-            rec_a,
-            q_s,
-            q_u,
-            q_a,
-            counters,
-        )
+        decisions = PeakDecisions(idx, fit, score, shift, partner, partner_amp, partner_shift)
+        match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settings, decisions, recent)
     n_unassigned = 0
     n_out = 0
     for i in range(n):
@@ -900,7 +810,7 @@ def match_step(
                 j -= 1
             o = out[j]
             o.sample = t
-            o.channel = channels[w, 0]
+            o.channel = bank.channels[w, 0]
             o.amplitude = partner_amp[i]
             o.unit = ids[w]
             o.fit = partner_amp[i]

@@ -8,7 +8,17 @@ import numpy as np
 
 from rtclass.config import UnitsConfig
 from rtclass.dsp.detection import PEAK_DTYPE
-from rtclass.matching.kernels import learn_long, match_step
+from rtclass.matching.kernels import (
+    N_COUNTERS,
+    QUEUE_HEAD,
+    QUEUE_TAIL,
+    BankArrays,
+    ChannelWeights,
+    MatchSettings,
+    RecentSpikes,
+    learn_long,
+    match_step,
+)
 from rtclass.matching.templates import TemplateBank
 from rtclass.stage import Stage, ms_to_samples
 
@@ -102,20 +112,8 @@ class TemplateMatcher(Stage):
         )
         self.lookback_samples = self.history
         self.decision_latency_samples = self.post + self.max_shift + self.pair_lead
-        # overlap subtraction state: recently decided spikes (anchor sample, bank index or -1,
-        # amplitude), the queue of long-template updates, counters [decided so far, queue head,
-        # queue tail]
-        self._rec_s, self._rec_u, self._rec_a = (
-            np.zeros(RECENT_SPIKES, np.int64),
-            np.zeros(RECENT_SPIKES, np.int64),
-            np.zeros(RECENT_SPIKES, np.float32),
-        )
-        self._q_s, self._q_u, self._q_a = (
-            np.zeros(LEARN_QUEUE, np.int64),
-            np.zeros(LEARN_QUEUE, np.int64),
-            np.zeros(LEARN_QUEUE, np.float32),
-        )
-        self._counters = np.zeros(3, np.int64)
+        # overlap subtraction state: recently decided spikes and the queue of long-template updates
+        self._recent = new_recent_spikes(RECENT_SPIKES, LEARN_QUEUE)
         self._pending = np.zeros(PENDING_CAPACITY, PEAK_DTYPE)  # peaks waiting for their window: [:n_pending]
         self.n_pending = 0
         self._oldest = -1  # sample of the oldest pending peak (when n_pending > 0)
@@ -127,6 +125,19 @@ class TemplateMatcher(Stage):
         #: typical amplitude is learnt): discovered units' for ``discovery_shape_spikes``, given
         #: templates' never, or always with ``adapt_given_templates``
         self.shape_spikes = cfg.discovery_shape_spikes if discovering else (ALWAYS if cfg.adapt_given_templates else 0)
+        #: what the kernels are given (frozen: built from the config section and the bank)
+        self.settings = MatchSettings(
+            pre=int(bank.pre),
+            max_shift=int(self.max_shift),
+            max_residual=float(self.max_residual),
+            min_explained=float(self.min_explained),
+            min_fit_explained=float(cfg.min_fit_explained),
+            truncated=int(self.truncated),
+            pair_offset=int(self.pair_offset),
+            tolerance=float(cfg.amplitude_tolerance),
+            adapt_spikes=int(cfg.adapt_spikes),
+            shape_spikes=int(self.shape_spikes),
+        )
         self.collect_assigned = discovering and cfg.split_units
 
     def _weights(self, noise_sd: np.ndarray, noise_from: int) -> None:
@@ -153,7 +164,8 @@ class TemplateMatcher(Stage):
         about a tenth of the chain)."""
         self._weights(noise_sd, noise_from)
         result = self._match(work, work_first, peaks, wanted_snippets or {})
-        head, tail = self._counters[1], self._counters[2]
+        counters = self._recent.counters
+        head, tail = counters[QUEUE_HEAD], counters[QUEUE_TAIL]
         if head < tail:
             # long-template updates that no spike still to be decided can precede (each decision
             # sees the same updates whatever the chunking), applied while their data is here
@@ -161,25 +173,9 @@ class TemplateMatcher(Stage):
             if self.n_pending:
                 up_to = min(up_to, self._oldest)
             b = self.bank
-            if self._q_s[head % LEARN_QUEUE] + b.long_waves.shape[2] <= up_to:  # else none is ready: no call
-                learn_long(
-                    work,
-                    work_first,
-                    up_to,
-                    b.long_waves,
-                    b.long_n,
-                    b.channels,
-                    b.overlap,
-                    b.pre,
-                    self.cfg.adapt_spikes,
-                    self._q_s,
-                    self._q_u,
-                    self._q_a,
-                    self._counters,
-                    self._rec_s,
-                    self._rec_u,
-                    self._rec_a,
-                )
+            if self._recent.q_s[head % LEARN_QUEUE] + b.long_waves.shape[2] <= up_to:  # else none is ready: no call
+                s = self.settings
+                learn_long(work, work_first, up_to, bank_arrays(b), s.pre, s.adapt_spikes, self._recent)
         return result
 
     def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray, wanted: dict[int, int]) -> MatchResult:
@@ -208,39 +204,12 @@ class TemplateMatcher(Stage):
             latest_ready,
             earliest,
             b.n,
-            b.candidates,
-            b.local,
-            b.waves,
-            b.channels,
-            b.norm2,
-            b.amp,
-            b.amp_n,
-            b.matched,
             b.ids,
-            self._prev_inv_var,
-            self._inv_var,
-            self._epoch,
-            b.pre,
-            self.max_shift,
-            self.max_residual,
-            self.min_explained,
-            self.cfg.min_fit_explained,
-            self.truncated,
-            self.pair_offset,
-            self.cfg.amplitude_tolerance,
-            self.cfg.adapt_spikes,
-            self.shape_spikes,
+            bank_arrays(b),
+            ChannelWeights(self._prev_inv_var, self._inv_var, self._epoch),
+            self.settings,
             out,
-            b.long_waves,
-            b.long_n,
-            b.overlap,
-            self._rec_s,
-            self._rec_u,
-            self._rec_a,
-            self._q_s,
-            self._q_u,
-            self._q_a,
-            self._counters,
+            self._recent,
         )
         if n == 0:
             return MatchResult(NOTHING)
@@ -264,6 +233,37 @@ class TemplateMatcher(Stage):
         return MatchResult(out, unexplained, assigned)
 
 
+def bank_arrays(bank: TemplateBank) -> BankArrays:
+    """The bank's arrays as the kernels take them (rebuilt per call: the bank grows its arrays as
+    units are added)."""
+    return BankArrays(
+        bank.candidates,
+        bank.local,
+        bank.waves,
+        bank.channels,
+        bank.norm2,
+        bank.amp,
+        bank.amp_n,
+        bank.matched,
+        bank.long_waves,
+        bank.long_n,
+        bank.overlap,
+    )
+
+
+def new_recent_spikes(n_recent: int, queue_length: int) -> RecentSpikes:
+    """Empty overlap state: rings of ``n_recent`` decided spikes and ``queue_length`` updates."""
+    return RecentSpikes(
+        rec_s=np.zeros(n_recent, np.int64),
+        rec_u=np.zeros(n_recent, np.int64),
+        rec_a=np.zeros(n_recent, np.float32),
+        q_s=np.zeros(queue_length, np.int64),
+        q_u=np.zeros(queue_length, np.int64),
+        q_a=np.zeros(queue_length, np.float32),
+        counters=np.zeros(N_COUNTERS, np.int64),
+    )
+
+
 def warm_up_matching() -> None:
     """Compile (or load from cache) the matching step on a tiny problem, with the argument types
     of the live calls."""
@@ -275,7 +275,33 @@ def warm_up_matching() -> None:
     peaks = np.zeros(1, PEAK_DTYPE)
     peaks["sample"] = 3
     i32, f32, i64 = np.int32, np.float32, np.int64
-    near = np.ones((1, 1), np.bool_)
+    bank = BankArrays(
+        candidates=np.zeros((1, 1), i32),
+        local=np.zeros((1, 1), i32),
+        waves=waves,
+        channels=np.zeros((1, 1), i32),
+        norm2=np.ones(1, f32),
+        amp=np.ones(1, f32),
+        amp_n=np.ones(1, i64),
+        matched=np.zeros(1, i64),
+        long_waves=np.zeros((1, 1, 6), f32),
+        long_n=np.zeros(1, i64),
+        overlap=np.ones((1, 1), np.bool_),
+    )
+    settings = MatchSettings(
+        pre=1,
+        max_shift=1,
+        max_residual=2.0,
+        min_explained=0.5,
+        min_fit_explained=0.3,
+        truncated=2,
+        pair_offset=1,
+        tolerance=0.5,
+        adapt_spikes=10,
+        shape_spikes=ALWAYS,
+    )
+    weights = ChannelWeights(np.ones(1, f32), np.ones(1, f32), 0)
+    recent = new_recent_spikes(4, 4)
     match_step(
         pending,
         0,
@@ -285,55 +311,11 @@ def warm_up_matching() -> None:
         4,
         1,
         1,
-        np.zeros((1, 1), i32),
-        np.zeros((1, 1), i32),
-        waves,
-        np.zeros((1, 1), i32),
-        np.ones(1, f32),
-        np.ones(1, f32),
-        np.ones(1, i64),
-        np.zeros(1, i64),
         np.zeros(1, i32),
-        np.ones(1, f32),
-        np.ones(1, f32),
-        0,
-        1,
-        1,
-        2.0,
-        0.5,
-        0.3,
-        2,
-        1,
-        0.5,
-        10,
-        ALWAYS,
+        bank,
+        weights,
+        settings,
         np.zeros(4, ASSIGNED_DTYPE),
-        np.zeros((1, 1, 6), f32),
-        np.zeros(1, i64),
-        near,
-        np.zeros(4, i64),
-        np.zeros(4, i64),
-        np.zeros(4, f32),
-        np.zeros(4, i64),
-        np.zeros(4, i64),
-        np.zeros(4, f32),
-        np.zeros(3, i64),
+        recent,
     )
-    learn_long(
-        work,
-        0,
-        8,
-        np.zeros((1, 1, 6), f32),
-        np.zeros(1, i64),
-        np.zeros((1, 1), i32),
-        near,
-        1,
-        10,
-        np.zeros(4, i64),
-        np.zeros(4, i64),
-        np.zeros(4, f32),
-        np.zeros(3, i64),
-        np.zeros(4, i64),
-        np.zeros(4, i64),
-        np.zeros(4, f32),
-    )
+    learn_long(work, 0, 8, bank, settings.pre, settings.adapt_spikes, recent)

@@ -1,16 +1,17 @@
-"""Online discovery's rounds (``rtclass.discovery.online.OnlineDiscovery``) on snippets built from
-the simulator's true templates plus noise, without a stream."""
+"""Online discovery (``rtclass.discovery.online.OnlineDiscovery``): its rounds on snippets built from
+the simulator's true templates plus noise, without a stream; and, in a ``DetectionChain`` on a
+simulated recording, whether its units and spikes depend on how the stream was chunked."""
 
 import numpy as np
 import pytest
 
 from rtclass.config import Config, SimulateConfig
-from rtclass.discovery.clustering import median_of_rows
 from rtclass.discovery.online import OnlineDiscovery
 from rtclass.dsp.filtering import BandpassFilter
 from rtclass.matching.templates import bandpassed_templates
-from rtclass.pipeline.chain import new_bank
+from rtclass.pipeline.chain import DetectionChain, new_bank
 from rtclass.sim.recording import Simulation
+from tests.conftest import random_cuts
 
 NOISE_UV = 8.6
 
@@ -22,8 +23,9 @@ def filtered():
     return sim, bandpassed_templates(sim.dense_templates(), BandpassFilter(cfg.preprocess, 1, sim.fs).sos)
 
 
-def _units_found(filtered, depth_uv: float, n_spikes: int, cfg: Config = Config()) -> int:
+def _units_found(filtered, depth_uv: float, n_spikes: int, cfg: Config | None = None) -> int:
     """Units one round creates from ``n_spikes`` noisy snippets of one unit scaled to ``depth_uv``."""
+    cfg = Config() if cfg is None else cfg
     sim, templates = filtered
     bank = new_bank(cfg, sim.probe, sim.fs)
     disc = OnlineDiscovery(cfg.units, bank, sim.fs)
@@ -50,8 +52,45 @@ def test_a_large_unit_needs_fewer_spikes_than_a_small_one(filtered):
     assert _units_found(filtered, large, 25, every_unit_alike) == 0
 
 
-def test_median_of_rows_is_numpys_median():
-    rng = np.random.default_rng(2)
-    for n in (1, 2, 47, 250):
-        x = rng.normal(0, 10, (n, 20, 12)).astype(np.float32)
-        assert np.array_equal(median_of_rows(x), np.median(x, axis=0))
+#: seconds of the session's simulated recording (seed 7) the chain runs on
+CHAIN_SECONDS = 3
+
+
+def _discover(sim, data, cuts):
+    """Spike records and bank of a DetectionChain without templates (discovery in place) fed
+    ``data`` cut at ``cuts``."""
+    chain = DetectionChain(Config(), sim.probe, sim.fs, live=False)
+    assert chain.discovery is not None and not chain.discovery.threaded
+    out, a = [], 0
+    for b in cuts:
+        out.append(chain.process(data[a:b].copy(), a))
+        a = b
+    return np.concatenate(out), chain.bank
+
+
+def _assert_same_discovery(got, want, what):
+    (spikes, bank), (ref_spikes, ref) = got, want
+    assert np.array_equal(bank.ids[: bank.n], ref.ids[: ref.n]), f"{what}: unit ids differ"
+    assert np.array_equal(bank.peak_channel[: bank.n], ref.peak_channel[: ref.n]), what
+    np.testing.assert_allclose(bank.waves[: bank.n], ref.waves[: ref.n], rtol=1e-5, atol=1e-6, err_msg=what)
+    assert spikes.size == ref_spikes.size, f"{what}: {spikes.size} spikes, one chunk gave {ref_spikes.size}"
+    for field in ("sample", "channel", "unit"):
+        bad = np.flatnonzero(spikes[field] != ref_spikes[field])
+        assert bad.size == 0, f"{what}: {field} first differs at record {bad[0]} of {spikes.size}"
+
+
+@pytest.fixture(scope="module")
+def one_chunk(sim, sim_data):
+    data = sim_data[: CHAIN_SECONDS * 30000]
+    spikes, bank = _discover(sim, data, [data.shape[0]])
+    assert bank.n >= 5 and (spikes["unit"] >= 0).sum() > 500  # discovery found units and they took spikes
+    return data, (spikes, bank)
+
+
+@pytest.mark.parametrize("seed", [12, 13])
+def test_discovery_is_chunk_invariant(sim, one_chunk, seed):
+    """Rounds run in place (``live=False``) at samples fixed by the stream's start: one chunk or
+    chunks of random sizes give the same units (ids, peak channels, templates) and the same spikes."""
+    data, want = one_chunk
+    cuts = random_cuts(data.shape[0], np.random.default_rng(seed), 1, 700)
+    _assert_same_discovery(_discover(sim, data, cuts), want, f"random chunks of 1..700 samples (seed {seed})")

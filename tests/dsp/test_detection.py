@@ -18,7 +18,8 @@ def processed(sim, sim_data):
     return CommonMedianReference(384).process(y)
 
 
-def _detector(sim, cfg=DetectConfig()):
+def _detector(sim, cfg: DetectConfig | None = None):
+    cfg = DetectConfig() if cfg is None else cfg
     return ThresholdDetector(cfg, sim.probe.neighbours(cfg.radius_um), sim.probe.neighbours(cfg.echo_radius_um), FS)
 
 

@@ -3,7 +3,6 @@ from scipy.signal import sosfilt
 
 from rtclass.config import PreprocessConfig
 from rtclass.dsp.filtering import BandpassFilter, CommonMedianReference
-from rtclass.dsp.guard import NonFiniteGuard
 from tests.conftest import random_cuts
 
 FS = 30000.0
@@ -91,12 +90,3 @@ def test_median_reference_chunk_invariance(sim_data):
     whole = CommonMedianReference(384).process(x.copy())
     cuts = random_cuts(x.shape[0], np.random.default_rng(2))
     assert np.array_equal(_chunked(lambda: CommonMedianReference(384), x, cuts), whole)
-
-
-def test_guard_zeroes_and_counts_nonfinite_values():
-    x = np.ones((10, 4), np.float32)
-    x[2, 1] = np.nan
-    x[5, 3] = np.inf
-    g = NonFiniteGuard()
-    assert g.process(x) == 2
-    assert np.isfinite(x).all() and x[2, 1] == 0 and g.repaired == 2

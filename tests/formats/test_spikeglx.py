@@ -3,7 +3,6 @@ import pytest
 
 from rtclass.errors import InputError
 from rtclass.formats.spikeglx import open_recording, read_meta, write_recording
-from rtclass.ingest.replay import FileSource
 from rtclass.probe import neuropixels
 
 
@@ -21,20 +20,6 @@ def test_read_back_with_the_meta_scale(tmp_path, kind, uv):
     assert rec.n_ap == 384 and rec.n_saved == 385 and rec.sample_rate_hz == 30000.0
     assert np.allclose(rec.uv_per_bit, uv)
     np.testing.assert_allclose(rec.read_uv(10, 20), ap[10:20] * np.float32(uv), rtol=1e-6)
-
-
-def test_file_source_chunks_cover_the_file_once(tmp_path):
-    path, ap = _write(tmp_path, n=1000)
-    src = FileSource(path, chunk_ms=1.0, speed=0)
-    info = src.open()
-    assert info.n_channels == 384 and info.raw_n_channels == 385
-    chunks = []
-    while not src.finished:
-        chunks.append(src.read(0.1))
-    assert [c.first_sample for c in chunks] == list(range(0, 1000, 30))
-    data = np.concatenate([c.data for c in chunks])
-    np.testing.assert_allclose(data, ap * np.float32(2.34375), rtol=1e-6)
-    assert src.stats.samples_in == 1000
 
 
 def test_size_that_does_not_fit_the_channel_count(tmp_path):

@@ -1,3 +1,5 @@
+import struct
+
 import numpy as np
 import pytest
 
@@ -34,3 +36,25 @@ def test_malformed_frames_say_what_is_wrong(mutate, words):
 def test_unsupported_dtype():
     with pytest.raises(rawframe.FrameError, match="int16 or float32"):
         rawframe.encode(np.zeros((2, 2), np.float64), 0, 0.0)
+
+
+def test_the_header_is_the_documented_36_bytes():
+    """README: struct ``<4sBBHIIqdf``: magic, version, dtype code, reserved, n_channels, n_samples,
+    first_sample, t_last, uv_per_unit; then the samples time-major."""
+    samples = np.arange(12, dtype=np.int16).reshape(3, 4)
+    topic, header, payload = rawframe.encode(samples, -5, 2.5, 0.75)
+    assert topic == b"raw" and len(header) == 36
+    assert struct.unpack("<4sBBHIIqdf", header) == (b"RTCR", 1, 1, 0, 4, 3, -5, 2.5, 0.75)
+    assert payload == samples.astype("<i2").tobytes()  # row after row: time-major
+    assert rawframe.encode(samples.astype(np.float32), 0, 0.0)[1][5] == 2  # dtype code 2 = float32
+
+
+def test_an_empty_frame_round_trips():
+    f = rawframe.decode(rawframe.encode(np.zeros((0, 384), np.float32), 30, 1.0))
+    assert f.samples.shape == (0, 384) and f.first_sample == 30
+
+
+@pytest.mark.parametrize("dtype", [">i2", ">f4"])
+def test_big_endian_samples_arrive_with_their_values(dtype):
+    a = np.arange(6).reshape(3, 2).astype(dtype)
+    assert np.array_equal(rawframe.decode(rawframe.encode(a, 0, 0.0)).samples, a)

@@ -1,16 +1,12 @@
 import shutil
 
 import numpy as np
-import pytest
 
 from rtclass.config import Config, SimulateConfig
-from rtclass.errors import InputError
 from rtclass.evaluation.scoring import filtered_template_peaks, match_detections, score_sorting
-from rtclass.matching.templates import read_phy_templates
 from rtclass.pipeline.chain import DetectionChain, bank_from_templates
 from rtclass.pipeline.live import run_live
 from rtclass.sim.recording import TEMPLATE_SAMPLES, TEMPLATE_TROUGH, Simulation
-from tests.conftest import random_cuts
 
 
 def _true_bank(cfg, sim):
@@ -23,15 +19,6 @@ def _run(cfg, sim, data, bank, cuts):
         out.append(chain.process(data[a:b].copy(), a))
         a = b
     return np.concatenate(out), chain
-
-
-def test_matching_is_chunk_invariant(sim, sim_data):
-    cfg = Config()
-    x = sim_data[: 3 * 30000]
-    whole, _ = _run(cfg, sim, x, _true_bank(cfg, sim), [x.shape[0]])
-    assert (whole["unit"] >= 0).sum() > 500
-    chunked, _ = _run(cfg, sim, x, _true_bank(cfg, sim), random_cuts(x.shape[0], np.random.default_rng(4)))
-    assert np.array_equal(whole, chunked)
 
 
 def test_given_template_shapes_stay_fixed_unless_asked_and_amplitudes_are_learnt(sim, sim_data):
@@ -55,7 +42,7 @@ def test_a_template_shape_follows_only_its_units_first_spikes(sim, sim_data):
     chain = DetectionChain(cfg, sim.probe, sim.fs, _true_bank(cfg, sim))
     bank = chain.bank
     start = int(bank.matched[: bank.n].max())
-    chain.matcher.shape_spikes = start + 15
+    chain.matcher.settings = chain.matcher.settings._replace(shape_spikes=start + 15)
     chain.process(sim_data[: 2 * 30000].copy(), 0)
     settled = bank.matched[: bank.n] > start + 15
     assert settled.sum() >= 5
@@ -178,35 +165,6 @@ def test_discovery_finds_the_clear_units_and_keeps_their_ids():
     assert len(stable) >= 0.9 * len(found)
     ids = chain.bank.ids[: chain.bank.n]
     assert np.array_equal(ids, np.arange(ids.size))  # ids are handed out once, in order
-
-
-def test_bad_phy_folders(recording, tmp_path):
-    src = recording.parent / "ground_truth"
-    missing = tmp_path / "missing"
-    shutil.copytree(src, missing)
-    (missing / "templates.npy").unlink()
-    with pytest.raises(InputError, match="templates.npy is missing"):
-        read_phy_templates(missing, 384)
-    with pytest.raises(InputError, match="refers to channel 383 but the stream has 100"):
-        read_phy_templates(src, 100)
-    nan = tmp_path / "nan"
-    shutil.copytree(src, nan)
-    t = np.load(nan / "templates.npy")
-    t[0, 0, 0] = np.nan
-    np.save(nan / "templates.npy", t)
-    with pytest.raises(InputError, match="NaN"):
-        read_phy_templates(nan, 384)
-    short = tmp_path / "short"
-    shutil.copytree(src, short)
-    np.save(short / "spike_clusters.npy", np.load(short / "spike_clusters.npy")[:-1])
-    with pytest.raises(InputError, match="different lengths"):
-        read_phy_templates(short, 384)
-    huge = tmp_path / "huge"
-    shutil.copytree(src, huge)
-    clusters = np.load(huge / "spike_clusters.npy").astype(np.int64)
-    np.save(huge / "spike_clusters.npy", np.where(clusters == clusters[0], 1 << 40, clusters))
-    with pytest.raises(InputError, match="renumber the clusters"):
-        read_phy_templates(huge, 384)
 
 
 def _right_when_overlapped(cfg, sim, data, before_ms=1.0, after_ms=0.0, at_least=100):

@@ -1,3 +1,6 @@
+"""The simulated recording (``rtclass.sim.recording``): the population in its layers, the spike
+trains' statistics per type, traces identical for a seed whatever the chunking, noise, drift."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -132,36 +135,49 @@ def test_drift_moves_units_along_the_probe():
     assert peak_up - peak_down >= 60  # 80 um apart, to the contact grid's resolution
 
 
-def test_files_read_back_with_the_right_scale_and_same_seed_same_bytes(tmp_path):
-    from rtclass.formats.spikeglx import open_recording
-    from rtclass.sim.writer import uv_per_bit, write_simulation
-
-    cfg = SimulateConfig(duration_s=0.5, seed=4, probe="np2")
-    path_a, sim = write_simulation(cfg, tmp_path / "a")
-    path_b, _ = write_simulation(cfg, tmp_path / "b")
-    assert path_a.read_bytes() == path_b.read_bytes()
-    rec = open_recording(path_a)
-    expect = sim.synthesizer().read(sim.n_samples)
-    assert np.abs(rec.read_uv(0, sim.n_samples) - expect).max() <= uv_per_bit("np2") / 2 + 1e-3
-    assert rec.samples[:, 384].max() == 0  # sync channel
-    gt = tmp_path / "a" / "ground_truth"
-    types = (gt / "cluster_cell_type.tsv").read_text().split()
-    assert types[:2] == ["cluster_id", "cell_type"] and set(types[3::2]) <= set(CELL_TYPES)
-    layers = (gt / "cluster_layer.tsv").read_text().split()[3::2]
-    assert set(layers) <= {"ML", "PCL", "GCL", "WM"}
-    assert np.load(gt / "templates.npy").shape == (len(sim.units), 90, 384)
+def test_the_population_and_trains_are_the_seeds():
+    cfg = SimulateConfig(duration_s=2.0, seed=21, units_per_type=2)
+    a, b = Simulation(cfg), Simulation(cfg)
+    assert [u.cell_type for u in a.units] == [u.cell_type for u in b.units]
+    assert np.array_equal(a.spike_times, b.spike_times) and np.array_equal(a.spike_units, b.spike_units)
+    assert np.array_equal(a.dense_templates(), b.dense_templates())
+    c = Simulation(replace(cfg, seed=22))
+    assert not np.array_equal(a.spike_times, c.spike_times)
 
 
-def test_bad_simulation_settings(tmp_path):
-    from rtclass.config import build_section
-    from rtclass.errors import PublishError
-    from rtclass.sim.writer import write_simulation
+def test_units_per_type_and_purkinje_pairs():
+    sim = Simulation(SimulateConfig(duration_s=2.0, seed=21, units_per_type=3))
+    types = sim.cell_types()
+    assert all(types.count(t) == 3 for t in CELL_TYPES) and len(types) == 15
+    for unit in sim.units:
+        if unit.cell_type in ("PkC_ss", "PkC_cs"):
+            other = sim.units[unit.partner]
+            assert other.partner == unit.id and {unit.cell_type, other.cell_type} == {"PkC_ss", "PkC_cs"}
+            assert np.array_equal(other.xyz_um, unit.xyz_um)  # one cell, two kinds of spike
+        else:
+            assert unit.partner == -1
 
-    with pytest.raises(ConfigError, match="duration_s"):
-        build_section("simulate", SimulateConfig, {"duration_s": 0.0})
-    with pytest.raises(ConfigError, match="probe"):
-        build_section("simulate", SimulateConfig, {"probe": "np3"})
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    with pytest.raises(PublishError, match="cannot create output folder"):
-        write_simulation(SimulateConfig(duration_s=0.1), blocker / "sub")
+
+def test_ground_truth_templates_trains_and_snr_agree():
+    from rtclass.sim.recording import TEMPLATE_SAMPLES, TEMPLATE_TROUGH
+
+    sim = Simulation(SimulateConfig(duration_s=2.0, seed=21, units_per_type=1))
+    dense = sim.dense_templates()
+    assert dense.shape == (len(sim.units), TEMPLATE_SAMPLES, sim.n_channels)
+    for u in sim.units:
+        trough = dense[u.id][TEMPLATE_TROUGH]  # the amplitude is the trough depth on the peak channel
+        assert trough[u.peak_channel] == pytest.approx(-u.amplitude_uv, rel=1e-5)
+        assert int(trough.argmin()) == u.peak_channel
+    trains = sim.unit_trains()
+    assert sum(t.size for t in trains) == sim.spike_times.size
+    assert all(np.all(np.diff(t) > 0) for t in trains)
+    assert np.all(np.diff(sim.spike_times) >= 0) and sim.spike_times.max() < sim.n_samples
+    assert np.allclose(sim.raw_snr(), [u.amplitude_uv / sim.noise_sd_uv[u.peak_channel] for u in sim.units])
+    assert np.all((sim.spike_scales >= 0.5) & (sim.spike_scales <= 1.5))
+
+
+def test_blocks_cover_the_recording_once():
+    sim = Simulation(SimulateConfig(duration_s=0.1, seed=1))
+    blocks = list(sim.synthesizer().blocks(1000))
+    assert [b.shape[0] for b in blocks] == [1000, 1000, 1000]
+    assert np.array_equal(np.concatenate(blocks), sim.synthesizer().read(3000))

@@ -1,0 +1,63 @@
+"""The live view of a run (``rtclass.apps.liveview``): on a terminal a table refreshed in place, else
+one log line per update; both say what the operator needs (data time, spikes, chunk times,
+real-time factor, dropped samples, and when the source has gone quiet)."""
+
+import io
+
+from rich.console import Console
+
+from rtclass.apps.liveview import LiveView
+from rtclass.pipeline.live import Status
+
+
+def _status(**changes):
+    s = Status(
+        data_s=12.5,
+        wall_s=12.6,
+        spikes=4321,
+        spikes_per_s=345.0,
+        active_channels=97,
+        chunk_p50_us=210.0,
+        chunk_p99_us=880.0,
+        realtime_factor=4.2,
+        samples_dropped=0,
+        detecting=True,
+        source_name="NP1",
+        extra={"units": 23},
+    )
+    for k, v in changes.items():
+        setattr(s, k, v)
+    return s
+
+
+def test_without_a_terminal_one_line_per_update(capsys):
+    console = Console(file=io.StringIO(), force_terminal=False)
+    with LiveView("rtclass", console) as view:
+        view.update(_status())
+        view.update(_status(samples_dropped=30, waiting_s=3.0))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert "12.5 s" in lines[0] and "spikes 4321" in lines[0] and "345/s" in lines[0] and "97 ch" in lines[0]
+    assert "p50 210 us" in lines[0] and "p99 880 us" in lines[0] and "4.2x RT" in lines[0]
+    assert "dropped 0" in lines[0] and "WAITING" not in lines[0]
+    assert "dropped 30" in lines[1] and "WAITING for data from NP1 for 3 s" in lines[1]
+
+
+def _render(status, width=120):
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=width, color_system=None)
+    with LiveView("rtclass run", console) as view:
+        view.update(status)
+    return out.getvalue()
+
+
+def test_on_a_terminal_a_table_with_the_state_of_the_run(capsys):
+    text = _render(_status())
+    assert capsys.readouterr().out == ""  # nothing printed besides the table
+    for words in ("rtclass run", "12.5 s of data", "detecting", "4321", "97 active channels", "4.2x real time"):
+        assert words in text, words
+    assert "units" in text and "23" in text
+    assert "estimating noise" in _render(_status(detecting=False))
+    waiting = _render(_status(waiting_s=7.0))
+    assert "waiting for data from NP1 for 7 s" in waiting and "detecting" not in waiting
+    assert "5 samples dropped, 1 gaps, 2 malformed" in _render(_status(samples_dropped=5, gaps=1, malformed=2))

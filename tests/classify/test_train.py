@@ -1,0 +1,117 @@
+"""``rtclass train`` (``rtclass.classify.train``): labelled sets read and checked, the scores of a
+model, an ensemble trained on a small separable set, exported to ONNX with its card, that the
+live path loads and that labels its training units right."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rtclass.classify.layout import RTCLASS_CLASSES
+from rtclass.classify.train import (
+    balanced_accuracy,
+    confusion_matrix,
+    evaluate,
+    load_set,
+    require_training_extra,
+)
+from rtclass.errors import InputError
+
+
+def _write_set(folder, per_class=12, seed=0, types=RTCLASS_CLASSES, description=True):
+    """A features.npz whose classes differ clearly: each type's ACG and waveform have their own bump."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    acg, wave, names, layers = [], [], [], []
+    for k, name in enumerate(types):
+        for _ in range(per_class):
+            a = rng.uniform(0, 0.2, (10, 101)).astype(np.float32)
+            a[:, 10 + 15 * k : 20 + 15 * k] += 3.0
+            w = rng.normal(0, 0.05, 90).astype(np.float32)
+            w[30] = -1.0
+            w[40 + 8 * k : 46 + 8 * k] += 0.8
+            acg.append(a)
+            wave.append(w)
+            names.append(name)
+            layers.append(("ML", "PCL", "GCL")[k % 3])
+    np.savez(folder / "features.npz", acg3d=acg, waveform=wave, cell_type=np.array(names), layer=np.array(layers))
+    if description:
+        (folder / "simulation.json").write_text(json.dumps({"simulate": {"seed": seed, "units_per_type": per_class}}))
+    return folder
+
+
+def test_a_set_is_the_assembled_features_and_class_indices(tmp_path):
+    s = load_set(_write_set(tmp_path / "set1", per_class=2), use_layer=False)
+    assert s.name == "set1" and s.x.shape == (10, 1100) and s.x.dtype == np.float32
+    assert s.y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # RTCLASS_CLASSES order
+    assert s.description["simulate"]["units_per_type"] == 2
+    with_layer = load_set(tmp_path / "set1", use_layer=True)
+    assert with_layer.x.shape == (10, 1104) and with_layer.x[0, 1100:].tolist() == [0, 0, 0, 1]  # ML
+    bare = load_set(_write_set(tmp_path / "bare", per_class=1, description=False), False)
+    assert bare.description == {}
+
+
+def test_sets_the_classifier_cannot_learn_from_are_refused(tmp_path):
+    with pytest.raises(InputError, match="features.npz is missing"):
+        load_set(tmp_path / "nothing", False)
+    _write_set(tmp_path / "odd", per_class=1, types=("PkC_ss", "Bergmann"))
+    with pytest.raises(InputError, match=r"cell types \['Bergmann'\] that the classifier does not know"):
+        load_set(tmp_path / "odd", False)
+
+
+def test_confusion_and_balanced_accuracy():
+    y = np.array([0, 0, 0, 0, 1, 1, 2])
+    pred = np.array([0, 0, 0, 1, 1, 0, 2])
+    cm = confusion_matrix(y, pred, 4)
+    assert cm.tolist() == [[3, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    assert balanced_accuracy(cm) == pytest.approx((0.75 + 0.5 + 1.0) / 3)  # classes without units do not count
+    probs = np.eye(5)[[0, 1, 2, 3, 4, 4]]
+    ev = evaluate(probs, np.array([0, 1, 2, 3, 4, 0]))
+    assert ev["units"] == 6 and ev["accuracy"] == pytest.approx(5 / 6)
+    assert ev["balanced_accuracy"] == pytest.approx((0.5 + 4) / 5) and ev["classes"] == list(RTCLASS_CLASSES)
+    assert ev["confusion"][0] == [1, 0, 0, 0, 1]
+
+
+def test_train_export_load_and_label(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from rtclass.classify.model import CellTypeModel
+    from rtclass.classify.train import train_command
+
+    train = _write_set(tmp_path / "train", per_class=16, seed=1)
+    held = _write_set(tmp_path / "held", per_class=6, seed=2)
+    steps = []
+    results = train_command(
+        [str(train)], str(tmp_path / "model"), [str(held)], 2, 4, 0, False, lambda e, n: steps.append((e, n))
+    )
+    assert steps[-1] == (8, 8) and len(steps) == 8  # progress over both members' epochs
+    assert set(results) == {"train", "held"}
+    assert results["held"]["balanced_accuracy"] >= 0.9 and "held out" in results["held"]["description"]
+    out = tmp_path / "model"
+    assert json.loads((out / "metrics.json").read_text()) == results
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["classes"] == list(RTCLASS_CLASSES) and card["ensemble_members"] == 2
+    assert "SYNTHETIC" in (out / "model_card.md").read_text()
+    model = CellTypeModel(out / "model.onnx")  # checks the sha256 in the card too
+    assert model.classes == RTCLASS_CLASSES and not model.use_layer
+    f = np.load(held / "features.npz")
+    names, _, _ = model.label(model.predict(f["acg3d"], f["waveform"]), 1.0)
+    assert np.mean(names == f["cell_type"]) >= 0.9
+
+
+def test_training_needs_the_extra_and_says_how_to_get_it(monkeypatch):
+    import builtins
+
+    from rtclass.errors import RtclassError
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch":
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    monkeypatch.setattr("importlib.import_module", lambda name: no_torch(name))
+    with pytest.raises(RtclassError, match=r"rtclass train needs PyTorch: pip install 'rtclass\[train\]'"):
+        require_training_extra("rtclass train")
