@@ -528,22 +528,7 @@ class UnitFeatures:
 
     def _train_state(self) -> SpikeTrainState:
         """The per-unit arrays as the kernels take them (rebuilt per call: they grow with units)."""
-        return SpikeTrainState(
-            self.ring,
-            self.n_seq,
-            self.seq0,
-            self.next_ref,
-            self.n_exact,
-            self.ex_rate,
-            self.ex_bits,
-            self.ex_used,
-            self.grid,
-            self.acg,
-            self.rate_hist,
-            self.ref_hist,
-            self.lag_counts,
-            self.lost,
-        )
+        return SpikeTrainState(*(getattr(self, name) for name in SpikeTrainState._fields))
 
     def _grow_pending(self) -> None:
         """Double the pending-snippet FIFO, keeping its order."""

@@ -141,6 +141,8 @@ class DetectionChain:
             t_match += t5 - t4
             found.append(spikes)
         self.times_s = [t_guard, t_filter, t_reference, t_detect, t_match]
+        if not found:  # an empty chunk (a valid no-op)
+            return np.zeros(0, ASSIGNED_DTYPE)
         return found[0] if len(found) == 1 else np.concatenate(found)
 
     def _blocks(self, n_samples: int, first_sample: int):

@@ -488,14 +488,20 @@ def run_live(
     info = pipe.open()
     if cfg.run.save_raw:
         pipe.raw = RawRecorder(out_dir)
+    failure: BaseException | None = None
     try:
         pipe.publishers = make_publishers(cfg, info.name)
         pipe.run(stop, on_status=on_status)
+    except Exception as exc:  # what was processed is still written, then the error goes on up
+        failure = exc
+        raise
     finally:
         pipe.close()
         if pipe.raw is not None:
             pipe.raw.close()
-    metrics = pipe.metrics()
-    if out_dir is not None:
-        write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs(), pipe.raw)
+        metrics = pipe.metrics()
+        if failure is not None:
+            metrics["stopped_by_error"] = f"{type(failure).__name__}: {failure}"
+        if out_dir is not None:
+            write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs(), pipe.raw)
     return metrics

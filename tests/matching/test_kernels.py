@@ -12,7 +12,6 @@ from rtclass.matching.kernels import (
     MIN_AMPLITUDE_OBSERVATIONS,
     N_COUNTERS,
     RATE_PRIOR,
-    BankArrays,
     ChannelWeights,
     MatchSettings,
     RecentSpikes,
@@ -20,7 +19,7 @@ from rtclass.matching.kernels import (
     _outside_gate,
     match_step,
 )
-from rtclass.matching.matcher import ALWAYS, ASSIGNED_DTYPE, channel_weights
+from rtclass.matching.matcher import ALWAYS, ASSIGNED_DTYPE, bank_arrays, channel_weights
 from rtclass.matching.templates import TemplateBank
 from rtclass.probe import Probe
 
@@ -85,19 +84,7 @@ def _matcher_state(bank):
 def _step(bank, st, work, peaks, work_first=0, n_units=None, amplitude_tolerance=0.3, pair_offset=0):
     """One match_step with the matcher's arguments; returns the decided records."""
     inv_var = channel_weights(np.full(N_CH, NOISE_UV, np.float32))
-    arrays = BankArrays(
-        bank.candidates,
-        bank.local,
-        bank.waves,
-        bank.channels,
-        bank.norm2,
-        bank.amp,
-        bank.amp_n,
-        bank.matched,
-        bank.long_waves,
-        bank.long_n,
-        bank.overlap,
-    )
+    arrays = bank_arrays(bank)
     settings = MatchSettings(
         pre=PRE,
         max_shift=SHIFT,

@@ -169,3 +169,20 @@ def test_new_bank_has_the_configured_window(sim):
     bank = new_bank(cfg, sim.probe, sim.fs)
     assert (bank.pre, bank.width, bank.long_post) == (15, 45, 60)
     assert bank.n == 0
+
+
+def test_an_empty_chunk_is_a_valid_no_op(sim, sim_data):
+    """A frame with 0 samples (valid on the wire) decides nothing and changes nothing."""
+    from rtclass.config import Config
+    from rtclass.pipeline.chain import DetectionChain
+
+    chain = DetectionChain(Config(), sim.probe, sim.fs)
+    first = chain.process(sim_data[:30000].copy(), 0)
+    assert chain.process(np.zeros((0, sim.n_channels), np.float32), 30000).size == 0
+    rest = chain.process(sim_data[30000:60000].copy(), 30000)
+    again = DetectionChain(Config(), sim.probe, sim.fs)
+    want = np.concatenate(
+        [again.process(sim_data[:30000].copy(), 0), again.process(sim_data[30000:60000].copy(), 30000)]
+    )
+    got = np.concatenate([first, rest])
+    assert np.array_equal(got[["sample", "channel", "unit"]], want[["sample", "channel", "unit"]])

@@ -231,3 +231,26 @@ def test_a_quick_warm_up_says_nothing(monkeypatch):
     said = []
     live.compile_kernels(Config(), neuropixels("np1"), 30000.0, said.append)
     assert said == []
+
+
+def test_an_error_inside_the_run_still_writes_what_was_processed(recording, tmp_path, monkeypatch):
+    import pytest
+
+    real_process = Pipeline.process
+    calls = {"n": 0}
+
+    def failing_process(self, chunk):
+        calls["n"] += 1
+        if calls["n"] == 1500:  # 1.5 s into the 3 s file
+            raise RuntimeError("injected failure")
+        return real_process(self, chunk)
+
+    monkeypatch.setattr(Pipeline, "process", failing_process)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run_live(_file_cfg(), f"file:{recording}", str(out))
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["stopped_by_error"] == "RuntimeError: injected failure"
+    assert m["samples_processed"] == 1499 * 30
+    times = np.load(out / "spike_times.npy")
+    assert times.size == m["spikes"] > 0 and times.max() < 1499 * 30
