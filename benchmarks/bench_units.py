@@ -67,17 +67,23 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "units.json"))
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a [units] key")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key (JSON value)"
+    )
     args = ap.parse_args()
     pinned = pin_one_core()
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    cfg = Config().replace(units=overrides) if overrides else Config()
+    overrides: dict[str, dict] = {}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        overrides.setdefault(section, {})[name] = json.loads(value)
+    cfg = Config().replace(**overrides) if overrides else Config()
     sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
     n_units = len(sim.units)
     res = {
         "machine": {**machine(), "pinned_to_one_core": pinned},
         "data": {"seconds": args.duration, "units": n_units, "seed": args.seed},
-        "units_config_overrides": overrides,
+        "config_overrides": overrides,
     }
 
     # --- true templates given

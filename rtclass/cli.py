@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.duration is not None:
         changes["run"] = {"duration_s": args.duration}
     if args.templates is not None:
-        changes["units"] = {"templates": args.templates}
+        changes["matching"] = {"templates": args.templates}
     if args.model is not None:
         changes["classify"] = {"model": args.model}
     if args.save_raw:

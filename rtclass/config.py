@@ -14,6 +14,7 @@ the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from typing import Any
 
 from rtclass import package_data_path
 from rtclass.errors import ConfigError
+
+log = logging.getLogger("rtclass.config")
 
 
 def param(
@@ -258,17 +261,16 @@ class DetectConfig:
 
 
 @dataclass(frozen=True)
-class UnitsConfig:
+class MatchingConfig:
+    """Template matching: which templates, the match window, when a match is accepted, how templates adapt."""
+
     templates: str = param(
         "",
         "a Kilosort/phy folder whose templates identify the units (as `--templates`; unit id = phy cluster "
         "id); empty: units are discovered online",
     )
-    discovery: bool = param(
-        True, "without templates, find units online; false: every spike is published as unit -1 (detection only)"
-    )
-    match_pre_ms: float = param(0.33, "match window before the trough", "ms", 0.05, 2.0, advanced=True)
-    match_post_ms: float = param(
+    window_pre_ms: float = param(0.33, "match window before the trough", "ms", 0.05, 2.0, advanced=True)
+    window_post_ms: float = param(
         0.33,
         "match window after the trough: a spike is decided once this much data after it (plus "
         "`max_shift_samples`) has arrived, so this is the latency matching adds",
@@ -277,7 +279,7 @@ class UnitsConfig:
         5.0,
         advanced=True,
     )
-    match_radius_um: float = param(
+    radius_um: float = param(
         60.0,
         "a template's support: the channels within this distance of its peak channel, on which it is fitted",
         "um",
@@ -340,15 +342,6 @@ class UnitsConfig:
         100.0,
         advanced=True,
     )
-    discovery_max_residual: float = param(
-        5.0,
-        "the same bound while discovering units: stricter, so that spikes of units not yet found stay "
-        "unassigned and can form new units",
-        "",
-        1.0,
-        100.0,
-        advanced=True,
-    )
     min_explained: float = param(
         0.5,
         "with given templates, a match that removes at least this fraction of the snippet's energy is "
@@ -358,7 +351,6 @@ class UnitsConfig:
         1.0,
         advanced=True,
     )
-    discovery_min_explained: float = param(0.9, "the same while discovering units", "", 0.0, 1.0, advanced=True)
     min_fit_explained: float = param(
         0.3,
         "a template that removes less than this fraction of the energy on its channels does not compete: "
@@ -393,7 +385,26 @@ class UnitsConfig:
         "it may help on a drifting probe (not measured)",
         advanced=True,
     )
-    discovery_shape_spikes: int = param(
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """Online discovery of units when no templates are given: clustering rounds, splits and merges."""
+
+    enabled: bool = param(
+        True, "without templates, find units online; false: every spike is published as unit -1 (detection only)"
+    )
+    max_residual: float = param(
+        5.0,
+        "the same bound while discovering units: stricter, so that spikes of units not yet found stay "
+        "unassigned and can form new units",
+        "",
+        1.0,
+        100.0,
+        advanced=True,
+    )
+    min_explained: float = param(0.9, "the same while discovering units", "", 0.0, 1.0, advanced=True)
+    shape_spikes: int = param(
         500,
         "a discovered unit's template shape follows its first this many matched spikes (after its creation "
         "or a split), then stays; its amplitude is always learnt",
@@ -402,7 +413,7 @@ class UnitsConfig:
         1000000000,
         advanced=True,
     )
-    discovery_interval_s: float = param(
+    interval_s: float = param(
         0.5,
         "data time between discovery rounds (clustering of unexplained spikes, split checks, merges)",
         "s",
@@ -410,7 +421,7 @@ class UnitsConfig:
         3600.0,
         advanced=True,
     )
-    discovery_min_spikes: int = param(
+    min_spikes: int = param(
         40,
         "spikes a cluster needs to become a unit: fewer finds units sooner, from noisier clusters",
         "",
@@ -418,7 +429,7 @@ class UnitsConfig:
         100000,
         advanced=True,
     )
-    discovery_min_spikes_large: int = param(
+    min_spikes_large: int = param(
         15,
         "spikes a cluster needs if its trough is at least `discovery_large_snr` noise SDs deep, so that "
         "large units are found sooner",
@@ -427,7 +438,7 @@ class UnitsConfig:
         100000,
         advanced=True,
     )
-    discovery_large_snr: float = param(
+    large_snr: float = param(
         8.0,
         "trough depth (noise SDs) from which `discovery_min_spikes_large` applies; 1000 = never",
         "",
@@ -435,7 +446,7 @@ class UnitsConfig:
         1000.0,
         advanced=True,
     )
-    discovery_min_new: int = param(
+    min_new: int = param(
         10,
         "new unexplained snippets that make a channel due for clustering again (once it holds `discovery_min_spikes`)",
         "",
@@ -443,10 +454,10 @@ class UnitsConfig:
         100000,
         advanced=True,
     )
-    discovery_max_snippets: int = param(
+    max_snippets: int = param(
         800, "unexplained snippets kept per channel for discovery (the latest)", "", 50, 1000000, advanced=True
     )
-    discovery_zones_per_round: int = param(
+    zones_per_round: int = param(
         12,
         "channels clustered per discovery round, those with the most new snippets first; bounds a round's cost",
         "",
@@ -477,6 +488,12 @@ class UnitsConfig:
         advanced=True,
     )
     pca_components: int = param(6, "principal components kept per snippet for clustering", "", 1, 64, advanced=True)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Each unit's features for the classifier, kept up to date as its spikes arrive."""
+
     acg_window_ms: int = param(
         100,
         "plain autocorrelogram kept per unit: lags 1 .. this in 1 ms bins (the classifier's 3D-ACG is "
@@ -484,14 +501,6 @@ class UnitsConfig:
         "ms",
         10,
         2000,
-        advanced=True,
-    )
-    table_interval_s: float = param(
-        1.0,
-        "the unit table (ZMQ topic `units`) is published when it changed, at most this often",
-        "s",
-        0.05,
-        3600.0,
         advanced=True,
     )
 
@@ -555,6 +564,14 @@ class PublishConfig:
         "ms",
         0.0,
         10000.0,
+    )
+    unit_table_interval_s: float = param(
+        1.0,
+        "the unit table (ZMQ topic `units`) is published when it changed, at most this often",
+        "s",
+        0.05,
+        3600.0,
+        advanced=True,
     )
 
 
@@ -651,7 +668,9 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
-    units: UnitsConfig = field(default_factory=UnitsConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -700,8 +719,79 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
     return value
 
 
+#: the keys of the former ``[units]`` section -> (section, key) they are now; files that use them still load
+LEGACY_UNITS_KEYS: dict[str, tuple[str, str]] = {
+    "templates": ("matching", "templates"),
+    "match_pre_ms": ("matching", "window_pre_ms"),
+    "match_post_ms": ("matching", "window_post_ms"),
+    "match_radius_um": ("matching", "radius_um"),
+    "candidate_radius_um": ("matching", "candidate_radius_um"),
+    "max_shift_samples": ("matching", "max_shift_samples"),
+    "subtract_post_ms": ("matching", "subtract_post_ms"),
+    "truncated_post_ms": ("matching", "truncated_post_ms"),
+    "pair_offset_ms": ("matching", "pair_offset_ms"),
+    "max_residual": ("matching", "max_residual"),
+    "min_explained": ("matching", "min_explained"),
+    "min_fit_explained": ("matching", "min_fit_explained"),
+    "amplitude_tolerance": ("matching", "amplitude_tolerance"),
+    "adapt_spikes": ("matching", "adapt_spikes"),
+    "adapt_given_templates": ("matching", "adapt_given_templates"),
+    "discovery": ("discovery", "enabled"),
+    "discovery_max_residual": ("discovery", "max_residual"),
+    "discovery_min_explained": ("discovery", "min_explained"),
+    "discovery_shape_spikes": ("discovery", "shape_spikes"),
+    "discovery_interval_s": ("discovery", "interval_s"),
+    "discovery_min_spikes": ("discovery", "min_spikes"),
+    "discovery_min_spikes_large": ("discovery", "min_spikes_large"),
+    "discovery_large_snr": ("discovery", "large_snr"),
+    "discovery_min_new": ("discovery", "min_new"),
+    "discovery_max_snippets": ("discovery", "max_snippets"),
+    "discovery_zones_per_round": ("discovery", "zones_per_round"),
+    "split_units": ("discovery", "split_units"),
+    "split_checks_per_round": ("discovery", "split_checks_per_round"),
+    "merge_similarity": ("discovery", "merge_similarity"),
+    "pca_components": ("discovery", "pca_components"),
+    "acg_window_ms": ("features", "acg_window_ms"),
+    "table_interval_s": ("publish", "unit_table_interval_s"),
+}
+
+
+def _from_legacy_units(data: dict[str, Any]) -> dict[str, Any]:
+    """``[units]`` (one section for matching, discovery, features and the unit table, as configs
+    written for rtclass 0.1 have it) moved to the sections of those stages: its keys are moved,
+    with a warning; a key given in both places is an error."""
+    if "units" not in data:
+        return data
+    units = data["units"]
+    if not isinstance(units, dict):
+        raise ConfigError(f"[units] must be a table of keys, got {units!r}")
+    out = {
+        name: dict(values) if isinstance(values, dict) else values for name, values in data.items() if name != "units"
+    }
+    for key, value in units.items():
+        if key not in LEGACY_UNITS_KEYS:
+            raise ConfigError(
+                f"unknown key {key!r} in [units] (a section of rtclass 0.1, now split: see docs/configuration.md)"
+            )
+        section, new_key = LEGACY_UNITS_KEYS[key]
+        target = out.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"[{section}] must be a table of keys, got {target!r}")
+        if new_key in target:
+            raise ConfigError(
+                f"[units] {key} and [{section}] {new_key} are the same setting; keep only [{section}] {new_key}"
+            )
+        target[new_key] = value
+    log.warning(
+        "[units] is split into [matching], [discovery], [features] and [publish]: its keys were moved "
+        "(see docs/configuration.md); write them in their new sections"
+    )
+    return out
+
+
 def from_dict(data: dict[str, Any]) -> Config:
     """Build and validate a Config from nested dicts (TOML layout); missing keys keep defaults."""
+    data = _from_legacy_units(data)
     sections = _section_types()
     unknown = set(data) - set(sections)
     if unknown:

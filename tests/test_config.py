@@ -89,5 +89,32 @@ def test_every_parameter_is_documented_and_everyday_or_advanced():
             assert isinstance(f.metadata["advanced"], bool)
             assert f"| `{section}.{f.name}` |" in tables
     everyday = tables.split("### Advanced settings", 1)[0]
-    for key in ("probe.geometry", "units.templates", "classify.model", "publish.zmq_address", "run.duration_s"):
+    for key in ("probe.geometry", "matching.templates", "classify.model", "publish.zmq_address", "run.duration_s"):
         assert f"| `{key}` |" in everyday
+
+
+def test_a_config_of_rtclass_0_1_with_a_units_section_still_loads(tmp_path, caplog):
+    old = tmp_path / "old.toml"
+    old.write_text(
+        '[units]\ntemplates = "ks/"\ndiscovery_interval_s = 1.5\nacg_window_ms = 50\ntable_interval_s = 2.0\n'
+    )
+    with caplog.at_level("WARNING"):
+        cfg = load_config(old)
+    assert cfg.matching.templates == "ks/" and cfg.discovery.interval_s == 1.5
+    assert cfg.features.acg_window_ms == 50 and cfg.publish.unit_table_interval_s == 2.0
+    assert "[units] is split" in caplog.text
+
+
+def test_a_setting_given_in_units_and_in_its_new_section_is_refused(tmp_path):
+    both = tmp_path / "both.toml"
+    both.write_text("[units]\ndiscovery_interval_s = 1.5\n[discovery]\ninterval_s = 2.0\n")
+    with pytest.raises(ConfigError, match=r"\[units\] discovery_interval_s and \[discovery\] interval_s"):
+        load_config(both)
+
+
+def test_every_key_of_the_former_units_section_has_a_home():
+    from rtclass.config import LEGACY_UNITS_KEYS
+
+    cfg = Config()
+    for old, (section, key) in LEGACY_UNITS_KEYS.items():
+        assert hasattr(getattr(cfg, section), key), old

@@ -9,6 +9,7 @@ simulator's ground truth.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 from dataclasses import replace
 from typing import Any
@@ -19,9 +20,10 @@ from rich.table import Table
 
 from rtclass.apps.liveview import LiveView
 from rtclass.config import Config, SimulateConfig, from_dict
-from rtclass.errors import InputError, PublishError
+from rtclass.errors import InputError, PublishError, StreamNotFoundError
 from rtclass.evaluation.scoring import SNR_FLOOR, filtered_template_peaks, score_detection, score_sorting
 from rtclass.ingest import make_source
+from rtclass.ingest.base import StreamInfo
 from rtclass.ingest.lsl import use_loopback_only
 from rtclass.ingest.replay import paced_send
 from rtclass.pipeline.live import Pipeline, compile_kernels, make_publishers
@@ -41,6 +43,8 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
 CONNECT_POLL_S = 0.5
 #: once the streaming child has ended, the run stops after this long without data
 DRAIN_AFTER_CHILD_S = 2.0
+#: how many times the demo looks for its child's stream (each for ``[source] resolve_timeout_s``)
+RESOLVE_ATTEMPTS = 3
 #: how often the parent checks that the streaming child is alive
 CHILD_POLL_S = 0.2
 #: SNR bands of the final report
@@ -64,10 +68,11 @@ def stream_simulation(sim_cfg: SimulateConfig, name: str, chunk_ms: float, stop,
     sim.synthesizer().read(1)  # compile the synthesis kernels while the parent compiles its own
     sender = LslRawSender(name, sim.n_channels, sim.fs, chunk)
     outlet_ready.set()
-    parent = mp.parent_process()
+    parent_pid = os.getppid()
     # the pipeline connects once its kernels are ready: wait as long as that takes, while the parent lives
     while not sender.wait_for_subscriber(CONNECT_POLL_S):
-        if stop.is_set() or (parent is not None and not parent.is_alive()):
+        if stop.is_set() or os.getppid() != parent_pid:  # asked to stop, or orphaned
+            sender.close(drain_s=0.0)
             return
     syn = sim.synthesizer()
     paced_send(syn.blocks(chunk), sender.send, sim.fs, 1.0, pylsl.local_clock, _EventAdapter(stop))
@@ -128,7 +133,7 @@ def run_demo(
         while not outlet_ready.wait(CHILD_POLL_S):  # the child renders and compiles its own kernels first
             if not child.is_alive():
                 raise InputError(_child_ended(child, 0.0, duration))
-        info = pipe.open()
+        info = _open_while_child_streams(pipe, child, announce)
         pipe.publishers = _publishers(cfg, console)
         watcher.start()
         with LiveView("rtclass live", console) as view:
@@ -155,6 +160,21 @@ def run_demo(
         write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs())
     _report(console, metrics, pipe, sim)
     return metrics
+
+
+def _open_while_child_streams(pipe: Pipeline, child, announce) -> StreamInfo:
+    """Open the pipeline on the child's stream. The child's outlet exists (it said so), so a
+    resolve that times out on a loaded machine is tried again as long as the child lives."""
+    attempt = 1
+    while True:
+        try:
+            return pipe.open()
+        except StreamNotFoundError as exc:
+            if not child.is_alive() or attempt == RESOLVE_ATTEMPTS:
+                state = "still running" if child.is_alive() else f"ended (exit code {child.exitcode})"
+                raise StreamNotFoundError(f"{exc} [the demo's streaming process: {state}]") from exc
+            announce(f"the demo's stream was not found yet (try {attempt} of {RESOLVE_ATTEMPTS}); looking again")
+            attempt += 1
 
 
 def _stop_when_child_ends(child, pipe: Pipeline, run_stop: threading.Event) -> None:

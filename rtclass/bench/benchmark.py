@@ -229,7 +229,7 @@ def detection_comparison(
     """rtclass's detection chain at several chunk sizes and SpikeInterface's, on the same data."""
     from rtclass.sim.recording import Simulation
 
-    cfg = Config().replace(units={"discovery": False})  # the detection chain alone
+    cfg = Config().replace(discovery={"enabled": False})  # the detection chain alone
     sim = Simulation(SimulateConfig(duration_s=seconds, seed=seed))
     data = sim.synthesizer().read(sim.n_samples)
     res: dict[str, Any] = {

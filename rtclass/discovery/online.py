@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtclass.config import UnitsConfig
+from rtclass.config import DiscoveryConfig, MatchingConfig
 from rtclass.discovery.clustering import cluster_snippets
 from rtclass.discovery.merging import (
     REFRACTORY_FROM_MS,
@@ -60,11 +60,13 @@ def centred_on_zone(template: np.ndarray, pre: int) -> bool:
     return bool(trough[0] < 0 and trough[0] <= trough.min())
 
 
-def _similar(a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank, cfg: UnitsConfig) -> bool:
+def _similar(
+    a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank, cfg: DiscoveryConfig, matching: MatchingConfig
+) -> bool:
     """Two new clusters (medians on their zones' channels, uV) are one unit: close zones, and ``b``
     seen as a template explains ``a`` as ``TemplateBank.same_unit`` would (same shape on the
     channels both cover, ``a`` fitted on ``b``'s zone channel as deep as ``b``)."""
-    if ca != cb and bank.distance_um(ca, cb) > cfg.candidate_radius_um:
+    if ca != cb and bank.distance_um(ca, cb) > matching.candidate_radius_um:
         return False
     depth_b = -float(b[bank.pre, 0])
     chans_b = bank.local_channels(cb)
@@ -76,9 +78,9 @@ def _similar(a: np.ndarray, ca: int, b: np.ndarray, cb: int, bank: TemplateBank,
         dense,
         chans_b,
         depth_b,
-        cfg.max_shift_samples,
+        matching.max_shift_samples,
         cfg.merge_similarity,
-        cfg.amplitude_tolerance,
+        matching.amplitude_tolerance,
     )
 
 
@@ -106,10 +108,18 @@ class OnlineDiscovery(Stage):
     (offline, tests), rounds run in place and the result depends only on the data.
     """
 
-    def __init__(self, cfg: UnitsConfig, bank: TemplateBank, sample_rate_hz: float, threaded: bool = False):
+    def __init__(
+        self,
+        cfg: DiscoveryConfig,
+        matching: MatchingConfig,
+        bank: TemplateBank,
+        sample_rate_hz: float,
+        threaded: bool = False,
+    ):
         self.cfg = cfg
+        self.matching = matching
         self.bank = bank
-        self.interval = max(1, int(round(cfg.discovery_interval_s * sample_rate_hz)))
+        self.interval = max(1, int(round(cfg.interval_s * sample_rate_hz)))
         self.store: dict[int, deque] = {}
         self.new: dict[int, int] = {}
         # each unit's recently assigned snippets (on its wide channels), for split checks
@@ -127,7 +137,7 @@ class OnlineDiscovery(Stage):
         self._parted: set[frozenset[int]] = set()  # unit-id pairs a split separated: never merged
         self._serial = 0
         self._inv_var = np.ones(bank.probe.n_channels, np.float32)
-        self._split_snippets = min(cfg.discovery_max_snippets, SPLIT_SNIPPETS)
+        self._split_snippets = min(cfg.max_snippets, SPLIT_SNIPPETS)
         #: each unit's latest spikes, for the refractory test of units with similar shapes
         self.trains = RecentTrains()
         self._refractory_lags = (
@@ -135,7 +145,7 @@ class OnlineDiscovery(Stage):
             ms_to_samples(REFRACTORY_MS, sample_rate_hz),
         )
         #: the fewest members any cluster may have (large units' clusters)
-        self._min_members = min(cfg.discovery_min_spikes, cfg.discovery_min_spikes_large)
+        self._min_members = min(cfg.min_spikes, cfg.min_spikes_large)
         self.threaded = threaded
         self._job: threading.Thread | None = None
         self._results: list | None = None
@@ -168,7 +178,7 @@ class OnlineDiscovery(Stage):
         for _sample, channel, snip in snippets:
             zone = self.store.get(channel)
             if zone is None:
-                zone = self.store[channel] = deque(maxlen=self.cfg.discovery_max_snippets)
+                zone = self.store[channel] = deque(maxlen=self.cfg.max_snippets)
             self._serial += 1
             zone.append((self._serial, snip))
             self.new[channel] = self.new.get(channel, 0) + 1
@@ -214,19 +224,17 @@ class OnlineDiscovery(Stage):
         self.rounds += 1
         c = self.cfg
         due = sorted(
-            (n, ch)
-            for ch, n in self.new.items()
-            if n >= c.discovery_min_new and len(self.store[ch]) >= self._min_members
+            (n, ch) for ch, n in self.new.items() if n >= c.min_new and len(self.store[ch]) >= self._min_members
         )
         out = []
-        for _, channel in reversed(due[-c.discovery_zones_per_round :]):
+        for _, channel in reversed(due[-c.zones_per_round :]):
             out.append(("zone", channel, list(self.store[channel])))
             self.new[channel] = 0
         if c.split_units:
             ready = sorted(
                 (self.unit_checked.get(uid, -1), uid)
                 for uid, n in self.unit_new.items()
-                if n >= c.discovery_min_spikes and len(self.unit_store[uid]) >= 2 * c.discovery_min_spikes
+                if n >= c.min_spikes and len(self.unit_store[uid]) >= 2 * c.min_spikes
             )
             for _, uid in ready[: c.split_checks_per_round]:
                 out.append(("unit", uid, list(self.unit_store[uid])))
@@ -252,13 +260,18 @@ class OnlineDiscovery(Stage):
         for (kind, key, items), job_clusters in zip(due, found):
             if kind == "unit":
                 if key in bank.index and bank.active[bank.index[key]]:
-                    job_clusters = [(t, m) for t, m in job_clusters if m.sum() >= c.discovery_min_spikes]
+                    job_clusters = [(t, m) for t, m in job_clusters if m.sum() >= c.min_spikes]
                     out.append(
                         (
                             "unit",
                             key,
                             plan_split(
-                                job_clusters, key, bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance
+                                job_clusters,
+                                key,
+                                bank,
+                                self._inv_var,
+                                self.matching.max_shift_samples,
+                                self.matching.amplitude_tolerance,
                             ),
                         )
                     )
@@ -268,20 +281,29 @@ class OnlineDiscovery(Stage):
             for template, members in job_clusters:
                 if not centred_on_zone(template, bank.pre) or not self._enough(template, ch, int(members.sum())):
                     continue
-                known = bank.same_unit(template, ch, c.max_shift_samples, c.merge_similarity, c.amplitude_tolerance)
-                known = known or any(_similar(template, ch, t, tc, bank, c) for t, tc in accepted)
+                known = bank.same_unit(
+                    template, ch, self.matching.max_shift_samples, c.merge_similarity, self.matching.amplitude_tolerance
+                )
+                known = known or any(_similar(template, ch, t, tc, bank, c, self.matching) for t, tc in accepted)
                 if not known:
                     accepted.append((template, ch))
                 clusters.append((template, int(members.sum()), not known))
                 used.update(i for i, m in zip(ids, members.tolist()) if m)
             out.append(("zone", ch, (used, clusters)))
-        merges = duplicates(bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance, set(self._parted))
+        merges = duplicates(
+            bank, self._inv_var, self.matching.max_shift_samples, self.matching.amplitude_tolerance, set(self._parted)
+        )
         out.extend(("merge", drop, keep) for drop, keep in merges)
         if self.rounds % REFRACTORY_TEST_ROUNDS == 1:  # the first round, and every REFRACTORY_TEST_ROUNDS
             # units of similar shapes whose spikes respect one refractory period are one neuron
             taken = {u for pair in merges for u in pair}
             similar = similar_pairs(
-                bank, self._inv_var, c.max_shift_samples, c.amplitude_tolerance, c.candidate_radius_um, taken
+                bank,
+                self._inv_var,
+                self.matching.max_shift_samples,
+                self.matching.amplitude_tolerance,
+                self.matching.candidate_radius_um,
+                taken,
             )
             out.extend(
                 ("merge", drop, keep) for drop, keep in refractory_merges(similar, self.trains, *self._refractory_lags)
@@ -293,10 +315,10 @@ class OnlineDiscovery(Stage):
         ``discovery_min_spikes_large`` if its trough on the zone channel is at least
         ``discovery_large_snr`` noise SDs deep."""
         c = self.cfg
-        if n_members >= c.discovery_min_spikes:
+        if n_members >= c.min_spikes:
             return True
         snr = -float(template[self.bank.pre, 0]) * float(np.sqrt(self._inv_var[channel]))
-        return n_members >= c.discovery_min_spikes_large and snr >= c.discovery_large_snr
+        return n_members >= c.min_spikes_large and snr >= c.large_snr
 
     def _start_round(self) -> None:
         due = self._due()

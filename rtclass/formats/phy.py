@@ -18,7 +18,7 @@ import numpy as np
 
 from rtclass.errors import InputError
 
-log = logging.getLogger("rtclass.units")
+log = logging.getLogger("rtclass.formats.phy")
 
 #: C4's raw waveform window: samples either side of the spike
 WAVE_HALF = 60

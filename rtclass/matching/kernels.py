@@ -59,7 +59,7 @@ BankArrays = namedtuple(
     "BankArrays",
     ["candidates", "local", "waves", "channels", "norm2", "amp", "amp_n", "matched", "long_waves", "long_n", "overlap"],
 )
-#: the matcher's settings, in samples and residual units (see ``UnitsConfig``)
+#: the matcher's settings, in samples and residual units (see ``MatchingConfig``)
 MatchSettings = namedtuple(
     "MatchSettings",
     [

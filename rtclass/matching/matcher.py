@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtclass.config import UnitsConfig
+from rtclass.config import DiscoveryConfig, MatchingConfig
 from rtclass.dsp.detection import PEAK_DTYPE
 from rtclass.matching.kernels import (
     N_COUNTERS,
@@ -84,11 +84,19 @@ class TemplateMatcher(Stage):
     """
 
     def __init__(
-        self, cfg: UnitsConfig, bank: TemplateBank, sweep: int, sample_rate_hz: float, discovering: bool = False
+        self,
+        cfg: MatchingConfig,
+        bank: TemplateBank,
+        sweep: int,
+        sample_rate_hz: float,
+        discovery: DiscoveryConfig | None = None,
     ):
+        """``discovery``: units are being discovered online (its stricter acceptance bounds apply,
+        and the snippets it needs are returned)."""
         self.cfg = cfg
-        self.max_residual = cfg.discovery_max_residual if discovering else cfg.max_residual
-        self.min_explained = cfg.discovery_min_explained if discovering else cfg.min_explained
+        discovering = discovery is not None
+        self.max_residual = discovery.max_residual if discovering else cfg.max_residual
+        self.min_explained = discovery.min_explained if discovering else cfg.min_explained
         self.bank = bank
         self.max_shift = cfg.max_shift_samples
         self.post = bank.width - bank.pre
@@ -124,7 +132,7 @@ class TemplateMatcher(Stage):
         #: a template's shape follows its unit's first this many matched spikes (then only its
         #: typical amplitude is learnt): discovered units' for ``discovery_shape_spikes``, given
         #: templates' never, or always with ``adapt_given_templates``
-        self.shape_spikes = cfg.discovery_shape_spikes if discovering else (ALWAYS if cfg.adapt_given_templates else 0)
+        self.shape_spikes = discovery.shape_spikes if discovering else (ALWAYS if cfg.adapt_given_templates else 0)
         #: what the kernels are given (frozen: built from the config section and the bank)
         self.settings = MatchSettings(
             pre=int(bank.pre),
@@ -138,7 +146,7 @@ class TemplateMatcher(Stage):
             adapt_spikes=int(cfg.adapt_spikes),
             shape_spikes=int(self.shape_spikes),
         )
-        self.collect_assigned = discovering and cfg.split_units
+        self.collect_assigned = discovering and discovery.split_units
 
     def _weights(self, noise_sd: np.ndarray, noise_from: int) -> None:
         """Channel weights (inverse noise variance) per noise epoch: a peak is weighted with the

@@ -48,14 +48,18 @@ class DetectionChain:
         self.bank = bank
         self.matcher: TemplateMatcher | None = None
         self.discovery: OnlineDiscovery | None = None
-        if bank is None and cfg.units.discovery:
+        if bank is None and cfg.discovery.enabled:
             self.bank = bank = new_bank(cfg, probe, sample_rate_hz)
-            self.discovery = OnlineDiscovery(cfg.units, bank, sample_rate_hz, threaded=live)
+            self.discovery = OnlineDiscovery(cfg.discovery, cfg.matching, bank, sample_rate_hz, threaded=live)
         sweep = ms_to_samples(cfg.detect.exclude_sweep_ms, sample_rate_hz)
         self.features: UnitFeatures | None = None
         if bank is not None:
             self.matcher = TemplateMatcher(
-                cfg.units, bank, sweep, sample_rate_hz, discovering=self.discovery is not None
+                cfg.matching,
+                bank,
+                sweep,
+                sample_rate_hz,
+                discovery=cfg.discovery if self.discovery is not None else None,
             )
         self.detector = ThresholdDetector(
             cfg.detect,
@@ -70,7 +74,7 @@ class DetectionChain:
         self.decision_lag = sum(stage.decision_latency_samples for stage in self.stages)
         if self.matcher is not None:
             self.features = UnitFeatures(
-                n, sample_rate_hz, cfg.units.acg_window_ms, bank.k, decision_lag=self.decision_lag
+                n, sample_rate_hz, cfg.features.acg_window_ms, bank.k, decision_lag=self.decision_lag
             )
         self.times_s = [0.0] * len(self.STAGES)
         self._feature_work: list[tuple[np.ndarray, np.ndarray, int]] = []  # (spikes, raw block, its first sample)
@@ -169,11 +173,11 @@ class DetectionChain:
 
 
 def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:
-    u = cfg.units
-    pre = ms_to_samples(u.match_pre_ms, sample_rate_hz)
-    width = pre + ms_to_samples(u.match_post_ms, sample_rate_hz)
+    u = cfg.matching
+    pre = ms_to_samples(u.window_pre_ms, sample_rate_hz)
+    width = pre + ms_to_samples(u.window_post_ms, sample_rate_hz)
     long_post = ms_to_samples(u.subtract_post_ms, sample_rate_hz)
-    return TemplateBank(probe, width, pre, u.match_radius_um, u.candidate_radius_um, long_post)
+    return TemplateBank(probe, width, pre, u.radius_um, u.candidate_radius_um, long_post)
 
 
 def bank_from_templates(
@@ -190,7 +194,7 @@ def bank_from_templates(
         bandpassed_templates(templates, sos),
         unit_ids,
         templates.shape[1] // 2,
-        weight=cfg.units.adapt_spikes,
+        weight=cfg.matching.adapt_spikes,
         in_uv=in_uv,
     )
     return bank

@@ -122,7 +122,7 @@ class Pipeline:
         probe: Probe | None = None,
         bank: TemplateBank | None = None,
     ):
-        """``bank``: known templates (else ``[units] templates`` names a phy folder to load, or
+        """``bank``: known templates (else ``[matching] templates`` names a phy folder to load, or
         units are discovered online)."""
         self.cfg = cfg
         self.source = source
@@ -172,10 +172,10 @@ class Pipeline:
         if self._probe.n_channels != info.n_channels:
             raise InputError(f"probe geometry has {self._probe.n_channels} channels, the stream {info.n_channels}")
         bank = self._bank
-        if bank is None and cfg.units.templates:
-            dense, ids = read_phy_templates(cfg.units.templates, info.n_channels)
+        if bank is None and cfg.matching.templates:
+            dense, ids = read_phy_templates(cfg.matching.templates, info.n_channels)
             bank = bank_from_templates(cfg, self._probe, info.sample_rate_hz, dense, ids, in_uv=False)
-            log.info("loaded %d templates of %d units from %s", bank.n, np.unique(ids).size, cfg.units.templates)
+            log.info("loaded %d templates of %d units from %s", bank.n, np.unique(ids).size, cfg.matching.templates)
         live = not isinstance(self.source, FileSource) or cfg.source.speed > 0
         self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz, bank, live=live and self.live)
         self.labeler = self._make_labeler()
@@ -293,7 +293,7 @@ class Pipeline:
         payload = self.table.to_json(now_sample)
         for pub in self.publishers:
             pub.publish_units(payload)
-        self._table_sent, self._table_due = state, now + self.cfg.units.table_interval_s
+        self._table_sent, self._table_due = state, now + self.cfg.publish.unit_table_interval_s
 
     def run(
         self,

@@ -41,7 +41,7 @@ def _bank(templates):
 
 def _duplicates(cfg, bank, parted=frozenset()):
     inv_var = np.full(bank.probe.n_channels, 1 / NOISE_UV**2, np.float32)
-    return duplicates(bank, inv_var, cfg.units.max_shift_samples, cfg.units.amplitude_tolerance, set(parted))
+    return duplicates(bank, inv_var, cfg.matching.max_shift_samples, cfg.matching.amplitude_tolerance, set(parted))
 
 
 def test_a_unit_found_twice_is_merged_into_the_one_with_more_spikes(templates):
@@ -59,7 +59,7 @@ def test_a_unit_found_twice_is_merged_into_the_one_with_more_spikes(templates):
     rows = {r["id"]: r for r in UnitTable(bank, 30000.0).rows(0)}
     assert rows[second]["merged_into"] == first and rows[first]["merged_into"] is None  # subscribers see it
     assert bank.same_unit(
-        wave, peak, cfg.units.max_shift_samples, cfg.units.merge_similarity, cfg.units.amplitude_tolerance
+        wave, peak, cfg.matching.max_shift_samples, cfg.discovery.merge_similarity, cfg.matching.amplitude_tolerance
     )  # the kept unit still explains it
 
 
@@ -87,7 +87,7 @@ def test_units_a_split_parted_are_not_merged_again(templates):
 def _round(cfg, bank, parted=(), spikes=None):
     """One unthreaded discovery round with nothing to cluster: only the merge checks run (on the
     decided ``spikes`` (samples, unit ids) given)."""
-    disc = OnlineDiscovery(cfg.units, bank, 30000.0)
+    disc = OnlineDiscovery(cfg.discovery, cfg.matching, bank, 30000.0)
     disc._parted.update(frozenset(p) for p in parted)
     if spikes is not None:
         disc.add_spikes(*spikes)

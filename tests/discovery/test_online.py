@@ -28,7 +28,7 @@ def _units_found(filtered, depth_uv: float, n_spikes: int, cfg: Config | None = 
     cfg = Config() if cfg is None else cfg
     sim, templates = filtered
     bank = new_bank(cfg, sim.probe, sim.fs)
-    disc = OnlineDiscovery(cfg.units, bank, sim.fs)
+    disc = OnlineDiscovery(cfg.discovery, cfg.matching, bank, sim.fs)
     u = 26  # an MFB (large, isolated in seed 7)
     peak = int((-templates[u].min(0)).argmax())
     start = int(templates[u][:, peak].argmin()) - bank.pre
@@ -42,13 +42,13 @@ def _units_found(filtered, depth_uv: float, n_spikes: int, cfg: Config | None = 
 
 
 def test_a_large_unit_needs_fewer_spikes_than_a_small_one(filtered):
-    u = Config().units
-    assert u.discovery_min_spikes_large <= 25 < u.discovery_min_spikes and u.discovery_large_snr <= 15
+    u = Config().discovery
+    assert u.min_spikes_large <= 25 < u.min_spikes and u.large_snr <= 15
     large, small = 15 * NOISE_UV, 6 * NOISE_UV
     assert _units_found(filtered, large, 25) == 1
     assert _units_found(filtered, small, 25) == 0  # too few spikes for its size ...
-    assert _units_found(filtered, small, u.discovery_min_spikes + 5) == 1  # ... until it has enough
-    every_unit_alike = Config().replace(units={"discovery_large_snr": 1000.0})
+    assert _units_found(filtered, small, u.min_spikes + 5) == 1  # ... until it has enough
+    every_unit_alike = Config().replace(discovery={"large_snr": 1000.0})
     assert _units_found(filtered, large, 25, every_unit_alike) == 0
 
 

@@ -50,7 +50,7 @@ def test_a_unit_holding_two_close_units_is_split_at_the_other_ones_peak(setup):
     ]
     inv_var = np.full(bank.probe.n_channels, 1 / NOISE_UV**2, np.float32)
     kept, n_kept, new = plan_split(
-        clusters, uid, bank, inv_var, cfg.units.max_shift_samples, cfg.units.amplitude_tolerance
+        clusters, uid, bank, inv_var, cfg.matching.max_shift_samples, cfg.matching.amplitude_tolerance
     )
     assert kept is not None and n_kept == 180  # the unit keeps B (what it mostly was)
     assert np.allclose(kept, clusters[1][0][:, [list(wide).index(c) for c in local]])
@@ -69,10 +69,15 @@ def test_clusters_that_differ_by_size_jitter_or_noise_do_not_split_a_unit(setup)
     for scale in (0.9, 1.1):  # ISO-SPLIT cut one unit's amplitude spread in two
         clusters = [(base * s + _median_noise(rng, base.shape, 100), np.ones(100, bool)) for s in (1.0, scale)]
         kept, _, new = plan_split(
-            clusters, uid, bank, inv_var, cfg.units.max_shift_samples, cfg.units.amplitude_tolerance
+            clusters, uid, bank, inv_var, cfg.matching.max_shift_samples, cfg.matching.amplitude_tolerance
         )
         assert kept is None and new == []
     # one cluster: nothing to split
     assert plan_split(
-        [(base, np.ones(100, bool))], uid, bank, inv_var, cfg.units.max_shift_samples, cfg.units.amplitude_tolerance
+        [(base, np.ones(100, bool))],
+        uid,
+        bank,
+        inv_var,
+        cfg.matching.max_shift_samples,
+        cfg.matching.amplitude_tolerance,
     ) == (None, 0, [])

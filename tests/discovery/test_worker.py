@@ -62,10 +62,10 @@ def test_a_child_dying_mid_request_is_a_clear_error_then_a_new_one_starts(proces
 
 
 def test_live_discovery_clusters_in_the_background_and_promotes_units():
-    cfg = Config().units
+    cfg = Config()
     bank = TemplateBank(neuropixels("np1"), 60, PRE, 60.0, 80.0)
     chans = bank.local_channels(100).size
-    disc = OnlineDiscovery(cfg, bank, 30000.0, threaded=True)
+    disc = OnlineDiscovery(cfg.discovery, cfg.matching, bank, 30000.0, threaded=True)
     try:
         snips = _zone(4)
         wide = np.zeros((snips.shape[0], 60, chans), np.float32)

@@ -65,7 +65,7 @@ def test_params_are_read_as_literals_and_never_executed(tmp_path, caplog):
         "dat_path = ['raw.bin']\nn_channels_dat = 385\ndtype = 'int16'\noffset = 0\nsample_rate = 30000.0\n"
         f"hp_filtered = False\nimport os\nevil = os.system('touch {marker}')\nx, y = 1, 2\n"
     )
-    with caplog.at_level(logging.WARNING, logger="rtclass.units"):
+    with caplog.at_level(logging.WARNING, logger="rtclass.formats.phy"):
         params = read_params(path)
     assert params == {
         "dat_path": ["raw.bin"],
@@ -115,7 +115,7 @@ def test_the_raw_binary_named_in_params_is_memory_mapped(tmp_path):
 def test_no_raw_binary_is_none_with_a_reason(tmp_path, caplog):
     assert open_raw(open_phy_folder(_folder(tmp_path, [1], [0], "n_channels_dat = 4\n", name="a"))) is None
     assert open_raw(open_phy_folder(_folder(tmp_path, [1], [0], "dat_path = []\n", name="b"))) is None
-    with caplog.at_level(logging.WARNING, logger="rtclass.units"):
+    with caplog.at_level(logging.WARNING, logger="rtclass.formats.phy"):
         missing = _folder(tmp_path, [1], [0], "dat_path = 'gone.bin'\nn_channels_dat = 4\n", name="c")
         assert open_raw(open_phy_folder(missing)) is None
     assert "gone.bin" in caplog.text and "does not exist" in caplog.text

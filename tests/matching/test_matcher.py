@@ -24,7 +24,7 @@ def _run(cfg, sim, data, bank, cuts):
 def test_given_template_shapes_stay_fixed_unless_asked_and_amplitudes_are_learnt(sim, sim_data):
     x = sim_data[: 4 * 30000]
     for adapt in (False, True):
-        cfg = Config().replace(units={"adapt_given_templates": adapt})
+        cfg = Config().replace(matching={"adapt_given_templates": adapt})
         bank = _true_bank(cfg, sim)
         before_waves, before_amp = bank.waves[: bank.n].copy(), bank.amp[: bank.n].copy()
         _run(cfg, sim, x, bank, [x.shape[0]])
@@ -38,7 +38,7 @@ def test_a_template_shape_follows_only_its_units_first_spikes(sim, sim_data):
     """Discovered units' shapes settle after ``discovery_shape_spikes`` spikes (here set on a
     matcher over the true templates, which start with ``start`` spikes' weight): later spikes move
     only the typical amplitude."""
-    cfg = Config().replace(units={"adapt_given_templates": True})
+    cfg = Config().replace(matching={"adapt_given_templates": True})
     chain = DetectionChain(cfg, sim.probe, sim.fs, _true_bank(cfg, sim))
     bank = chain.bank
     start = int(bank.matched[: bank.n].max())
@@ -113,7 +113,7 @@ def test_a_phy_folder_in_gives_its_cluster_ids_out(recording, tmp_path):
     cfg = Config().replace(
         source={"speed": 0.0},
         publish={"zmq": False, "lsl": False},
-        units={"templates": str(folder)},
+        matching={"templates": str(folder)},
         run={"save_raw": True},
     )
     out = tmp_path / "run"
@@ -189,7 +189,7 @@ def _right_when_overlapped(cfg, sim, data, before_ms=1.0, after_ms=0.0, at_least
 def test_spikes_right_after_another_units_spike_are_matched_on_what_it_leaves(sim, sim_data):
     """A spike that starts while a neighbour's is still decaying: the neighbour's long template
     (learnt live) is subtracted first, so the second spike still gets its unit."""
-    off = _right_when_overlapped(Config().replace(units={"subtract_post_ms": 0.0}), sim, sim_data)
+    off = _right_when_overlapped(Config().replace(matching={"subtract_post_ms": 0.0}), sim, sim_data)
     on = _right_when_overlapped(Config(), sim, sim_data)
     assert on[0] >= 0.9 and on[0] >= off[0] + 0.05  # measured: 0.86 -> 0.94
     assert on[1] >= off[1] - 0.01  # and nothing lost elsewhere
@@ -237,12 +237,12 @@ def test_two_spikes_at_once_are_both_found(sim, sim_data):
     near = np.linalg.norm(pos - pos[peak[a]], axis=1) <= 100
 
     def both_found(pair_offset_ms):
-        cfg = Config().replace(units={"pair_offset_ms": pair_offset_ms})
+        cfg = Config().replace(matching={"pair_offset_ms": pair_offset_ms})
         out, _ = _run(cfg, sim, data, _true_bank(cfg, sim), range(300, data.shape[0] + 300, 300))
         # in sample order, but for the other spike of a pair (at most the pair offset and the
         # alignment search before the previous record); each unit's spikes in order
         assert np.diff(out["sample"]).min() >= -(
-            round(pair_offset_ms * sim.fs / 1000) + 2 * cfg.units.max_shift_samples
+            round(pair_offset_ms * sim.fs / 1000) + 2 * cfg.matching.max_shift_samples
         )
         assert all(np.all(np.diff(out["sample"][out["unit"] == u]) > 0) for u in (a, b))
         got = [out["unit"][(np.abs(out["sample"] - t) <= 2 * lag) & near[out["channel"]]] for t in times]

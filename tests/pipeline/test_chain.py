@@ -84,7 +84,7 @@ def test_true_templates_give_the_same_spikes_and_features_in_any_chunking(sim, d
 
 
 def test_without_units_every_spike_is_unassigned_and_chunking_changes_nothing(sim, data):
-    cfg = Config().replace(units={"discovery": False})
+    cfg = Config().replace(discovery={"enabled": False})
     runs = {name: _run(cfg, sim, data, None, cuts) for name, cuts in _chunkings(data.shape[0]).items()}
     want, _, chain = runs.pop("one chunk")
     assert chain.matcher is None and chain.features is None and chain.bank is None
@@ -134,7 +134,7 @@ def test_a_chunk_larger_than_a_block_is_the_same_as_blocks(sim, data):
 
 
 def test_nonfinite_samples_are_repaired_and_the_chain_goes_on(sim, data):
-    cfg = Config().replace(units={"discovery": False})
+    cfg = Config().replace(discovery={"enabled": False})
     x = data[:30000].copy()
     x[20000:20010, 5] = np.nan
     x[25000, :3] = np.inf
@@ -165,7 +165,7 @@ def test_a_bank_of_known_templates_keeps_their_ids_and_peak_channels(sim):
 
 
 def test_new_bank_has_the_configured_window(sim):
-    cfg = Config().replace(units={"match_pre_ms": 0.5, "match_post_ms": 1.0, "subtract_post_ms": 2.0})
+    cfg = Config().replace(matching={"window_pre_ms": 0.5, "window_post_ms": 1.0, "subtract_post_ms": 2.0})
     bank = new_bank(cfg, sim.probe, sim.fs)
     assert (bank.pre, bank.width, bank.long_post) == (15, 45, 60)
     assert bank.n == 0
