@@ -42,6 +42,7 @@ from rtclass.features.c4 import (
     preprocess_waveform,
 )
 from rtclass.matching.templates import MAX_UNIT_ID
+from rtclass.stage import Stage
 
 #: a unit's spike-train state, one row per unit index: the ring of recent spike bins and its
 #: sequence bookkeeping (n_seq, seq0, next_ref), the exact pair store of its first spikes
@@ -388,8 +389,12 @@ def _exact_rows(rates, used, bits, tail, qs, n_lags, rows, n_ref):
                 w ^= low
 
 
-class UnitFeatures:
-    """Per-unit feature state for units identified by integer ids (any order of arrival)."""
+class UnitFeatures(Stage):
+    """Per-unit feature state (3D-ACG and mean waveform) for units identified by integer ids (any
+    order of arrival). As a stage it takes each block's decided spikes with that block's raw data
+    (``process``); a spike's waveform is final ``WAVE_POST`` samples after it, and the raw ring keeps
+    the look-back its pending snippets need. It is off the decision path: spikes are published
+    before their features are updated."""
 
     def __init__(
         self,
@@ -414,6 +419,8 @@ class UnitFeatures:
         self._alloc(INITIAL_UNITS)
         # ring of the latest raw samples (enough for a snippet of any pending spike)
         need = RAW_PIECE + WAVE_PRE + WAVE_POST + decision_lag
+        self.lookback_samples = WAVE_PRE + WAVE_POST + decision_lag
+        self.decision_latency_samples = WAVE_POST
         self._raw = np.zeros((1 << (need - 1).bit_length(), n_channels), np.float32)
         # (sample, unit index) of spikes waiting for WAVE_POST samples: a FIFO ring, head/tail counts
         self._pending = np.zeros((PENDING_SPIKES, 2), np.int64)
@@ -486,6 +493,12 @@ class UnitFeatures:
         return sum(getattr(self, a).nbytes for a in arrays) // self.capacity
 
     # ----------------------------------------------------------------------------- updates
+    def process(self, spikes: np.ndarray, channels_of, raw: np.ndarray, raw_first: int) -> None:
+        """A block's decided spikes (records with ``sample`` and ``unit`` fields, unit < 0 ignored)
+        and the raw block ``[n, C]`` (not filtered) that starts at ``raw_first``; ``channels_of(unit
+        id)`` gives a new unit's waveform channels. The state is read with ``acg3d`` / ``waveform``."""
+        self.update(spikes["sample"], spikes["unit"], channels_of, raw, raw_first)
+
     def update(
         self, samples: np.ndarray, units: np.ndarray, channels_of, raw: np.ndarray | None = None, raw_first: int = 0
     ) -> None:

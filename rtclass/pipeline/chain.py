@@ -167,7 +167,7 @@ class DetectionChain:
         """Feed the spikes decided since the last call (and their raw blocks) to the UnitFeatures."""
         t0 = time.perf_counter()
         for spikes, block, first in self._feature_work:
-            self.features.update(spikes["sample"], spikes["unit"], self.bank.channels_for, block, first)
+            self.features.process(spikes, self.bank.channels_for, block, first)
         self._feature_work.clear()
         self.times_s[4] += time.perf_counter() - t0
 

@@ -123,3 +123,28 @@ def test_snippets_across_a_gap_or_a_restart_are_skipped():
     assert bank.wave_n[0] == 1 and bank._pending_ht[0] == bank._pending_ht[1]  # nothing left waiting forever
     bank.update(np.array([450]), np.zeros(1, int), lambda u: np.arange(4), 5 * raw, 300)
     assert bank.wave_n[0] == 2  # and the stream goes on
+
+
+def test_as_a_stage_it_takes_the_chains_decided_spike_records():
+    """``process`` (the chain's call: decided spike records and the raw block) gives the same
+    features as feeding the arrays, and the stage declares when a spike's waveform is final."""
+    from rtclass.features.unit_features import WAVE_POST, WAVE_PRE
+    from rtclass.matching.matcher import ASSIGNED_DTYPE
+
+    rng = np.random.default_rng(3)
+    n = 30000
+    raw = rng.normal(0, 5, (n, 4)).astype(np.float32)
+    times = np.sort(rng.choice(np.arange(200, n - 200), 300, replace=False))
+    units = rng.integers(0, 2, times.size)
+    by_records, by_arrays = UnitFeatures(4, 30000.0, 100, 4), UnitFeatures(4, 30000.0, 100, 4)
+    for a in range(0, n, 300):
+        sel = (times >= a) & (times < a + 300)
+        records = np.zeros(sel.sum(), ASSIGNED_DTYPE)
+        records["sample"], records["unit"] = times[sel], units[sel]
+        by_records.process(records, lambda u: np.arange(4), raw[a : a + 300], a)
+        by_arrays.update(times[sel], units[sel], lambda u: np.arange(4), raw[a : a + 300], a)
+    for u in (0, 1):
+        assert np.array_equal(by_records.acg3d(u), by_arrays.acg3d(u))
+        assert np.array_equal(by_records.waveform(u), by_arrays.waveform(u))
+    assert by_records.decision_latency_samples == WAVE_POST
+    assert by_records.lookback_samples >= WAVE_PRE + WAVE_POST
