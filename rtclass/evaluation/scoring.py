@@ -76,6 +76,35 @@ class DetectionScore:
         }
 
 
+def _match_in_time_order(
+    det_samples,
+    det_channels,
+    gt_samples,
+    gt_units,
+    unit_peak_channels,
+    positions_um,
+    sample_rate_hz,
+    tolerance_ms,
+    radius_um,
+):
+    """The greedy matching of ``score_detection`` on time-sorted copies: (ground-truth order,
+    detection order, the detection (in that order) matched to each ground-truth spike or -1,
+    whether each detection matched)."""
+    d = positions_um[:, None, :] - positions_um[None, :, :]
+    near = np.sqrt((d**2).sum(-1)) <= radius_um
+    go = np.argsort(gt_samples, kind="stable")
+    do = np.argsort(det_samples, kind="stable")
+    gt_match, det_hit = _greedy_match(
+        gt_samples[go].astype(np.int64),
+        unit_peak_channels[gt_units[go]].astype(np.int64),
+        det_samples[do].astype(np.int64),
+        det_channels[do].astype(np.int64),
+        near,
+        ms_to_samples(tolerance_ms, sample_rate_hz),
+    )
+    return go, do, gt_match, det_hit
+
+
 def match_detections(
     det_samples,
     det_channels,
@@ -89,18 +118,16 @@ def match_detections(
 ) -> np.ndarray:
     """Index of the detection matched to each ground-truth spike (-1: missed), by the rule of
     ``score_detection``; inputs in any order."""
-    d = positions_um[:, None, :] - positions_um[None, :, :]
-    near = np.sqrt((d**2).sum(-1)) <= radius_um
-    go = np.argsort(gt_samples, kind="stable")
-    do = np.argsort(det_samples, kind="stable")
-    tol = ms_to_samples(tolerance_ms, sample_rate_hz)
-    m, _ = _greedy_match(
-        gt_samples[go].astype(np.int64),
-        unit_peak_channels[gt_units[go]].astype(np.int64),
-        det_samples[do].astype(np.int64),
-        det_channels[do].astype(np.int64),
-        near,
-        tol,
+    go, do, m, _ = _match_in_time_order(
+        det_samples,
+        det_channels,
+        gt_samples,
+        gt_units,
+        unit_peak_channels,
+        positions_um,
+        sample_rate_hz,
+        tolerance_ms,
+        radius_um,
     )
     out = np.full(gt_samples.size, -1, np.int64)
     out[go] = np.where(m >= 0, do[np.maximum(m, 0)], -1)
@@ -119,18 +146,16 @@ def score_detection(
     tolerance_ms: float = DEFAULT_TOLERANCE_MS,
     radius_um: float = DEFAULT_RADIUS_UM,
 ) -> DetectionScore:
-    d = positions_um[:, None, :] - positions_um[None, :, :]
-    near = np.sqrt((d**2).sum(-1)) <= radius_um
-    go = np.argsort(gt_samples, kind="stable")
-    do = np.argsort(det_samples, kind="stable")
-    tol = ms_to_samples(tolerance_ms, sample_rate_hz)
-    gt_match, det_hit = _greedy_match(
-        gt_samples[go].astype(np.int64),
-        unit_peak_channels[gt_units[go]].astype(np.int64),
-        det_samples[do].astype(np.int64),
-        det_channels[do].astype(np.int64),
-        near,
-        tol,
+    go, _, gt_match, det_hit = _match_in_time_order(
+        det_samples,
+        det_channels,
+        gt_samples,
+        gt_units,
+        unit_peak_channels,
+        positions_um,
+        sample_rate_hz,
+        tolerance_ms,
+        radius_um,
     )
     n_units = unit_peak_channels.size
     found = np.bincount(gt_units[go], weights=gt_match >= 0, minlength=n_units)
