@@ -34,6 +34,10 @@ class SourceStats:
     gaps: int = 0
     chunks: int = 0
     malformed: int = 0
+    #: times the stream started again (its sample index went back); each new segment continues the
+    #: run's timeline, from the samples listed in ``segment_starts``
+    restarts: int = 0
+    segment_starts: list[int] = field(default_factory=list)
     _logged: set = field(default_factory=set, repr=False)
 
     def incident(self, kind: str, message: str) -> None:
@@ -42,8 +46,8 @@ class SourceStats:
             self._logged.add(kind)
             log.warning("%s (further %s problems are counted, not logged)", message, kind)
 
-    def as_dict(self) -> dict[str, int]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+    def as_dict(self) -> dict[str, int | list[int]]:
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items() if not k.startswith("_")}
 
 
 class Source(Protocol):

@@ -49,7 +49,10 @@ class ZmqSource:
         self.stats = SourceStats()
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None
-        self._next: int | None = None
+        self._next: int | None = None  # the next sample index expected on the sender's timeline
+        self._last_first = 0  # the sender's index of the last frame's first sample
+        #: the sender's index + this = the index on this run's timeline (changes at a restart)
+        self._offset = 0
         self._pending: Chunk | None = None
 
     def open(self) -> StreamInfo:
@@ -105,7 +108,18 @@ class ZmqSource:
             )
             return None
         gap = 0
-        if self._next is not None:
+        if self._next is not None and frame.first_sample < self._last_first:
+            # the sender's index went back before its last frame: a new stream (the publisher or
+            # the acquisition restarted). It continues this run's timeline where the old one ended.
+            self.stats.restarts += 1
+            self.stats.segment_starts.append(self._next + self._offset)
+            self.stats.incident(
+                "restart",
+                f"the stream at {self.address} restarted (sample {frame.first_sample} after {self._next}); "
+                f"its samples continue this run's timeline from sample {self._next + self._offset}",
+            )
+            self._offset += self._next - frame.first_sample
+        elif self._next is not None:
             if frame.first_sample < self._next:
                 self.stats.malformed += 1
                 self.stats.incident(
@@ -122,9 +136,10 @@ class ZmqSource:
                     f"{gap} samples missing before sample {frame.first_sample} (sender or network dropped frames)",
                 )
         self._next = frame.first_sample + n
+        self._last_first = frame.first_sample
         self.stats.samples_in += n
         self.stats.chunks += 1
-        return Chunk(frame.microvolts(), frame.first_sample, frame.t_last, gap)
+        return Chunk(frame.microvolts(), frame.first_sample + self._offset, frame.t_last, gap)
 
     @property
     def finished(self) -> bool:

@@ -106,6 +106,7 @@ class Status:
     samples_dropped: int = 0
     gaps: int = 0
     malformed: int = 0
+    restarts: int = 0
     detecting: bool = False
     #: the source's name, and how long it has sent nothing (0 while data flows)
     source_name: str = ""
@@ -372,6 +373,7 @@ class Pipeline:
             samples_dropped=stats.samples_dropped,
             gaps=stats.gaps,
             malformed=stats.malformed,
+            restarts=stats.restarts,
             detecting=self.detector.ready,
             source_name=self.info.name,
             waiting_s=quiet_s if quiet_s >= WAITING_AFTER_S else 0.0,

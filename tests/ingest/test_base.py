@@ -25,7 +25,15 @@ def test_stats_are_reported_without_private_fields():
     s = SourceStats()
     s.samples_in, s.gaps, s.samples_dropped = 3000, 1, 30
     s.incident("gap", "30 samples lost")
-    assert s.as_dict() == {"samples_in": 3000, "samples_dropped": 30, "gaps": 1, "chunks": 0, "malformed": 0}
+    assert s.as_dict() == {
+        "samples_in": 3000,
+        "samples_dropped": 30,
+        "gaps": 1,
+        "chunks": 0,
+        "malformed": 0,
+        "restarts": 0,
+        "segment_starts": [],
+    }
 
 
 def test_each_kind_of_incident_is_logged_once(caplog):

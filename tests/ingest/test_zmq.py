@@ -109,3 +109,31 @@ def test_frame_helpers_reject_wrong_dtype_on_the_wire():
     with pytest.raises(rawframe.FrameError):
         rawframe.decode(frames)
     assert zmq.zmq_version()
+
+
+def test_a_publisher_that_restarts_continues_the_timeline_as_a_new_segment():
+    """A second sender on the same port after the first ended (its index starts at 0 again): its
+    frames are kept, not dropped as out of order; they continue this run's timeline, and the
+    restart is counted with the sample where the new segment starts."""
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    sender = ZmqRawSender(addr)
+    blocks = _blocks(6)
+    msgs = [(blocks[0], 0), (blocks[1], 30), (blocks[2], 60), (blocks[3], 0), (blocks[4], 30), (blocks[5], 60)]
+    src = _source(addr)
+    t = in_thread(_serve, sender, msgs)
+    src.open()
+    chunks, n = [], 0
+    while n < 180:
+        c = src.read(2.0)
+        assert c is not None, "timed out: the restarted stream's frames did not arrive"
+        chunks.append(c)
+        n += c.n_samples
+    t.join()
+    assert chunks[0].first_sample == 0
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.first_sample == a.first_sample + a.n_samples and b.gap_before == 0  # one unbroken timeline
+    np.testing.assert_allclose(np.concatenate([c.data for c in chunks]), np.concatenate(blocks) * 2.0)
+    s = src.stats
+    assert (s.restarts, s.segment_starts, s.malformed, s.samples_dropped, s.samples_in) == (1, [90], 0, 0, 180)
+    src.close()
+    sender.close()
