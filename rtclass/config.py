@@ -99,9 +99,9 @@ class SourceConfig:
     )
     gap_tolerance_ms: float = param(
         20.0,
-        "LSL only: a timestamp step larger than one sample period plus this is a gap (the missing samples "
-        "advance the sample index and are counted as dropped); raise it if a sender that stamps chunks when "
-        "it pushes them shows gaps that are not there",
+        "LSL only: once the inlet has caught up after a jump in the timestamps, a stream clock still this far "
+        "ahead of the samples received means samples were lost (counted, and the sample index advances by "
+        "them); less is a sender stall (nothing lost). Raise it for a sender with a very jittery clock",
         "ms",
         0.0,
         10000.0,

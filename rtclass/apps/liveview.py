@@ -27,7 +27,10 @@ def _table(title: str, s: Status) -> Table:
         "per chunk",
         f"p50 {s.chunk_p50_us:6.0f} us   p99 {s.chunk_p99_us:6.0f} us   ({s.realtime_factor:.1f}x real time)",
     )
-    drops = f"{s.samples_dropped} samples dropped, {s.gaps} gaps, {s.malformed} malformed, {s.restarts} restarts"
+    drops = (
+        f"{s.samples_dropped} samples dropped, {s.gaps} gaps, {s.malformed} malformed, {s.restarts} restarts, "
+        f"{s.stalls} sender stalls (nothing lost)"
+    )
     problem = s.samples_dropped or s.malformed or s.restarts
     t.add_row("input", f"[red]{drops}[/red]" if problem else drops)
     for k, v in s.extra.items():

@@ -37,6 +37,8 @@ class SourceStats:
     #: times the stream started again (its sample index went back); each new segment continues the
     #: run's timeline, from the samples listed in ``segment_starts``
     restarts: int = 0
+    #: times a sender stalled and then caught up (late samples, none lost)
+    stalls: int = 0
     segment_starts: list[int] = field(default_factory=list)
     _logged: set = field(default_factory=set, repr=False)
 

@@ -39,8 +39,16 @@ CLOSE_DRAIN_S = 5.0
 OUTLET_BUFFER_S = 10
 #: how often an idle inlet is polled (the latency this adds is at most this)
 POLL_INTERVAL_S = 0.0002
-#: most samples pulled at once; larger batches arrive as several chunks
+#: most samples pulled at once; larger batches arrive as several chunks (a pull that returns fewer
+#: means the inlet has caught up)
 MAX_PULL_SAMPLES = 3000
+#: after a jump in the timestamps, how long (s, at least) the samples are held before deciding
+#: whether samples were lost or the sender stalled, and (at most) if the inlet never catches up
+LOSS_CONFIRM_S = 0.1
+LOSS_DECIDE_MAX_S = 2.0
+#: how fast the clock line may follow a sender's clock that runs slow against its nominal rate
+#: (fraction of the data time: 200 ppm; crystal clocks are within tens)
+MAX_CLOCK_DRIFT = 2e-4
 
 _configured = False
 
@@ -78,9 +86,13 @@ class LslSource:
         self.int16_uv_per_bit = int16_uv_per_bit
         self.stats = SourceStats()
         self._inlet = None
-        self._next = 0
-        self._last_ts: float | None = None
-        self._pending: tuple[np.ndarray, np.ndarray] | None = None
+        self._next = 0  # index of the next sample on this run's timeline (samples counted, plus losses)
+        #: the stream clock time of sample 0 on this timeline, as the timestamps say; follows the
+        #: sender's clock drift (``MAX_CLOCK_DRIFT``) and the earliest-stamped samples
+        self._origin_ts: float | None = None
+        #: samples held since a timestamp jump, until it is known whether samples were lost
+        self._held: list[tuple[np.ndarray, np.ndarray]] = []
+        self._held_since = 0.0
 
     def open(self) -> StreamInfo:
         import pylsl
@@ -129,47 +141,91 @@ class LslSource:
         return False
 
     def read(self, timeout_s: float) -> Chunk | None:
-        """The next contiguous run of samples. A timestamp jump larger than one sample period
-        plus ``gap_tolerance_ms`` is a gap: samples after it get indices shifted by the missing
-        count, and a pull that spans a gap is returned as two chunks."""
-        if self._pending is not None:
-            data, ts = self._pending
-            self._pending = None
-        else:
-            # non-blocking pulls, polled: a timed pull was seen to block for good inside liblsl
-            # after its stream closed, which no timeout, signal or idle watchdog could end
-            deadline = time.monotonic() + timeout_s
-            while True:
-                _, stamps = self._inlet.pull_chunk(timeout=0.0, max_samples=MAX_PULL_SAMPLES, dest_obj=self._buf)
-                if stamps or time.monotonic() >= deadline:
-                    break
-                time.sleep(POLL_INTERVAL_S)
-            if not stamps:
+        """The next run of samples, indexed by counting them. LSL does not lose samples in transit,
+        and a sender that stalls and then pushes its backlog stamps it late: a jump in the
+        timestamps alone is no loss. The samples from a jump on are held until the inlet has caught
+        up (at least ``LOSS_CONFIRM_S``, at most ``LOSS_DECIDE_MAX_S``); if the stream's clock is
+        then still ahead of the sample count by more than ``gap_tolerance_ms``, that many samples
+        were lost (counted, and the timeline advances by them); otherwise it was a stall (counted
+        in ``stalls``) and nothing is inserted."""
+        pulled = self._pull(timeout_s if not self._held else 0.0)
+        if not self._held:
+            if pulled is None:
                 return None
-            n = len(stamps)
-            raw = self._buf[:n]
-            data = raw.astype(np.float32) if self._scale is None else raw * self._scale
-            ts = np.asarray(stamps)
-        period = 1.0 / self.sample_rate_hz
-        prev = self._last_ts if self._last_ts is not None else ts[0] - period
-        steps = np.diff(ts, prepend=prev)
-        jumps = np.flatnonzero(steps > period + self.gap_tolerance_s)
-        gap = 0
-        if jumps.size and jumps[0] == 0:
-            gap = int(round(steps[0] * self.sample_rate_hz)) - 1
+            data, ts, _ = pulled
+            late = self._first_late(ts, self._next)
+            if late < 0:
+                return self._deliver(data, ts, 0)
+            self._held, self._held_since = [(data[late:], ts[late:])], time.monotonic()
+            return self._deliver(data[:late], ts[:late], 0) if late > 0 else None
+        deadline = time.monotonic() + timeout_s
+        while True:  # wait (up to timeout_s, like any read) until the held samples can be judged
+            caught_up = pulled is None or pulled[2]
+            if pulled is not None:
+                self._held.append(pulled[:2])
+            waited = time.monotonic() - self._held_since
+            if (caught_up and waited >= LOSS_CONFIRM_S) or waited >= LOSS_DECIDE_MAX_S:
+                break
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_INTERVAL_S)
+            pulled = self._pull(0.0)
+        data = np.concatenate([d for d, _ in self._held])
+        ts = np.concatenate([s for _, s in self._held])
+        self._held = []
+        ahead_s = float(ts[-1] - self._expected_ts(self._next + ts.size - 1))
+        if ahead_s > self.gap_tolerance_s:
+            lost = int(round(ahead_s * self.sample_rate_hz))
             self.stats.gaps += 1
-            self.stats.samples_dropped += gap
+            self.stats.samples_dropped += lost
             self.stats.incident(
-                "gap", f"LSL stream {self.name!r}: {gap} samples missing ({steps[0] * 1000:.1f} ms jump in timestamps)"
+                "gap",
+                f"LSL stream {self.name!r}: {lost} samples missing (its clock stays {ahead_s * 1000:.1f} ms ahead "
+                "of the samples received)",
             )
-            jumps = jumps[1:]
-        if jumps.size:  # another gap inside this pull: return up to it, keep the rest
-            k = jumps[0]
-            self._pending = (data[k:], ts[k:])
-            data, ts = data[:k], ts[:k]
-        n = ts.size
-        self._last_ts = float(ts[-1])
+            return self._deliver(data, ts, lost)
+        self.stats.stalls += 1
+        self.stats.incident(
+            "stall",
+            f"LSL stream {self.name!r}: the sender stalled and caught up ({data.shape[0]} samples came late); "
+            "no samples were lost",
+        )
+        return self._deliver(data, ts, 0)
+
+    def _pull(self, timeout_s: float) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """(samples float32 uV, timestamps, whether the inlet is caught up) of one pull, or None."""
+        # non-blocking pulls, polled: a timed pull was seen to block for good inside liblsl after
+        # its stream closed, which no timeout, signal or idle watchdog could end
+        deadline = time.monotonic() + timeout_s
+        while True:
+            _, stamps = self._inlet.pull_chunk(timeout=0.0, max_samples=MAX_PULL_SAMPLES, dest_obj=self._buf)
+            if stamps or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_INTERVAL_S)
+        if not stamps:
+            return None
+        n = len(stamps)
+        raw = self._buf[:n]
+        data = raw.astype(np.float32) if self._scale is None else raw * self._scale
+        return data, np.asarray(stamps), n < MAX_PULL_SAMPLES
+
+    def _expected_ts(self, index):
+        return self._origin_ts + index / self.sample_rate_hz
+
+    def _first_late(self, ts: np.ndarray, first: int) -> int:
+        """Index in ``ts`` of the first sample stamped later than its count allows, or -1."""
+        if self._origin_ts is None:
+            self._origin_ts = float(ts[0]) - first / self.sample_rate_hz
+        ahead = ts - self._expected_ts(first + np.arange(ts.size))
+        late = np.flatnonzero(ahead > self.gap_tolerance_s)
+        return int(late[0]) if late.size else -1
+
+    def _deliver(self, data: np.ndarray, ts: np.ndarray, gap: int) -> Chunk:
         first = self._next + gap
+        n = ts.size
+        # the clock line follows the earliest-stamped samples, and a slow drift of the sender's clock
+        ahead = ts - self._expected_ts(first + np.arange(n))
+        self._origin_ts += min(float(ahead.min()), n / self.sample_rate_hz * MAX_CLOCK_DRIFT)
         self._next = first + n
         self.stats.samples_in += n
         self.stats.chunks += 1

@@ -107,6 +107,7 @@ class Status:
     gaps: int = 0
     malformed: int = 0
     restarts: int = 0
+    stalls: int = 0
     detecting: bool = False
     #: the source's name, and how long it has sent nothing (0 while data flows)
     source_name: str = ""
@@ -374,6 +375,7 @@ class Pipeline:
             gaps=stats.gaps,
             malformed=stats.malformed,
             restarts=stats.restarts,
+            stalls=stats.stalls,
             detecting=self.detector.ready,
             source_name=self.info.name,
             waiting_s=quiet_s if quiet_s >= WAITING_AFTER_S else 0.0,

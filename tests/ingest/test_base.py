@@ -32,6 +32,7 @@ def test_stats_are_reported_without_private_fields():
         "chunks": 0,
         "malformed": 0,
         "restarts": 0,
+        "stalls": 0,
         "segment_starts": [],
     }
 

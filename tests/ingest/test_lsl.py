@@ -105,3 +105,72 @@ def test_a_stream_that_disappears_and_comes_back_is_recovered_with_a_gap():
     assert src.stats.gaps >= 1 and got[0].gap_before > 0
     src.close()
     sender.close(drain_s=0.0)
+
+
+def _paced_sender(name, plan, chunk=30):
+    """A plain pylsl outlet pushing ``chunk``-sample chunks at real-time pace with push-time stamps
+    (``push_chunk`` without timestamps, as most senders do). Channel 0 carries each sample's true
+    index. ``plan``: list of ("send", n_samples) / ("stall", seconds) / ("skip", n_samples: produced
+    but never pushed, a real loss)."""
+    import time
+
+    from tests.netutil import in_thread
+
+    def run(outlet):
+        assert outlet.wait_for_consumers(5.0)
+        index, t_next = 0, time.monotonic()
+        for what, amount in plan:
+            if what == "stall":
+                time.sleep(amount)  # the samples keep being produced: pushed late, all at once
+                continue
+            if what == "skip":
+                index += amount
+                t_next += amount / FS
+                continue
+            for _ in range(amount // chunk):
+                block = np.zeros((chunk, 4), np.float32)
+                block[:, 0] = np.arange(index, index + chunk)
+                t_next += chunk / FS
+                wait = t_next - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                outlet.push_chunk(block)
+                index += chunk
+        time.sleep(0.5)
+
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Neuropixels", 4, FS, pylsl.cf_float32, name), chunk)
+    return outlet, in_thread(run, outlet)
+
+
+def _timeline(src, n_samples, timeout=10.0):
+    chunks = _pull(src, n_samples, timeout)
+    index = np.concatenate([np.arange(c.first_sample, c.end_sample) for c in chunks])
+    true_index = np.concatenate([c.data[:, 0] for c in chunks]).astype(np.int64)
+    return index, true_index
+
+
+def test_a_sender_that_stalls_and_catches_up_loses_nothing_and_keeps_the_timeline():
+    name = unique_name("stall")
+    outlet, t = _paced_sender(name, [("send", 9000), ("stall", 0.25), ("send", 9000)])
+    src = _source(name)
+    src.open()
+    index, true_index = _timeline(src, 18000)
+    t.join()
+    assert index.size == 18000 and np.array_equal(index, true_index)  # every sample at its true index
+    s = src.stats
+    assert (s.samples_dropped, s.gaps) == (0, 0) and s.stalls >= 1
+    src.close()
+
+
+def test_a_real_loss_is_counted_and_the_timeline_skips_it():
+    name = unique_name("loss")
+    outlet, t = _paced_sender(name, [("send", 9000), ("skip", 3000), ("send", 9000)])
+    src = _source(name)
+    src.open()
+    index, true_index = _timeline(src, 18000)
+    t.join()
+    assert index.size == 18000
+    s = src.stats
+    assert s.gaps == 1 and abs(s.samples_dropped - 3000) <= 30  # push-time stamps: within a chunk
+    assert np.abs(index - true_index).max() <= 30 and np.array_equal(index[:9000], true_index[:9000])
+    src.close()
