@@ -39,13 +39,12 @@ CLOSE_DRAIN_S = 5.0
 OUTLET_BUFFER_S = 10
 #: how often an idle inlet is polled (the latency this adds is at most this)
 POLL_INTERVAL_S = 0.0002
-#: most samples pulled at once; larger batches arrive as several chunks (a pull that returns fewer
-#: means the inlet has caught up)
+#: most samples pulled at once; larger batches arrive as several chunks
 MAX_PULL_SAMPLES = 3000
-#: after a jump in the timestamps, how long (s, at least) the samples are held before deciding
-#: whether samples were lost or the sender stalled, and (at most) if the inlet never catches up
-LOSS_CONFIRM_S = 0.1
-LOSS_DECIDE_MAX_S = 2.0
+#: after a jump in the timestamps: how long (s) the clock's lead over the sample count must stay
+#: flat to be a loss, and how long samples are held at most before they are judged as they stand
+LOSS_CONFIRM_S = 0.5
+LOSS_DECIDE_MAX_S = 10.0
 #: how fast the clock line may follow a sender's clock that runs slow against its nominal rate
 #: (fraction of the data time: 200 ppm; crystal clocks are within tens)
 MAX_CLOCK_DRIFT = 2e-4
@@ -93,6 +92,7 @@ class LslSource:
         #: samples held since a timestamp jump, until it is known whether samples were lost
         self._held: list[tuple[np.ndarray, np.ndarray]] = []
         self._held_since = 0.0
+        self._lead_trace: list[tuple[float, float]] = []  # (wall time, clock lead of the last held sample)
 
     def open(self) -> StreamInfo:
         import pylsl
@@ -143,47 +143,59 @@ class LslSource:
     def read(self, timeout_s: float) -> Chunk | None:
         """The next run of samples, indexed by counting them. LSL does not lose samples in transit,
         and a sender that stalls and then pushes its backlog stamps it late: a jump in the
-        timestamps alone is no loss. The samples from a jump on are held until the inlet has caught
-        up (at least ``LOSS_CONFIRM_S``, at most ``LOSS_DECIDE_MAX_S``); if the stream's clock is
-        then still ahead of the sample count by more than ``gap_tolerance_ms``, that many samples
-        were lost (counted, and the timeline advances by them); otherwise it was a stall (counted
-        in ``stalls``) and nothing is inserted."""
+        timestamps alone is no loss. The samples from a jump on are held while the stream's clock
+        is ahead of the sample count by more than ``gap_tolerance_ms``: if that lead shrinks back
+        (the backlog drains), it was a stall (counted in ``stalls``, nothing inserted); if it stays
+        flat for ``LOSS_CONFIRM_S``, that many samples were lost (counted, and the timeline
+        advances by them). Held samples are released by ``LOSS_DECIDE_MAX_S`` at the latest."""
         pulled = self._pull(timeout_s if not self._held else 0.0)
         if not self._held:
             if pulled is None:
                 return None
-            data, ts, _ = pulled
+            data, ts = pulled
             late = self._first_late(ts, self._next)
             if late < 0:
                 return self._deliver(data, ts, 0)
+            on_time = self._deliver(data[:late], ts[:late], 0) if late > 0 else None  # before the lead is measured
             self._held, self._held_since = [(data[late:], ts[late:])], time.monotonic()
-            return self._deliver(data[:late], ts[:late], 0) if late > 0 else None
+            self._lead_trace = [(self._held_since, self._held_lead())]
+            return on_time
         deadline = time.monotonic() + timeout_s
         while True:  # wait (up to timeout_s, like any read) until the held samples can be judged
-            caught_up = pulled is None or pulled[2]
+            now = time.monotonic()
             if pulled is not None:
-                self._held.append(pulled[:2])
-            waited = time.monotonic() - self._held_since
-            if (caught_up and waited >= LOSS_CONFIRM_S) or waited >= LOSS_DECIDE_MAX_S:
-                break
-            if time.monotonic() >= deadline:
+                self._held.append(pulled)
+                self._lead_trace.append((now, self._held_lead()))
+            lead_s = self._lead_trace[-1][1]
+            if lead_s <= self.gap_tolerance_s:
+                return self._release_stall()
+            if now - self._held_since >= LOSS_DECIDE_MAX_S or self._lead_is_flat(now):
+                return self._release_loss(lead_s)
+            if now >= deadline:
                 return None
             time.sleep(POLL_INTERVAL_S)
             pulled = self._pull(0.0)
+
+    def _held_lead(self) -> float:
+        """How far (s) the last held sample's timestamp is ahead of where its count puts it."""
+        n_held = sum(s.size for _, s in self._held)
+        return float(self._held[-1][1][-1] - self._expected_ts(self._next + n_held - 1))
+
+    def _lead_is_flat(self, now: float) -> bool:
+        """The clock's lead has not shrunk over the last ``LOSS_CONFIRM_S`` (no backlog draining)."""
+        if now - self._held_since < LOSS_CONFIRM_S:
+            return False
+        before = [lead for t, lead in self._lead_trace if t <= now - LOSS_CONFIRM_S]
+        return bool(before) and self._lead_trace[-1][1] > before[-1] - self.gap_tolerance_s / 2
+
+    def _take_held(self) -> tuple[np.ndarray, np.ndarray]:
         data = np.concatenate([d for d, _ in self._held])
         ts = np.concatenate([s for _, s in self._held])
-        self._held = []
-        ahead_s = float(ts[-1] - self._expected_ts(self._next + ts.size - 1))
-        if ahead_s > self.gap_tolerance_s:
-            lost = int(round(ahead_s * self.sample_rate_hz))
-            self.stats.gaps += 1
-            self.stats.samples_dropped += lost
-            self.stats.incident(
-                "gap",
-                f"LSL stream {self.name!r}: {lost} samples missing (its clock stays {ahead_s * 1000:.1f} ms ahead "
-                "of the samples received)",
-            )
-            return self._deliver(data, ts, lost)
+        self._held, self._lead_trace = [], []
+        return data, ts
+
+    def _release_stall(self) -> Chunk:
+        data, ts = self._take_held()
         self.stats.stalls += 1
         self.stats.incident(
             "stall",
@@ -192,8 +204,20 @@ class LslSource:
         )
         return self._deliver(data, ts, 0)
 
-    def _pull(self, timeout_s: float) -> tuple[np.ndarray, np.ndarray, bool] | None:
-        """(samples float32 uV, timestamps, whether the inlet is caught up) of one pull, or None."""
+    def _release_loss(self, lead_s: float) -> Chunk:
+        data, ts = self._take_held()
+        lost = int(round(lead_s * self.sample_rate_hz))
+        self.stats.gaps += 1
+        self.stats.samples_dropped += lost
+        self.stats.incident(
+            "gap",
+            f"LSL stream {self.name!r}: {lost} samples missing (its clock stays {lead_s * 1000:.1f} ms ahead "
+            "of the samples received)",
+        )
+        return self._deliver(data, ts, lost)
+
+    def _pull(self, timeout_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(samples float32 uV, timestamps) of one pull, or None."""
         # non-blocking pulls, polled: a timed pull was seen to block for good inside liblsl after
         # its stream closed, which no timeout, signal or idle watchdog could end
         deadline = time.monotonic() + timeout_s
@@ -207,7 +231,7 @@ class LslSource:
         n = len(stamps)
         raw = self._buf[:n]
         data = raw.astype(np.float32) if self._scale is None else raw * self._scale
-        return data, np.asarray(stamps), n < MAX_PULL_SAMPLES
+        return data, np.asarray(stamps)
 
     def _expected_ts(self, index):
         return self._origin_ts + index / self.sample_rate_hz

@@ -151,12 +151,13 @@ def _timeline(src, n_samples, timeout=10.0):
 
 def test_a_sender_that_stalls_and_catches_up_loses_nothing_and_keeps_the_timeline():
     name = unique_name("stall")
-    outlet, t = _paced_sender(name, [("send", 9000), ("stall", 0.25), ("send", 9000)])
+    # a 1 s stall: its 30,000 samples are pushed late, in a burst, stamped when pushed
+    outlet, t = _paced_sender(name, [("send", 9000), ("stall", 1.0), ("send", 39000)])
     src = _source(name)
     src.open()
-    index, true_index = _timeline(src, 18000)
+    index, true_index = _timeline(src, 48000)
     t.join()
-    assert index.size == 18000 and np.array_equal(index, true_index)  # every sample at its true index
+    assert index.size == 48000 and np.array_equal(index, true_index)  # every sample at its true index
     s = src.stats
     assert (s.samples_dropped, s.gaps) == (0, 0) and s.stalls >= 1
     src.close()
