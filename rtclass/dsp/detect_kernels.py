@@ -35,6 +35,24 @@ THRESHOLD_SD, BIN_WIDTH_UV, DECAY, SUBSAMPLE, UPDATE_SAMPLES, WARMUP_END, REFRAC
 N_PARAMS = 8
 
 
+def detect_params(
+    threshold_sd: float,
+    bin_width_uv: float,
+    decay: float,
+    subsample: int,
+    update_samples: int,
+    warmup_end: int,
+    refractory_samples: int,
+    echo_ratio: float,
+) -> np.ndarray:
+    """``detect_stream``'s ``params`` array, each value at its named index."""
+    params = np.zeros(N_PARAMS)
+    params[THRESHOLD_SD], params[BIN_WIDTH_UV], params[DECAY] = threshold_sd, bin_width_uv, decay
+    params[SUBSAMPLE], params[UPDATE_SAMPLES], params[WARMUP_END] = subsample, update_samples, warmup_end
+    params[REFRACTORY_SAMPLES], params[ECHO_RATIO] = refractory_samples, echo_ratio
+    return params
+
+
 @numba.jit(nopython=True, nogil=True, cache=True)
 def _median_from_histogram(hist_row, bin_width):
     total = 0.0

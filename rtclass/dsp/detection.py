@@ -8,15 +8,8 @@ import numpy as np
 
 from rtclass.config import DetectConfig
 from rtclass.dsp.detect_kernels import (
-    BIN_WIDTH_UV,
-    DECAY,
-    ECHO_RATIO,
-    N_PARAMS,
-    REFRACTORY_SAMPLES,
-    SUBSAMPLE,
-    THRESHOLD_SD,
-    UPDATE_SAMPLES,
     WARMUP_END,
+    detect_params,
     detect_stream,
 )
 from rtclass.stage import Stage, ms_to_samples
@@ -66,15 +59,16 @@ class ThresholdDetector(Stage):
         self.decision_latency_samples = self.sweep
         self.lookback_samples = 2 * self.sweep
         self.refractory = ms_to_samples(cfg.echo_refractory_ms, sample_rate_hz)
-        self._params = np.zeros(N_PARAMS)
-        self._params[THRESHOLD_SD] = cfg.threshold_sd
-        self._params[BIN_WIDTH_UV] = cfg.noise_bin_uv
-        self._params[DECAY] = decay
-        self._params[SUBSAMPLE] = cfg.noise_subsample
-        self._params[UPDATE_SAMPLES] = self.update
-        self._params[WARMUP_END] = 0.0
-        self._params[REFRACTORY_SAMPLES] = self.refractory
-        self._params[ECHO_RATIO] = cfg.echo_ratio
+        self._params = detect_params(
+            cfg.threshold_sd,
+            cfg.noise_bin_uv,
+            decay,
+            cfg.noise_subsample,
+            self.update,
+            0,
+            self.refractory,
+            cfg.echo_ratio,
+        )
         self._capacity = 0
         self.reset()
 

@@ -471,25 +471,7 @@ class UnitFeatures(Stage):
 
     @property
     def memory_bytes_per_unit(self) -> int:
-        arrays = (
-            "ring",
-            "n_seq",
-            "seq0",
-            "next_ref",
-            "lost",
-            "wave_n",
-            "n_exact",
-            "ex_rate",
-            "ex_bits",
-            "ex_used",
-            "grid",
-            "acg",
-            "rate_hist",
-            "ref_hist",
-            "lag_counts",
-            "wave",
-            "wave_channels",
-        )
+        arrays = (*SpikeTrainState._fields, "wave_n", "wave", "wave_channels")
         return sum(getattr(self, a).nbytes for a in arrays) // self.capacity
 
     # ----------------------------------------------------------------------------- updates

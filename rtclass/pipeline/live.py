@@ -185,7 +185,7 @@ class Pipeline:
         self.counter = SpikeCounter(bin_samples, self.chain.decision_lag) if bin_samples > 0 else None
         if self.chain.bank is not None:
             self.table = UnitTable(self.chain.bank, info.sample_rate_hz, self.labeler)
-        self._warm_up(info)
+        self._warm_up()
         return info
 
     def _make_labeler(self) -> LiveLabeler | None:
@@ -210,9 +210,9 @@ class Pipeline:
             probe = neuropixels("np1")
         compile_kernels(cfg, probe, cfg.probe.sample_rate_hz, self.announce)
 
-    def _warm_up(self, info: StreamInfo) -> None:
-        """Every kernel compiled (or loaded from Numba's cache) before the first live chunk."""
-        compile_kernels(self.cfg, self.probe, info.sample_rate_hz, self.announce)
+    def _warm_up(self) -> None:
+        """The classifier's first inference before the first live chunk (the kernels were compiled
+        before the source connected: their types do not depend on the probe or the stream)."""
         if self.labeler is not None:
             self.labeler.warm_up()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from rtclass.dsp.detect_kernels import MAD_PER_SD, _median_from_histogram, detect_stream
+from rtclass.dsp.detect_kernels import MAD_PER_SD, _median_from_histogram, detect_params, detect_stream
 
 SWEEP = 6
 UPDATE = 3000
@@ -20,7 +20,7 @@ def _detect(x, neighbours, suppress=None, threshold_sd=5.0, refractory=0, ratio=
     n, n_ch = x.shape
     work = np.concatenate([np.zeros((2 * SWEEP, n_ch), np.float32), x])
     suppress = neighbours if suppress is None else suppress
-    params = np.array([threshold_sd, BIN_UV, 1.0, subsample, UPDATE, WARMUP_END, refractory, ratio])
+    params = detect_params(threshold_sd, BIN_UV, 1.0, subsample, UPDATE, WARMUP_END, refractory, ratio)
     hist = np.zeros((n_ch, N_BINS), np.float32)
     noise_sd, threshold = np.full(n_ch, np.inf, np.float32), np.full(n_ch, np.inf, np.float32)
     last_t, last_amp = np.full(n_ch, -(10**9), np.int64), np.zeros(n_ch, np.float32)
