@@ -128,7 +128,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from rtclass.classify.offline import classify_folder, load_model_or_none
     from rtclass.classify.phy_features import extract_features
 
-    model = load_model_or_none(args.model)  # fail on a bad model before the long feature pass
+    model = load_model_or_none(args.model, args.classifier)  # fail on a bad model before the long feature pass
     with Progress(transient=True) as bar:
         task = bar.add_task("features", total=1.0)
         feats = extract_features(args.folder, lambda k, n: bar.update(task, completed=k / n))
@@ -251,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--save-features", dest="save_features", help="write cluster_id, acg3d, waveform to this .npz")
     c.add_argument("--model", help="ONNX classifier (default: the shipped model; 'none': features only)")
     c.add_argument("--threshold", type=float, default=2.0, help="confidence ratio below which a unit stays unlabeled")
+    c.add_argument(
+        "--classifier",
+        choices=("auto", "model", "baseline"),
+        default="auto",
+        help="the network, the physiology baseline beside it, or (auto) the one its model card found better",
+    )
     c.set_defaults(func=cmd_classify)
 
     t = sub.add_parser(

@@ -512,6 +512,13 @@ class ClassifyConfig:
         "the ONNX cell-type model (as `--model`); empty: the model shipped in the package "
         "(`rtclass-c4sim-v1`, trained on simulated units only); `none`: no labels",
     )
+    classifier: str = param(
+        "auto",
+        "which of the model folder's classifiers labels units: `auto` (the one its model card found better "
+        "on a generator it was not trained on), `model` (the ONNX network) or `baseline` (the physiology "
+        "nearest-centroid baseline, `baseline.json` beside the model)",
+        choices=("auto", "model", "baseline"),
+    )
     interval_s: float = param(
         2.0,
         "how often the live labeler relabels units (in its own thread, off the hot path)",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rtclass.cell_types import CELL_TYPE_NAMES
-from rtclass.classify.model import CellTypeModel
+from rtclass.classify.model import Classifier
 from rtclass.config import ClassifyConfig
 from rtclass.features.unit_features import UnitFeatures
 
@@ -33,7 +33,7 @@ class LiveLabeler:
     def __init__(
         self,
         cfg: ClassifyConfig,
-        model: CellTypeModel,
+        model: Classifier,
         features: UnitFeatures,
         layers_of=None,
         data_time_s: Callable[[], float] | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from rtclass.classify.layout import (
     input_size,
 )
 from rtclass.errors import ModelError
+
+if TYPE_CHECKING:
+    from rtclass.classify.baseline import PhysiologyBaseline
 
 #: the shipped models: package data (rtclass/models/), installed with the wheel
 MODELS_DIR = package_data_path("models")
@@ -90,3 +94,39 @@ class CellTypeModel:
         top = probabilities.argmax(1)
         names = np.array([self.classes[i] if r >= threshold else "unlabeled" for i, r in zip(top, ratio)])
         return names, probabilities.max(1), ratio
+
+
+#: what labels units: the network or the physiology baseline (same interface)
+Classifier = Union["CellTypeModel", "PhysiologyBaseline"]
+
+#: ``classify.classifier`` values
+AUTO, NETWORK, BASELINE = "auto", "model", "baseline"
+
+
+def load_classifier(path: str | Path, which: str = AUTO, threads: int = 1):
+    """The classifier of a model folder: the ONNX network (``CellTypeModel``) or the physiology
+    baseline beside it (``PhysiologyBaseline``, ``baseline.json``). ``auto``: the one its model card
+    names (``live_classifier``: the better on a generator it was not trained on); the network when
+    the card does not say or there is no baseline (an imported C4 model)."""
+    from rtclass.classify.baseline import BASELINE_NAME, load_baseline
+
+    model = CellTypeModel(path, threads)
+    choice = model.card.get("live_classifier", NETWORK) if which == AUTO else which
+    baseline_path = model.path.with_name(BASELINE_NAME)
+    if choice != BASELINE:
+        return model
+    if not baseline_path.exists():
+        if which == BASELINE:
+            raise ModelError(f"classify.classifier = baseline, but {baseline_path} does not exist")
+        return model
+    expected = model.card.get("baseline", {}).get("sha256")
+    if expected and expected != sha256(baseline_path):
+        raise ModelError(f"{baseline_path} does not match the sha256 in its model card: the file was changed")
+    return load_baseline(baseline_path)
+
+
+def describe_classifier(classifier) -> str:
+    """One line naming a loaded classifier, for logs and metrics."""
+    if isinstance(classifier, CellTypeModel):
+        return f"the network {classifier.path}"
+    return f"the physiology baseline {classifier.path}"

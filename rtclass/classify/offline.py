@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
+from rtclass.classify.model import AUTO, DEFAULT_MODEL, Classifier, load_classifier
 from rtclass.classify.phy_features import FeatureSet
 from rtclass.formats.phy import write_tsv
 
 
-def load_model_or_none(path: str | None) -> CellTypeModel | None:
+def load_model_or_none(path: str | None, which: str = AUTO) -> Classifier | None:
     if path == "none":
         return None
     if path is None:
-        return CellTypeModel(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else None
-    return CellTypeModel(path)
+        return load_classifier(DEFAULT_MODEL, which) if DEFAULT_MODEL.exists() else None
+    return load_classifier(path, which)
 
 
-def classify_folder(folder: str | Path, feats: FeatureSet, model: CellTypeModel, threshold: float) -> dict[str, int]:
+def classify_folder(folder: str | Path, feats: FeatureSet, model: Classifier, threshold: float) -> dict[str, int]:
     """Predict every featured cluster; write C4's three per-cluster files into ``folder``."""
     folder = Path(folder)
     layers = None

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rtclass.classify.baseline import BASELINE_NAME, PhysiologyBaseline, fit_baseline
 from rtclass.classify.layout import (
+    ACG_SHAPE,
+    ACG_SIZE,
+    DEFAULT_CONFIDENCE_RATIO,
     INPUT_NAME,
     LAYOUT,
     META_CALIBRATION,
@@ -27,7 +31,9 @@ from rtclass.classify.layout import (
     META_USE_LAYER,
     OUTPUT_NAME,
     RTCLASS_CLASSES,
+    WAVE_SIZE,
     assemble,
+    confidence_ratio,
     input_size,
 )
 from rtclass.errors import InputError, RtclassError
@@ -147,16 +153,90 @@ def ensemble_probabilities(nets: list, x: np.ndarray) -> np.ndarray:
         return EnsembleMean(nets).eval()(torch.from_numpy(x)).numpy()
 
 
-def evaluate(probabilities: np.ndarray, y: np.ndarray, classes=RTCLASS_CLASSES) -> dict:
+def split_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 3D-ACGs ``[n, 10, 101]`` and waveforms ``[n, 90]`` of assembled inputs (any layer
+    columns after them are ignored)."""
+    return x[:, :ACG_SIZE].reshape(-1, *ACG_SHAPE), x[:, ACG_SIZE : ACG_SIZE + WAVE_SIZE]
+
+
+def evaluate(probabilities: np.ndarray, y: np.ndarray, classes=RTCLASS_CLASSES, threshold=None) -> dict:
+    """Scores of class probabilities against the true classes ``y``: over all units, and (with a
+    confidence-ratio ``threshold``) the fraction abstained and the balanced accuracy of the rest."""
     pred = probabilities.argmax(1)
     cm = confusion_matrix(y, pred, len(classes))
-    return {
+    out = {
         "units": int(len(y)),
         "balanced_accuracy": balanced_accuracy(cm),
-        "accuracy": float((pred == y).mean()),
+        "accuracy": float((pred == y).mean()) if len(y) else 0.0,
         "confusion": cm.tolist(),
         "classes": list(classes),
     }
+    if threshold is not None:
+        kept = confidence_ratio(probabilities) >= threshold
+        out["threshold"] = float(threshold)
+        out["abstained"] = float(1.0 - kept.mean()) if len(y) else 0.0
+        out["balanced_accuracy_labelled"] = (
+            balanced_accuracy(confusion_matrix(y[kept], pred[kept], len(classes))) if kept.any() else None
+        )
+    return out
+
+
+#: confidence-ratio thresholds of the coverage-vs-accuracy curves
+COVERAGE_THRESHOLDS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+def coverage_curve(probabilities: np.ndarray, y: np.ndarray, thresholds=COVERAGE_THRESHOLDS) -> list[dict]:
+    """For each confidence-ratio threshold: the fraction of units labelled (coverage) and the
+    balanced accuracy and accuracy among them."""
+    ratio = confidence_ratio(probabilities)
+    pred = probabilities.argmax(1)
+    rows = []
+    for t in thresholds:
+        kept = ratio >= t
+        cm = confusion_matrix(y[kept], pred[kept], probabilities.shape[1])
+        rows.append(
+            {
+                "threshold": float(t),
+                "coverage": float(kept.mean()) if len(y) else 0.0,
+                "balanced_accuracy": balanced_accuracy(cm) if kept.any() else None,
+                "accuracy": float((pred[kept] == y[kept]).mean()) if kept.any() else None,
+            }
+        )
+    return rows
+
+
+def fit_physiology_baseline(train: list[LabelledSet]) -> PhysiologyBaseline:
+    """The physiology baseline fitted on the pooled training sets."""
+    x = np.concatenate([s.x for s in train])
+    y = np.concatenate([s.y for s in train])
+    acg, wave = split_features(x)
+    return fit_baseline(acg, wave, y, RTCLASS_CLASSES)
+
+
+def evaluate_both(nets: list, baseline: PhysiologyBaseline, s: LabelledSet, threshold: float) -> dict:
+    """The network's and the baseline's scores on one set, with their coverage curves."""
+    p_model = ensemble_probabilities(nets, s.x)
+    p_base = baseline.predict(*split_features(s.x))
+    ev = evaluate(p_model, s.y, threshold=threshold)
+    ev["coverage_curve"] = coverage_curve(p_model, s.y)
+    ev["baseline"] = evaluate(p_base, s.y, threshold=threshold)
+    ev["baseline"]["coverage_curve"] = coverage_curve(p_base, s.y)
+    return ev
+
+
+#: what ``classify.classifier = auto`` uses when a card does not say
+MODEL = "model"
+BASELINE = "baseline"
+
+
+def better_classifier(evaluations: list[dict]) -> str:
+    """``model`` or ``baseline``: the one with the higher mean balanced accuracy over the given
+    evaluations (held out from training: another generator where there is one); ties go to the model."""
+    if not evaluations:
+        return MODEL
+    model = np.mean([e["balanced_accuracy"] for e in evaluations])
+    base = np.mean([e["baseline"]["balanced_accuracy"] for e in evaluations])
+    return BASELINE if base > model else MODEL
 
 
 def export_onnx(module, path: str | Path, classes, use_layer: bool, calibration: str, n_members: int) -> Path:
@@ -195,10 +275,46 @@ def export_onnx(module, path: str | Path, classes, use_layer: bool, calibration:
     return path
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _score_line(ev: dict) -> str:
+    line = f"balanced accuracy {ev['balanced_accuracy']:.3f}, accuracy {ev['accuracy']:.3f}"
+    if "abstained" in ev:
+        line += (
+            f"; at confidence ratio {ev['threshold']:g}: {100 * ev['abstained']:.1f} % abstained, "
+            f"balanced accuracy of the rest {_fmt(ev['balanced_accuracy_labelled'])}"
+        )
+    return line
+
+
+def _card_evaluation_lines(evaluations: dict) -> list[str]:
+    lines = []
+    for name, ev in evaluations.items():
+        lines.append(f"- **{name}** ({ev['units']} units, {ev.get('description', '')}):")
+        lines.append(f"  - network: {_score_line(ev)}")
+        lines.append(f"    confusion (rows true, columns predicted; {', '.join(ev['classes'])}): {ev['confusion']}")
+        if "baseline" in ev:
+            b = ev["baseline"]
+            lines.append(f"  - physiology baseline: {_score_line(b)}")
+            lines.append(f"    confusion: {b['confusion']}")
+        if "coverage_curve" in ev:
+            curve = ", ".join(
+                f"{c['threshold']:g}: {c['coverage']:.2f} / {_fmt(c['balanced_accuracy'])}"
+                for c in ev["coverage_curve"]
+            )
+            lines.append(f"  - network coverage / balanced accuracy by confidence ratio: {curve}")
+    return lines
+
+
 def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
     from rtclass.classify.model import CARD_NAME, sha256
 
     card = {**info, "file": model_path.name, "sha256": sha256(model_path), "layout": LAYOUT}
+    baseline_path = out_dir / BASELINE_NAME
+    if baseline_path.exists():
+        card["baseline"] = {"file": BASELINE_NAME, "sha256": sha256(baseline_path)}
     (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
     lines = [
         f"# Model card: {out_dir.name}",
@@ -210,25 +326,66 @@ def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
         f"output: `{OUTPUT_NAME}` [batch, {len(info['classes'])}] mean probabilities, "
         f"classes {', '.join(info['classes'])}",
         f"- calibration: {info.get('calibration', 'none')}",
-        "",
     ]
+    if "baseline" in card:
+        lines.append(
+            f"- physiology baseline: `{BASELINE_NAME}`, sha256 `{card['baseline']['sha256']}` "
+            "(nearest centroid on rate, burst index, regularity, recovery lag and four waveform measures)"
+        )
+    if "live_classifier" in info:
+        lines.append(f"- used live (`classify.classifier = auto`): **{info['live_classifier']}**")
+    lines.append("")
     if "training" in info:
         lines += ["## Training data", "", info["training"]["description"], ""]
         for s in info["training"]["sets"]:
             lines.append(f"- `{s['name']}`: {s['units']} units; {s.get('settings', '')}")
         lines.append("")
+    if "cross_generator" in info:
+        lines += ["## Across generators (the same recipe, trained on one generator, tested on the other)", ""]
+        lines += info["cross_generator"].get("description", "").splitlines() + [""]
+        for direction, evaluations in info["cross_generator"]["directions"].items():
+            lines += [f"### {direction}", ""] + _card_evaluation_lines(evaluations) + [""]
     if "evaluation" in info:
-        lines += ["## Measured accuracy", ""]
-        for name, ev in info["evaluation"].items():
-            lines.append(
-                f"- **{name}** ({ev['units']} units, {ev.get('description', '')}): balanced accuracy "
-                f"{ev['balanced_accuracy']:.3f}, accuracy {ev['accuracy']:.3f}"
-            )
-            lines.append(f"  confusion (rows true, columns predicted; {', '.join(ev['classes'])}): {ev['confusion']}")
-        lines.append("")
+        lines += ["## Measured accuracy of this model", ""] + _card_evaluation_lines(info["evaluation"]) + [""]
     if "limits" in info:
         lines += ["## Limits", "", info["limits"], ""]
     (out_dir / "model_card.md").write_text("\n".join(lines))
+
+
+def fit_classifiers(
+    train: list[LabelledSet],
+    members: int,
+    epochs: int,
+    seed: int,
+    use_layer: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list, PhysiologyBaseline]:
+    """The network ensemble and the physiology baseline, both fitted on the same sets."""
+    return train_ensemble(train, members, epochs, seed, use_layer, progress), fit_physiology_baseline(train)
+
+
+def cross_generator_evaluation(
+    train: list[LabelledSet],
+    tests: list[LabelledSet],
+    members: int,
+    epochs: int,
+    seed: int,
+    use_layer: bool = False,
+    threshold: float = DEFAULT_CONFIDENCE_RATIO,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Both classifiers fitted on ``train`` and scored on ``tests`` (sets of a generator they
+    never saw): ``{set name: evaluate_both(...)}``."""
+    nets, baseline = fit_classifiers(train, members, epochs, seed, use_layer, progress)
+    return {
+        s.name: {**evaluate_both(nets, baseline, s, threshold), "description": _describe(s.description)} for s in tests
+    }
+
+
+TRAINING_DESCRIPTION = (
+    "Simulated units; features computed as C4 does from each generator's spike trains (with the sorting "
+    "errors each generator models: missed spikes, contamination) and mean waveforms (with averaging noise)."
+)
 
 
 def train_command(
@@ -240,43 +397,58 @@ def train_command(
     seed: int,
     use_layer: bool,
     progress: Callable[[int, int], None] | None = None,
+    threshold: float = DEFAULT_CONFIDENCE_RATIO,
+    cross_generator: dict | None = None,
 ) -> dict:
-    """Train, evaluate on held-out sets, export ``out_dir/model.onnx`` and its model card."""
+    """Train the network and the physiology baseline, score both on the training and held-out
+    sets, export ``out_dir/model.onnx``, ``out_dir/baseline.json`` and the model card.
+
+    ``cross_generator`` (optional): ``{"description": str, "directions": {name: evaluations}}`` from
+    ``cross_generator_evaluation``; it goes into the card and decides which classifier is used live
+    (``better_classifier`` over all its evaluations). Without it the held-out sets decide."""
     require_training_extra("rtclass train")
     train = [load_set(d, use_layer) for d in data]
     held = [load_set(d, use_layer) for d in evaluation]
-    nets = train_ensemble(train, members, epochs, seed, use_layer, progress)
+    nets, baseline = fit_classifiers(train, members, epochs, seed, use_layer, progress)
     out = Path(out_dir)
     from rtclass.classify.nets import EnsembleMean
 
     model_path = export_onnx(
         EnsembleMean(nets), out / "model.onnx", RTCLASS_CLASSES, use_layer, "none (softmax mean)", members
     )
+    baseline.save(out / BASELINE_NAME)
     results = {}
     for s in [*train, *held]:
-        ev = evaluate(ensemble_probabilities(nets, s.x), s.y)
+        ev = evaluate_both(nets, baseline, s, threshold)
         ev["description"] = ("training set" if s in train else "held out") + ": " + _describe(s.description)
         results[s.name] = ev
+    if cross_generator:
+        deciding = [ev for evs in cross_generator["directions"].values() for ev in evs.values()]
+    else:
+        deciding = [results[s.name] for s in held]
     info = {
-        "summary": "Cell-type classifier for cerebellar units (C4 architecture), trained by rtclass on SYNTHETIC data "
-        "from rtclass's simulator. Not trained or tested on real recordings.",
+        "summary": "Cell-type classifier for cerebellar units (C4 architecture) and a physiology baseline, trained "
+        "by rtclass on SYNTHETIC units from its simulators. Not trained or tested on real recordings.",
         "classes": list(RTCLASS_CLASSES),
         "use_layer": use_layer,
         "calibration": "none: mean of the members' softmax outputs",
         "ensemble_members": members,
         "epochs": epochs,
         "seed": seed,
+        "confidence_ratio": threshold,
+        "live_classifier": better_classifier(deciding),
         "training": {
-            "description": "Simulated units (rtclass.sim), features computed as C4 does from ground-truth "
-            "spike trains with 0-20 % of spikes removed and 0-5 % of another unit's spikes added, "
-            "waveforms from the units' raw mean waveform plus averaging noise.",
+            "description": TRAINING_DESCRIPTION,
             "sets": [{"name": s.name, "units": int(len(s.y)), "settings": _describe(s.description)} for s in train],
         },
-        "evaluation": {k: v for k, v in results.items()},
-        "limits": "Synthetic training data: the simulator's cell-type statistics follow published mouse data "
-        "(see README), but real units differ in ways it does not model. No layer input. Treat its labels "
-        "on real data as unvalidated.",
+        "evaluation": dict(results),
+        "limits": "Synthetic training data: the simulators' cell-type statistics follow published data (see "
+        "docs/classifier.md), but real units differ in ways neither models. "
+        + ("" if use_layer else "No layer input. ")
+        + "Treat its labels on real data as unvalidated until checked against ground truth of your own.",
     }
+    if cross_generator:
+        info["cross_generator"] = cross_generator
     write_card(out, model_path, info)
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -287,4 +459,5 @@ def _describe(desc: dict) -> str:
     if not s:
         return ""
     keys = ("seed", "duration_s", "units_per_type", "parameter_spread", "rate_scale", "width_scale")
-    return ", ".join(f"{k}={s[k]}" for k in keys if k in s)
+    generator = desc.get("generator", "rtclass.sim")
+    return f"generator {generator}: " + ", ".join(f"{k}={s[k]}" for k in keys if k in s)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rtclass.classify.labeler import LiveLabeler
-from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel
+from rtclass.classify.model import DEFAULT_MODEL, describe_classifier, load_classifier
 from rtclass.config import Config
 from rtclass.dsp.detection import ThresholdDetector
 from rtclass.errors import ConfigError, InputError
@@ -196,7 +196,8 @@ class Pipeline:
         if not c.model and not DEFAULT_MODEL.exists():
             log.warning("no classifier model at %s: units stay unlabeled ([classify] model)", DEFAULT_MODEL)
             return None
-        model = CellTypeModel(c.model or DEFAULT_MODEL)
+        model = load_classifier(c.model or DEFAULT_MODEL, c.classifier)
+        log.info("labelling with %s", describe_classifier(model))
         labeler = LiveLabeler(c, model, self.chain.features, data_time_s=self.data_time_s)
         return labeler
 
@@ -438,6 +439,7 @@ class Pipeline:
         codes = self.labeler.codes
         return {
             "model": str(self.labeler.model.path),
+            "classifier": describe_classifier(self.labeler.model),
             "ticks": self.labeler.ticks,
             "last_tick_ms": self.labeler.last_tick_s * 1e3,
             "units_by_type": {CELL_TYPE_NAMES[c]: int((codes == c).sum()) for c in range(1, len(CELL_TYPE_NAMES))},

@@ -178,3 +178,29 @@ def test_prior_precision_follows_the_marginal_likelihood_gradient():
     grad = lambda d: np.sum(1 / (lam + d)) - lam.size / d + (theta**2).sum()  # noqa: E731
     assert d > 0 and abs(grad(d)) < abs(grad(1.0))  # 100 Adam steps move towards the optimum
     _ = calibrated_member  # exported API
+
+
+def test_load_classifier_follows_the_card_and_checks_the_baseline(tmp_path):
+    import json
+
+    from rtclass.classify.baseline import PhysiologyBaseline
+    from rtclass.classify.model import load_classifier, sha256
+
+    path = export_onnx(EnsembleMean([_random_net(0)]), tmp_path / "model.onnx", RTCLASS_CLASSES, False, "none", 1)
+    baseline = PhysiologyBaseline(RTCLASS_CLASSES, np.arange(40.0).reshape(5, 8), np.ones(8))
+    baseline.save(tmp_path / "baseline.json")
+    card = {"live_classifier": "baseline", "baseline": {"sha256": sha256(tmp_path / "baseline.json")}}
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    assert isinstance(load_classifier(path), PhysiologyBaseline)
+    assert isinstance(load_classifier(path, "model"), CellTypeModel)
+    card["live_classifier"] = "model"
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    assert isinstance(load_classifier(path), CellTypeModel)
+    assert isinstance(load_classifier(path, "baseline"), PhysiologyBaseline)
+    (tmp_path / "baseline.json").write_text((tmp_path / "baseline.json").read_text().replace("1.0", "2.0"))
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        load_classifier(path, "baseline")
+    (tmp_path / "baseline.json").unlink()
+    with pytest.raises(ModelError, match="baseline.json does not exist"):
+        load_classifier(path, "baseline")
+    assert isinstance(load_classifier(path), CellTypeModel)  # auto: an imported C4 model has no baseline

@@ -97,6 +97,36 @@ def test_train_export_load_and_label(tmp_path):
     f = np.load(held / "features.npz")
     names, _, _ = model.label(model.predict(f["acg3d"], f["waveform"]), 1.0)
     assert np.mean(names == f["cell_type"]) >= 0.9
+    # the physiology baseline is fitted on the same sets, scored beside the network, hash-checked
+    assert "baseline" in results["held"] and 0.0 <= results["held"]["abstained"] <= 1.0
+    assert card["baseline"]["file"] == "baseline.json" and card["live_classifier"] in ("model", "baseline")
+    assert [c["threshold"] for c in results["held"]["coverage_curve"]][0] == 1.0
+    assert results["held"]["coverage_curve"][0]["coverage"] == 1.0  # every unit passes a ratio of 1
+    assert "physiology baseline" in (out / "model_card.md").read_text()
+
+
+def _ev(model, baseline):
+    return {"balanced_accuracy": model, "baseline": {"balanced_accuracy": baseline}}
+
+
+def test_the_better_classifier_on_held_out_sets_is_used_live():
+    from rtclass.classify.train import better_classifier
+
+    assert better_classifier([_ev(0.9, 0.8), _ev(0.7, 0.75)]) == "model"
+    assert better_classifier([_ev(0.6, 0.8), _ev(0.7, 0.75)]) == "baseline"
+    assert better_classifier([_ev(0.8, 0.8)]) == "model" and better_classifier([]) == "model"
+
+
+def test_abstention_and_coverage_curve():
+    from rtclass.classify.train import coverage_curve
+
+    probs = np.array([[0.9, 0.1, 0, 0, 0], [0.5, 0.4, 0.1, 0, 0], [0.2, 0.7, 0.1, 0, 0], [0.45, 0.55, 0, 0, 0]])
+    y = np.array([0, 1, 1, 0])
+    ev = evaluate(probs, y, threshold=2.0)
+    assert ev["abstained"] == pytest.approx(0.5) and ev["balanced_accuracy_labelled"] == pytest.approx(1.0)
+    curve = coverage_curve(probs, y, (1.0, 2.0, 100.0))
+    assert [c["coverage"] for c in curve] == [1.0, 0.5, 0.0]
+    assert curve[0]["accuracy"] == pytest.approx(0.5) and curve[2]["balanced_accuracy"] is None
 
 
 def test_training_needs_the_extra_and_says_how_to_get_it(monkeypatch):
