@@ -394,6 +394,16 @@ class DiscoveryConfig:
     enabled: bool = param(
         True, "without templates, find units online; false: every spike is published as unit -1 (detection only)"
     )
+    clustering_niceness: int = param(
+        5,
+        "niceness of the clustering process (live runs): higher yields more to the hot path and to other "
+        "programs, but on a busy machine discovery then falls behind (status: rounds skipped); 19 is the "
+        "lowest priority",
+        "",
+        0,
+        19,
+        advanced=True,
+    )
     max_residual: float = param(
         5.0,
         "the same bound while discovering units: stricter, so that spikes of units not yet found stay "

@@ -33,9 +33,25 @@ def _table(title: str, s: Status) -> Table:
     )
     problem = s.samples_dropped or s.malformed or s.restarts
     t.add_row("input", f"[red]{drops}[/red]" if problem else drops)
+    t.add_row("units", _units_text(s, markup=True))
     for k, v in s.extra.items():
         t.add_row(k, str(v))
     return t
+
+
+def _units_text(s: Status, markup: bool) -> str:
+    """Units found and how discovery keeps up: skipped rounds (it is falling behind the data) in
+    yellow, failed rounds in red."""
+    text = f"{s.units} units"
+    if not (s.discovery_rounds or s.discovery_skipped or s.discovery_failed):
+        return text
+    text += f", discovery {s.discovery_rounds} rounds"
+    behind = f"{s.discovery_skipped} skipped (falling behind: cores busy)" if s.discovery_skipped else ""
+    failed = f"{s.discovery_failed} failed" if s.discovery_failed else ""
+    if markup:
+        behind = behind and f"[yellow]{behind}[/yellow]"
+        failed = failed and f"[red]{failed}[/red]"
+    return ", ".join(p for p in (text, behind, failed) if p)
 
 
 def _waiting_note(s: Status) -> str:
@@ -61,7 +77,8 @@ class LiveView:
             print(
                 f"[{status.data_s:6.1f} s] spikes {status.spikes} ({status.spikes_per_s:.0f}/s, "
                 f"{status.active_channels} ch)  chunk p50 {status.chunk_p50_us:.0f} us p99 "
-                f"{status.chunk_p99_us:.0f} us  {status.realtime_factor:.1f}x RT  dropped {status.samples_dropped}"
+                f"{status.chunk_p99_us:.0f} us  {status.realtime_factor:.1f}x RT  dropped {status.samples_dropped}  "
+                + _units_text(status, markup=False)
                 + _waiting_note(status),
                 file=sys.stdout,
                 flush=True,

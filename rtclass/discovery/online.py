@@ -29,6 +29,7 @@ global model.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ from rtclass.discovery.worker import ClusteringFailed, ClusteringProcess
 from rtclass.matching.matcher import AssignedSnippet, MatchResult, UnexplainedSnippet, channel_weights
 from rtclass.matching.templates import TemplateBank, same_shape_and_size
 from rtclass.stage import Stage, ms_to_samples
+
+log = logging.getLogger("rtclass.discovery")
 
 
 def centred_on_zone(template: np.ndarray, pre: int) -> bool:
@@ -149,9 +152,17 @@ class OnlineDiscovery(Stage):
         self.threaded = threaded
         self._job: threading.Thread | None = None
         self._results: list | None = None
-        self._process: ClusteringProcess | None = ClusteringProcess() if threaded else None
+        self._process: ClusteringProcess | None = ClusteringProcess(cfg.clustering_niceness) if threaded else None
         self.failed_rounds = 0  # rounds lost to a failed clustering process (live runs)
+        #: rounds that came due while the previous one was still clustering (live runs): discovery
+        #: is falling behind the data (a loaded machine)
+        self.skipped_rounds = 0
         self.last_error = ""
+
+    @property
+    def clustering_cpu_s(self) -> float:
+        """CPU seconds the clustering process(es) have used (live runs; 0 in place)."""
+        return self._process.cpu_s if self._process is not None else 0.0
 
     def process(self, match: MatchResult, end_sample: int, noise_sd: np.ndarray | None) -> DiscoveryResult:
         """One block's matching result in: its unexplained snippets join their zones' stores, its
@@ -212,6 +223,13 @@ class OnlineDiscovery(Stage):
         if self.threaded:
             if self._job is None:
                 self._start_round()
+            else:
+                self.skipped_rounds += 1
+                if self.skipped_rounds == 1:
+                    log.warning(
+                        "discovery is falling behind the data: a round came due while the last one was still "
+                        "clustering (the machine's cores are busy); units will be found later"
+                    )
             return added
         return self._promote(self._cluster(self._due()))
 

@@ -2,9 +2,11 @@
 
 ISO-SPLIT holds the GIL for its whole run (tens to hundreds of ms); in a thread of the live
 process it stalled the hot path. The child is started with ``python -m`` (not
-``multiprocessing``, whose spawn re-imports the user's main script) at the lowest priority, and
-talks over its stdin/stdout pipes: one JSON header line per message, then the arrays as raw
-bytes, each announced by a JSON line with dtype and shape (no pickle).
+``multiprocessing``, whose spawn re-imports the user's main script) at a lower priority than the
+hot path (a niceness, not Linux's SCHED_IDLE: an idle-class process gets no CPU at all while the
+cores are busy, and discovery then found no units on a loaded rig), and talks over its
+stdin/stdout pipes: one JSON header line per message, then the arrays as raw bytes, each
+announced by a JSON line with dtype and shape (no pickle).
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import BinaryIO
 
 import numpy as np
-
-#: niceness added to the clustering process where SCHED_IDLE is not available
-CLUSTERING_NICENESS = 19
-
 
 #: one BLAS/OpenMP thread in the child: its matrices are small, and at idle priority a pool's
 #: threads spin-wait for a partner that the scheduler has preempted (seen: a round took seconds)
@@ -59,13 +58,23 @@ class ClusteringProcess:
     """A child process that runs ``cluster_snippets`` on the zones it is sent, one request at a
     time (the caller is discovery's background thread; the hot path never calls it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, niceness: int) -> None:
+        self.niceness = niceness
         self._proc: subprocess.Popen | None = None
+        #: CPU seconds used by the clustering processes so far (the current one as last reported)
+        self._cpu_s_ended = 0.0
+        self._cpu_s_current = 0.0
+
+    @property
+    def cpu_s(self) -> float:
+        return self._cpu_s_ended + self._cpu_s_current
 
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
+            self._cpu_s_ended += self._cpu_s_current
+            self._cpu_s_current = 0.0
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "rtclass.discovery.worker"],
+                [sys.executable, "-m", "rtclass.discovery.worker", str(self.niceness)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=None,
@@ -84,7 +93,9 @@ class ClusteringProcess:
             proc.stdin.flush()
             found = []
             for _ in zones:
-                n = int(json.loads(_read_line(proc.stdout))["clusters"])
+                head = json.loads(_read_line(proc.stdout))
+                n = int(head["clusters"])
+                self._cpu_s_current = float(head["cpu_s"])
                 found.append([(read_array(proc.stdout), read_array(proc.stdout)) for _ in range(n)])
             return found
         except (OSError, ValueError, KeyError, ClusteringFailed) as exc:
@@ -119,21 +130,22 @@ def serve(src: BinaryIO, out: BinaryIO) -> None:
             clusters = cluster_snippets(
                 snips, int(request["pca_components"]), int(request["min_spikes"]), int(request["pre"])
             )
-            out.write(json.dumps({"clusters": len(clusters)}).encode() + b"\n")
+            out.write(json.dumps({"clusters": len(clusters), "cpu_s": time.process_time()}).encode() + b"\n")
             for template, members in clusters:
                 write_array(out, template)
                 write_array(out, members)
         out.flush()
 
 
-def stay_out_of_the_way() -> None:
-    """Run only when a CPU is otherwise idle (Linux SCHED_IDLE: any normal task, such as the hot
-    path waking up for its next chunk, preempts it at once; elsewhere, the lowest niceness), and
-    if the parent was pinned to some cores (``taskset``, a rig's isolated core), on the others."""
+def stay_out_of_the_way(niceness: int) -> None:
+    """Yield to the hot path without starving: ``niceness`` added (at 5, a busy core gives this
+    process about a third of a normal process's share: it still progresses when every core is
+    busy), and if the parent was pinned to some cores (``taskset``, a rig's isolated core), run
+    on the others."""
     try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        os.nice(niceness)
     except (AttributeError, OSError):
-        os.nice(CLUSTERING_NICENESS)
+        pass
     try:
         others = set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
         if others:
@@ -144,7 +156,7 @@ def stay_out_of_the_way() -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes our input
-    stay_out_of_the_way()
+    stay_out_of_the_way(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
     except (BrokenPipeError, ClusteringFailed):  # the parent went away mid-request: nothing left to do

@@ -109,6 +109,11 @@ class Status:
     restarts: int = 0
     stalls: int = 0
     detecting: bool = False
+    #: units in the bank, discovery rounds run and skipped (due while the last was still clustering)
+    units: int = 0
+    discovery_rounds: int = 0
+    discovery_skipped: int = 0
+    discovery_failed: int = 0
     #: the source's name, and how long it has sent nothing (0 while data flows)
     source_name: str = ""
     waiting_s: float = 0.0
@@ -363,6 +368,7 @@ class Pipeline:
         busy = self.times.total_s[-1]
         chans = self.log.recent_channels(RECENT_BATCHES).size
         quiet_s = time.monotonic() - self._last_data
+        d = self.chain.discovery
         return Status(
             data_s=self._samples / fs,
             wall_s=time.perf_counter() - self._t_start if self._first_sample is not None else 0.0,
@@ -378,6 +384,10 @@ class Pipeline:
             restarts=stats.restarts,
             stalls=stats.stalls,
             detecting=self.detector.ready,
+            units=int(self.chain.bank.n) if self.chain.bank is not None else 0,
+            discovery_rounds=d.rounds if d is not None else 0,
+            discovery_skipped=d.skipped_rounds if d is not None else 0,
+            discovery_failed=d.failed_rounds if d is not None else 0,
             source_name=self.info.name,
             waiting_s=quiet_s if quiet_s >= WAITING_AFTER_S else 0.0,
         )
@@ -430,6 +440,8 @@ class Pipeline:
             "units_split_off": d.splits,
             "units_merged": d.merges,
             "failed_rounds": d.failed_rounds,
+            "skipped_rounds": d.skipped_rounds,
+            "clustering_cpu_s": d.clustering_cpu_s,
             "last_error": d.last_error,
         }
 

@@ -94,3 +94,24 @@ def test_discovery_is_chunk_invariant(sim, one_chunk, seed):
     data, want = one_chunk
     cuts = random_cuts(data.shape[0], np.random.default_rng(seed), 1, 700)
     _assert_same_discovery(_discover(sim, data, cuts), want, f"random chunks of 1..700 samples (seed {seed})")
+
+
+def test_a_round_due_while_the_last_is_still_clustering_is_counted_as_skipped(filtered, monkeypatch):
+    import threading
+
+    cfg = Config()
+    sim, _ = filtered
+    disc = OnlineDiscovery(cfg.discovery, cfg.matching, new_bank(cfg, sim.probe, sim.fs), sim.fs, threaded=True)
+    release = threading.Event()
+    monkeypatch.setattr(disc, "_cluster", lambda due: release.wait(10) and [])
+    disc.maybe_run(0)
+    disc.maybe_run(disc.interval)  # starts a round, which blocks
+    disc.maybe_run(2 * disc.interval)  # due again while it runs
+    disc.maybe_run(3 * disc.interval)
+    assert disc.skipped_rounds == 2 and disc.rounds == 1
+    release.set()
+    disc._job.join(5)
+    disc.maybe_run(4 * disc.interval)  # collects the finished round, starts the next
+    assert disc.skipped_rounds == 2 and disc.rounds == 2
+    release.set()
+    disc.close()

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def _zone(seed, depths=(30.0, 70.0), n_each=150):
 
 @pytest.fixture
 def process():
-    p = ClusteringProcess()
+    p = ClusteringProcess(5)
     yield p
     p.close()
 
@@ -83,3 +84,14 @@ def test_live_discovery_clusters_in_the_background_and_promotes_units():
         assert disc.failed_rounds == 0
     finally:
         disc.close()
+
+
+def test_the_child_runs_at_the_configured_niceness_and_reports_its_cpu(process):
+    process.run([_zone(4)], 6, 40, PRE)
+    assert os.getpriority(os.PRIO_PROCESS, process._proc.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
+    assert process.cpu_s > 0
+    first = process.cpu_s
+    process._proc.kill()
+    process._proc.wait()
+    process.run([_zone(4)], 6, 40, PRE)  # a new child: its CPU adds to the dead one's
+    assert process.cpu_s > first
