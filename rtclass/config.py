@@ -529,6 +529,12 @@ class ClassifyConfig:
         "nearest-centroid baseline, `baseline.json` beside the model)",
         choices=("auto", "model", "baseline"),
     )
+    layers: str = param(
+        "",
+        "the cerebellar layers along the probe, for models that take the layer (C4's `layer_information` "
+        "models): `NAME:from-to` in um from the tip, comma-separated, NAME one of GCL, PCL, ML, e.g. "
+        "`GCL:0-450,PCL:450-500,ML:500-900`; a unit is in the range of its peak contact, else `unknown`",
+    )
     interval_s: float = param(
         2.0,
         "how often the live labeler relabels units (in its own thread, off the hot path)",

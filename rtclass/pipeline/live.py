@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rtclass.classify.labeler import LiveLabeler
+from rtclass.classify.layers import layer_at, parse_layer_ranges
 from rtclass.classify.model import DEFAULT_MODEL, describe_classifier, load_classifier
 from rtclass.config import Config
 from rtclass.dsp.detection import ThresholdDetector
@@ -203,8 +204,21 @@ class Pipeline:
             return None
         model = load_classifier(c.model or DEFAULT_MODEL, c.classifier)
         log.info("labelling with %s", describe_classifier(model))
-        labeler = LiveLabeler(c, model, self.chain.features, data_time_s=self.data_time_s)
-        return labeler
+        ranges = parse_layer_ranges(c.layers)
+        if ranges and not model.use_layer:
+            log.warning("classify.layers is set, but the model does not take the layer: it is not used")
+        if model.use_layer and not ranges:
+            log.warning("the model takes the layer; classify.layers is not set, so every unit's layer is 'unknown'")
+        return LiveLabeler(
+            c, model, self.chain.features, layers_of=self._layer_of(ranges), data_time_s=self.data_time_s
+        )
+
+    def _layer_of(self, ranges):
+        """unit id -> its layer: the range holding its peak contact's depth (``classify.layers``)."""
+        bank, positions_um = self.chain.bank, self._probe.positions_um
+        if bank is None:
+            return None
+        return lambda unit: layer_at(ranges, float(positions_um[bank.peak_channel[bank.index[unit]], 1]))
 
     def _compile_before_connecting(self) -> None:
         """Kernel types do not depend on the channel count or the geometry: the configured probe

@@ -17,6 +17,7 @@ class ScriptedModel:
 
     def predict(self, acg3d, waveform, layers=None):
         self.seen = acg3d.shape[0]
+        self.layers = layers
         return np.array([self.next[i] for i in range(acg3d.shape[0])], np.float32)
 
     def label(self, p, threshold):
@@ -60,6 +61,20 @@ def test_labels_change_only_after_consistent_rounds_and_need_confidence():
     assert lab.label_of(np.array([0]))[0].tolist() == [1]  # a single disagreeing round changes nothing
     lab.tick()
     assert lab.label_of(np.array([0]))[0].tolist() == [3]  # MLI after two
+
+
+def test_a_layer_model_gets_each_units_layer():
+    bank = _bank_with_units([150, 150])
+    model = ScriptedModel()
+    model.use_layer = True
+    layer_of_unit = {0: "PCL", 1: "unknown"}
+    lab = LiveLabeler(ClassifyConfig(min_spikes=100), model, bank, layers_of=layer_of_unit.get)
+    model.next = {0: [0.9, 0.05, 0.03, 0.01, 0.01], 1: [0.9, 0.05, 0.03, 0.01, 0.01]}
+    lab.tick()
+    assert model.layers == ["PCL", "unknown"]
+    model.use_layer = False
+    lab.tick()
+    assert model.layers is None  # a model without the layer input is not given one
 
 
 def test_the_thread_runs_and_stops():
