@@ -204,3 +204,53 @@ def test_load_classifier_follows_the_card_and_checks_the_baseline(tmp_path):
     with pytest.raises(ModelError, match="baseline.json does not exist"):
         load_classifier(path, "baseline")
     assert isinstance(load_classifier(path), CellTypeModel)  # auto: an imported C4 model has no baseline
+
+
+def test_a_c4_archive_imported_labels_units_on_the_wire_of_a_live_run(recording, tmp_path):
+    """C4's published format end to end: archive -> ``import_c4`` -> ``rtclass run --model`` on a
+    simulated recording (true templates) -> labelled spikes received by a plain ZMQ subscriber."""
+    import threading
+
+    from rtclass.client import Subscriber
+    from rtclass.config import Config
+    from rtclass.pipeline.live import run_live
+    from rtclass.publish.wire import CELL_TYPE_NAMES
+    from tests.netutil import free_port
+
+    archive = _c4_archive(tmp_path / "trained_models.tar.gz", [_random_net(s, 5) for s in range(2)])
+    model = tmp_path / "c4.onnx"
+    import_c4(archive, model, None)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    cfg = Config().replace(
+        source={"speed": 0.5},
+        matching={"templates": str(recording.parent / "ground_truth")},
+        classify={
+            "model": str(model),
+            "min_spikes": 5,
+            "confidence_ratio": 1.0,
+            "interval_s": 0.1,
+            "hysteresis_ticks": 1,
+        },
+        publish={"zmq": True, "zmq_address": address, "lsl": False},
+    )
+    received, stop = [], threading.Event()
+
+    def listen():
+        with Subscriber(address, timeout_s=0.2) as sub:
+            while not stop.is_set():
+                batch = sub.receive(0.2)
+                if batch is not None:
+                    received.append(batch)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    run_live(cfg, f"file:{recording}", str(tmp_path / "run"))
+    stop.set()
+    listener.join(5)
+    spikes = np.concatenate(received) if received else np.zeros(0)
+    assert spikes.size > 100
+    labelled = spikes[spikes["cell_type"] > 0]
+    assert labelled.size > 0  # labels from the imported C4 ensemble reached the wire
+    assert {CELL_TYPE_NAMES[c] for c in np.unique(labelled["cell_type"])} <= set(C4_CLASSES)
+    rows = (tmp_path / "run" / "cluster_predicted_cell_type.tsv").read_text().splitlines()[1:]
+    assert {row.split("\t")[1] for row in rows} & set(C4_CLASSES)
