@@ -93,7 +93,60 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _train_member(x, y, n_classes, use_layer, seed, epochs, progress):
+#: training-time domain randomisation, drawn per unit and batch: waveform time-stretch about the
+#: trough (log-uniform), white noise on the waveform (sd, in trough depths), and a time rescaling
+#: of the whole spike train (log-uniform rate factor: the ACG moves along its log-lag axis and its
+#: values scale with the rate), so that the network does not learn one generator's exact widths and rates
+STRETCH_RANGE = (0.8, 1.25)
+WAVEFORM_NOISE_SD = (0.0, 0.05)
+RATE_FACTOR_RANGE = (0.8, 1.25)
+#: log lags per decade of the 3D-ACG (100 lags over 3 decades)
+LOG_LAGS_PER_DECADE = (ACG_SHAPE[1] - 2) / 3.0
+
+
+def _loguniform(rng: np.random.Generator, lo_hi: tuple[float, float], n: int) -> np.ndarray:
+    return np.exp(rng.uniform(np.log(lo_hi[0]), np.log(lo_hi[1]), n))
+
+
+def stretch_waveforms(wave: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``[n, 90]`` C4 waveforms stretched in time about their trough (sample 30) by ``factor``
+    (> 1: wider), edge values held; the trough stays at -1."""
+    from rtclass.features.c4 import WAVEFORM_PEAK
+
+    idx = np.arange(wave.shape[1], dtype=np.float64)
+    out = np.empty_like(wave)
+    for i in range(wave.shape[0]):
+        out[i] = np.interp(WAVEFORM_PEAK + (idx - WAVEFORM_PEAK) / factor[i], idx, wave[i])
+    return out
+
+
+def rescale_acg_rate(acg: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``[n, 10, 101]`` 3D-ACGs of the same trains played ``factor`` times faster: every interval
+    shrinks by it, so the ACG at lag L takes the value it had at ``factor * L``, times ``factor``
+    (probability per 1 ms bin). Column 0 (the zero column) stays 0; lags beyond the range hold the edge."""
+    cols = np.arange(acg.shape[2] - 1, dtype=np.float64)
+    out = acg.copy()
+    for i in range(acg.shape[0]):
+        src = cols + np.log10(factor[i]) * LOG_LAGS_PER_DECADE
+        for r in range(acg.shape[1]):
+            out[i, r, 1:] = factor[i] * np.interp(src, cols, acg[i, r, 1:])
+    return out
+
+
+def augment_inputs(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A randomised copy of assembled inputs ``[n, 1100 (+4)]`` (see ``STRETCH_RANGE`` ...)."""
+    n = x.shape[0]
+    acg, wave = split_features(x)
+    acg = rescale_acg_rate(acg, _loguniform(rng, RATE_FACTOR_RANGE, n))
+    wave = stretch_waveforms(wave, _loguniform(rng, STRETCH_RANGE, n))
+    wave = wave + rng.normal(0.0, 1.0, wave.shape) * rng.uniform(*WAVEFORM_NOISE_SD, (n, 1))
+    out = x.copy()
+    out[:, :ACG_SIZE] = acg.reshape(n, ACG_SIZE)
+    out[:, ACG_SIZE : ACG_SIZE + WAVE_SIZE] = wave
+    return out.astype(np.float32)
+
+
+def _train_member(x, y, n_classes, use_layer, seed, epochs, progress, augment=True):
     import torch
 
     from rtclass.classify.nets import CellTypeNet
@@ -115,7 +168,8 @@ def _train_member(x, y, n_classes, use_layer, seed, epochs, progress):
             if idx.size < 2:
                 continue
             opt.zero_grad()
-            loss = loss_fn(net(xt[idx]), yt[idx])
+            inputs = torch.from_numpy(augment_inputs(x[idx], rng)) if augment else xt[idx]
+            loss = loss_fn(net(inputs), yt[idx])
             loss.backward()
             opt.step()
         if progress is not None:

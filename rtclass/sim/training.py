@@ -5,7 +5,9 @@ Each unit's 3D-ACG is computed from its ground-truth spike train and its wavefor
 mean waveform on the peak channel plus the noise an average of a few hundred spikes leaves. With
 ``augment``, each unit's train also gets what an online sort does to it: a random fraction of its
 spikes missed (0-20 %) and spikes of another unit mixed in (0-5 %), so that a model learns from
-features like those the live pipeline will hand it.
+features like those the live pipeline will hand it, and its waveform is cut as another sorter
+would store it: a template of 61, 82, 90 or 120 samples (Kilosort 4, Kilosort 2/3, C4, rtclass's
+snippets) with the trough anywhere from 30 % to 55 % of its length.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ CONTAMINATION_FRACTION = (0.0, 0.05)
 #: spikes averaged into a waveform (sets its residual noise)
 AVERAGED_SPIKES = (50, 1000)
 WAVE_HALF = 60
+#: template lengths (samples) that augmentation cuts the waveform to, and where its trough may sit
+TEMPLATE_LENGTHS = (61, 82, 90, 2 * WAVE_HALF)
+TROUGH_POSITION_FRACTION = (0.3, 0.55)
 
 
 def _raw_trace(unit) -> np.ndarray:
@@ -35,6 +40,15 @@ def _raw_trace(unit) -> np.ndarray:
     seg = w[max(0, -a) : max(0, -a) + 2 * WAVE_HALF - max(a, 0)]
     out[max(a, 0) : max(a, 0) + seg.size] = seg
     return out
+
+
+def cut_template(trace: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``trace`` (trough at ``WAVE_HALF``) cut to a random template length, the trough at a random
+    position in it (edge values repeated where the cut reaches past the trace)."""
+    length = int(TEMPLATE_LENGTHS[rng.integers(len(TEMPLATE_LENGTHS))])
+    trough = int(round(rng.uniform(*TROUGH_POSITION_FRACTION) * (length - 1)))
+    idx = np.clip(np.arange(length) - trough + WAVE_HALF, 0, trace.size - 1)
+    return trace[idx]
 
 
 def unit_features(sim: Simulation, augment: bool, seed: int) -> dict[str, np.ndarray]:
@@ -56,6 +70,8 @@ def unit_features(sim: Simulation, augment: bool, seed: int) -> dict[str, np.nda
         n_avg = rng.integers(*AVERAGED_SPIKES)
         noise = sim.noise_sd_uv[u.peak_channel] * np.sqrt(1 + sim.cfg.common_mode_uv**2 / sim.cfg.noise_uv**2)
         trace = trace + rng.normal(0, noise / np.sqrt(n_avg), trace.size)
+        if augment:
+            trace = cut_template(trace, rng)
         rows["acg3d"].append(c4_acg(t))
         rows["waveform"].append(preprocess_waveform(trace))
         rows["cell_type"].append(u.cell_type)

@@ -145,3 +145,27 @@ def test_training_needs_the_extra_and_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr("importlib.import_module", lambda name: no_torch(name))
     with pytest.raises(RtclassError, match=r"rtclass train needs PyTorch: pip install 'rtclass\[train\]'"):
         require_training_extra("rtclass train")
+
+
+def test_training_randomisation_stretches_waveforms_and_rescales_rates():
+    from rtclass.classify.train import augment_inputs, rescale_acg_rate, stretch_waveforms
+    from rtclass.features.c4 import c4_acg
+
+    t_ms = (np.arange(90) - 30) / 30.0
+    wave = (-np.exp(-0.5 * (t_ms / 0.1) ** 2) + 0.4 * np.exp(-0.5 * ((t_ms - 0.6) / 0.15) ** 2))[None]
+    assert np.allclose(stretch_waveforms(wave, np.array([1.0])), wave)
+    wide = stretch_waveforms(wave, np.array([1.25]))[0]
+    assert wide[30] == pytest.approx(wave[0, 30]) and (np.argmax(wide[30:]) - np.argmax(wave[0, 30:])) == pytest.approx(
+        4, abs=1
+    )
+    # a Poisson train played 1.25x faster: its ACG plateau rises by 1.25
+    rng = np.random.default_rng(5)
+    times = np.unique((np.cumsum(rng.exponential(1 / 20.0, 6000)) * 30000).astype(np.int64))
+    acg = c4_acg(times)[None]
+    faster = rescale_acg_rate(acg, np.array([1.25]))
+    assert faster[0, :, 0].tolist() == [0.0] * 10
+    assert faster[0, :, 60:].mean() / acg[0, :, 60:].mean() == pytest.approx(1.25, rel=0.05)
+    x = np.concatenate([acg.reshape(1, -1), wave], axis=1).astype(np.float32)
+    a, b = augment_inputs(np.repeat(x, 4, 0), np.random.default_rng(1)), augment_inputs(x, np.random.default_rng(2))
+    assert a.shape == (4, 1100) and a.dtype == np.float32 and np.all(np.isfinite(a)) and not np.allclose(a[0], a[1])
+    assert b.shape == (1, 1100)

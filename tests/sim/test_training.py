@@ -66,3 +66,19 @@ def test_the_set_on_disk_is_what_rtclass_train_reads(tmp_path):
     s = load_set(tmp_path / "set", use_layer=True)
     f = np.load(path)
     assert s.x.shape == (f["acg3d"].shape[0], 1104) and s.y.size == f["cell_type"].size
+
+
+def test_templates_are_cut_as_other_sorters_store_them():
+    from rtclass.sim.training import TEMPLATE_LENGTHS, WAVE_HALF, cut_template
+
+    rng = np.random.default_rng(4)
+    trace = np.zeros(2 * WAVE_HALF)
+    trace[WAVE_HALF] = -1.0
+    lengths = set()
+    for _ in range(60):
+        cut = cut_template(trace, rng)
+        lengths.add(cut.size)
+        trough = int(np.argmin(cut))
+        assert 0.29 * (cut.size - 1) <= trough <= 0.56 * (cut.size - 1)
+        assert np.array_equal(preprocess_waveform(cut), preprocess_waveform(trace))  # C4 re-aligns it
+    assert lengths == set(TEMPLATE_LENGTHS)

@@ -1,0 +1,157 @@
+"""Several live probes on one machine, measured (not extrapolated): N concurrent `rtclass run`
+processes, each fed by its own `rtclass replay` of a different simulated 384-channel recording over
+ZMQ at real time, optionally beside other busy processes (standing in for acquisition software or
+a decoder). Per probe: units found, samples dropped, discovery rounds run and skipped, CPU seconds
+per data second (the run and its clustering child, from the kernel's accounting of the process
+tree), and the largest N whose probes all keep real time without dropping a sample.
+
+    python benchmarks/bench_live_probes.py [--probes 1 2 4] [--busy 0 1] [--duration 60]
+
+Each N is run alone first for the per-probe baseline of units found ("alone" = N 1 with no busy
+process). Saves benchmarks/results/live_probes.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rtclass.bench.benchmark import machine, save_json
+
+RESULTS = Path(__file__).parent / "results" / "live_probes.json"
+FIRST_PORT = 6100
+#: seconds a run may take beyond its data (start-up, drain, writing files)
+GRACE_S = 60.0
+BUSY_LOOP = "while True: pass"
+RTCLASS = str(Path(sys.executable).with_name("rtclass"))
+#: every probe replays the same recording, so that each can be compared with it alone
+RECORDING_SEED = 100
+
+
+def _simulate(seed: int, duration_s: float, folder: Path) -> Path:
+    out = folder / f"probe_seed{seed}"
+    path = out / "rtclass_sim.ap.bin"
+    if not path.exists():
+        subprocess.run(
+            [RTCLASS, "simulate", "--out", str(out), "--duration", str(duration_s), "--seed", str(seed)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return path
+
+
+def _config(folder: Path, index: int) -> Path:
+    cfg = folder / f"probe{index}.toml"
+    cfg.write_text(
+        f'[publish]\nzmq_address = "tcp://127.0.0.1:{FIRST_PORT + 100 + index}"\nlsl = false\n'
+        "[run]\nidle_timeout_s = 5.0\n"
+    )
+    return cfg
+
+
+def _wait_rusage(proc: subprocess.Popen, timeout_s: float) -> float:
+    """CPU seconds (user + system) of a finished child and the children it waited for."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        time.sleep(0.2)
+    proc.kill()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path) -> dict:
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n_busy)]
+    runs, senders = [], []
+    try:
+        for i in range(n_probes):
+            out = folder / f"case_n{n_probes}_busy{n_busy}" / f"probe{i}"
+            cmd = [RTCLASS, "run", "--source", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
+            cmd += ["--config", str(_config(folder, i)), "--out", str(out)]
+            runs.append((out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        for i in range(n_probes):
+            rec = _simulate(RECORDING_SEED, duration_s, folder)
+            cmd = [RTCLASS, "replay", str(rec), "--to", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
+            senders.append(subprocess.Popen(cmd + ["--wait", "60"], stdout=subprocess.DEVNULL))
+        t0 = time.monotonic()
+        for s in senders:
+            s.wait(timeout=duration_s + GRACE_S + 60)
+        probes = []
+        for out, proc in runs:
+            cpu_s = _wait_rusage(proc, GRACE_S)
+            metrics_path = out / "metrics.json"
+            m = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+            d = m.get("discovery") or {}
+            data_s = float(m.get("data_s", 0.0))
+            probes.append(
+                {
+                    "exit_code": proc.returncode,
+                    "data_s": data_s,
+                    "samples_in": m.get("samples_in", 0),
+                    "samples_dropped": m.get("samples_dropped", 0),
+                    "units": m.get("units", 0),
+                    "discovery_rounds": d.get("rounds", 0),
+                    "discovery_skipped_rounds": d.get("skipped_rounds", 0),
+                    "cpu_s": cpu_s,
+                    "cores_at_real_time": cpu_s / data_s if data_s else None,
+                    "processing_s": m.get("processing_s"),
+                }
+            )
+        return {"probes": n_probes, "busy_processes": n_busy, "wall_s": time.monotonic() - t0, "per_probe": probes}
+    finally:
+        for p in busy + senders + [p for _, p in runs]:
+            if p.poll() is None:
+                p.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--probes", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--busy", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--work", default=None, help="folder for recordings and outputs (default: a temporary one)")
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args()
+    folder = Path(args.work or tempfile.mkdtemp(prefix="rtclass_probes_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for n_busy in args.busy:
+        for n in args.probes:
+            case = run_case(n, n_busy, args.duration, folder)
+            cases.append(case)
+            units = [p["units"] for p in case["per_probe"]]
+            cores = [round(p["cores_at_real_time"] or 0, 2) for p in case["per_probe"]]
+            dropped = sum(p["samples_dropped"] for p in case["per_probe"])
+            print(f"{n} probes + {n_busy} busy: units {units}, dropped {dropped}, cores per probe {cores}", flush=True)
+    alone = [c["per_probe"][0]["units"] for c in cases if c["probes"] == 1 and c["busy_processes"] == 0]
+    for case in cases:
+        for p in case["per_probe"]:
+            p["units_vs_alone"] = p["units"] / alone[0] if alone and alone[0] else None
+        case["holds_real_time"] = all(
+            p["samples_dropped"] == 0 and p["exit_code"] == 0 and p["samples_in"] > 0 for p in case["per_probe"]
+        )
+    res = {
+        "machine": machine(),
+        "duration_s": args.duration,
+        "cases": cases,
+        "largest_n_holding_real_time": {
+            str(b): max([c["probes"] for c in cases if c["busy_processes"] == b and c["holds_real_time"]], default=0)
+            for b in args.busy
+        },
+    }
+    save_json(res, args.out)
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()
