@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -12,6 +13,8 @@ from rtclass.ingest import rawframe
 from rtclass.ingest.base import SourceStats, StreamInfo
 from rtclass.ingest.chunk import Chunk
 
+log = logging.getLogger("rtclass.zmq")
+
 #: chunks a SUB socket may queue per second of buffer (1 ms chunks)
 CHUNKS_PER_S = 1000
 #: most samples one read returns: frames queued behind the first (a backlog after a stall) are
@@ -21,7 +24,27 @@ MAX_READ_SAMPLES = 3000
 CLOSE_LINGER_MS = 2000
 
 
+#: hosts a bound socket serves only this machine from
+LOOPBACK_HOSTS = ("127.", "localhost", "[::1]", "::1")
+
+
+def serves_other_machines(address: str) -> bool:
+    """Whether a ``tcp://HOST:PORT`` bind address is reachable from other machines (``ipc://`` and
+    ``inproc://`` never are)."""
+    if not address.startswith("tcp://"):
+        return False
+    host = address[len("tcp://") :].rsplit(":", 1)[0]
+    return not host.startswith(LOOPBACK_HOSTS)
+
+
 def bind_socket(ctx: zmq.Context, kind: int, address: str, what: str) -> zmq.Socket:
+    if serves_other_machines(address):
+        log.warning(
+            "%s binds %s: reachable from other machines on the network (use tcp://127.0.0.1:PORT to serve "
+            "this machine only)",
+            what,
+            address,
+        )
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
     try:

@@ -137,3 +137,18 @@ def test_a_publisher_that_restarts_continues_the_timeline_as_a_new_segment():
     assert (s.restarts, s.segment_starts, s.malformed, s.samples_dropped, s.samples_in) == (1, [90], 0, 0, 180)
     src.close()
     sender.close()
+
+
+def test_binding_beyond_this_machine_is_warned_about(caplog):
+    from rtclass.ingest.zmq import bind_socket, serves_other_machines
+
+    assert serves_other_machines("tcp://0.0.0.0:5560") and serves_other_machines("tcp://192.168.1.4:5560")
+    assert not serves_other_machines("tcp://127.0.0.1:5560") and not serves_other_machines("tcp://localhost:1")
+    assert not serves_other_machines("ipc:///tmp/x") and not serves_other_machines("tcp://[::1]:5560")
+    with caplog.at_level("WARNING", logger="rtclass.zmq"):
+        bind_socket(zmq.Context.instance(), zmq.PUB, f"tcp://127.0.0.1:{free_port()}", "the test socket").close()
+    assert not caplog.records
+    # an address of no interface here (TEST-NET-1): warned about before the bind, which then fails
+    with caplog.at_level("WARNING", logger="rtclass.zmq"), pytest.raises(PublishError, match="cannot bind"):
+        bind_socket(zmq.Context.instance(), zmq.PUB, "tcp://192.0.2.1:5560", "the test socket")
+    assert "reachable from other machines" in caplog.text
