@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,4 +144,6 @@ def raw_mean_waveform(
 def write_tsv(path: Path, column: str, ids: np.ndarray, values: list[Any]) -> None:
     """A phy cluster table: ``cluster_id<TAB>column`` then one row per cluster."""
     lines = [f"cluster_id\t{column}"] + [f"{i}\t{v}" for i, v in zip(ids, values)]
-    path.write_text("\n".join(lines) + "\n")
+    partial = path.with_name(path.name + ".partial")  # complete or absent, whenever the writer stops
+    partial.write_text("\n".join(lines) + "\n")
+    os.replace(partial, path)

@@ -505,7 +505,7 @@ def run_live(
 ) -> dict[str, Any]:
     """``rtclass run``: source -> pipeline -> publishers until the end; then the output files."""
     from rtclass.ingest import make_source
-    from rtclass.publish.files import prepare_output_dir, write_run_output
+    from rtclass.publish.files import SpikeJournal, prepare_output_dir, write_run_output
 
     if out_dir is not None:
         prepare_output_dir(out_dir)
@@ -518,6 +518,8 @@ def run_live(
     source = make_source(source_spec, cfg)
     pipe = Pipeline(cfg, source)
     info = pipe.open()
+    if out_dir is not None:
+        pipe.log.journal = SpikeJournal(out_dir)
     if cfg.run.save_raw:
         pipe.raw = RawRecorder(out_dir)
     failure: BaseException | None = None
@@ -536,4 +538,5 @@ def run_live(
             metrics["stopped_by_error"] = f"{type(failure).__name__}: {failure}"
         if out_dir is not None:
             write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs(), pipe.raw)
+            pipe.log.journal.close(remove=True)  # the files now hold every spike it did
     return metrics

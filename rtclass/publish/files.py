@@ -1,8 +1,19 @@
-"""What ``rtclass run --out DIR`` writes when it stops: spike files phy and C4 read, and metrics."""
+"""What ``rtclass run --out DIR`` writes: spike files phy and C4 read, and metrics, when it stops;
+and, while it runs, an append-only journal of every published spike.
+
+Each output file is written under a temporary name and renamed into place, so a run stopped at
+any moment leaves either the complete file or none. The journal (``spikes.journal.bin``, records
+of ``JOURNAL_DTYPE``: the wire format's spike fields plus the amplitude in uV, no header) is
+flushed at least every ``JOURNAL_FLUSH_S``: after a crash or SIGKILL, ``read_spike_journal`` gives
+the spikes published until then. A run that ends normally removes it once the files are written.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,18 +25,69 @@ from rtclass.formats.phy import write_tsv
 from rtclass.ingest.base import StreamInfo
 from rtclass.publish.wire import SPIKE_DTYPE
 
+JOURNAL_NAME = "spikes.journal.bin"
+#: one journal record: a published spike (wire format v1 fields) and its amplitude (uV)
+JOURNAL_DTYPE = np.dtype(
+    [*((name, SPIKE_DTYPE.fields[name][0]) for name in SPIKE_DTYPE.names), ("amplitude_uv", "<f4")]
+)
+#: the journal reaches the disk at least this often (s of wall time)
+JOURNAL_FLUSH_S = 1.0
+#: what an output file is called until it is complete
+TEMP_SUFFIX = ".partial"
+
+
+def read_spike_journal(path: str | Path) -> np.ndarray:
+    """The spikes a run's journal holds (``JOURNAL_DTYPE``), also after the run was killed: a
+    last record cut short is dropped."""
+    raw = Path(path).read_bytes()
+    whole = len(raw) - len(raw) % JOURNAL_DTYPE.itemsize
+    return np.frombuffer(raw[:whole], JOURNAL_DTYPE).copy()
+
+
+class SpikeJournal:
+    """Appends published spikes to ``JOURNAL_NAME`` in the output folder, flushing at least
+    every ``JOURNAL_FLUSH_S``."""
+
+    def __init__(self, out_dir: str | Path, clock: Callable[[], float] = time.monotonic):
+        self.path = Path(out_dir) / JOURNAL_NAME
+        self._f = open(self.path, "wb")
+        self._clock = clock
+        self._flushed = clock()
+        self.records = 0
+
+    def append(self, spikes: np.ndarray, amplitudes_uv: np.ndarray) -> None:
+        rec = np.empty(spikes.size, JOURNAL_DTYPE)
+        for name in SPIKE_DTYPE.names:
+            rec[name] = spikes[name]
+        rec["amplitude_uv"] = amplitudes_uv
+        self._f.write(rec.tobytes())
+        self.records += rec.size
+        now = self._clock()
+        if now - self._flushed >= JOURNAL_FLUSH_S:
+            self._f.flush()
+            self._flushed = now
+
+    def close(self, remove: bool) -> None:
+        self._f.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+
 
 class SpikeLog:
-    """Every published spike of a run, kept for the output files (grows in blocks)."""
+    """Every published spike of a run, kept for the output files (grows in blocks), and with a
+    ``journal`` also appended to it as they come."""
 
     def __init__(self) -> None:
         self._spikes: list[np.ndarray] = []
         self._amplitudes: list[np.ndarray] = []
+        self.journal: SpikeJournal | None = None
 
     def append(self, spikes: np.ndarray, amplitudes_uv: np.ndarray) -> None:
         if spikes.size:
             self._spikes.append(spikes.copy())
             self._amplitudes.append(np.asarray(amplitudes_uv, np.float32).copy())
+            if self.journal is not None:
+                self.journal.append(spikes, amplitudes_uv)
 
     def spikes(self) -> np.ndarray:
         return np.concatenate(self._spikes) if self._spikes else np.zeros(0, SPIKE_DTYPE)
@@ -53,6 +115,25 @@ def prepare_output_dir(out_dir: str | Path) -> Path:
     except OSError as exc:
         raise PublishError(f"cannot write to output folder {out}: {exc.strerror}; choose a writable --out") from exc
     return out
+
+
+def _replace_into(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(temporary path)``, then rename it to ``path``: the file is complete or absent."""
+    partial = path.with_name(path.name + TEMP_SUFFIX)
+    write(partial)
+    os.replace(partial, path)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    def write(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.save(f, array)
+
+    _replace_into(path, write)
+
+
+def save_text(path: Path, text: str) -> None:
+    _replace_into(path, lambda p: p.write_text(text))
 
 
 def params_py(info: StreamInfo, out: Path) -> str:
@@ -125,10 +206,10 @@ def write_run_output(
         unassigned = int(max(units.ids.max(), clusters.max(initial=-1))) + 1
         clusters = np.where(clusters < 0, unassigned, clusters)
         _write_phy(out, spikes, clusters, amplitudes, units, unassigned)
-    np.save(out / "spike_times.npy", spikes["sample"].astype(np.int64))
-    np.save(out / "spike_clusters.npy", clusters)
-    np.save(out / "spike_channels.npy", spikes["channel"].astype(np.int32))
-    np.save(out / "spike_amplitudes.npy", amplitudes)
+    save_npy(out / "spike_times.npy", spikes["sample"].astype(np.int64))
+    save_npy(out / "spike_clusters.npy", clusters)
+    save_npy(out / "spike_channels.npy", spikes["channel"].astype(np.int32))
+    save_npy(out / "spike_amplitudes.npy", amplitudes)
     if raw is not None:
         raw_info = StreamInfo(
             info.name,
@@ -138,12 +219,12 @@ def write_run_output(
             raw_n_channels=raw.n_channels or info.n_channels,
             raw_dtype="float32",
         )
-        (out / "params.py").write_text(
-            params_py(raw_info, out) + f"# raw.bin starts at stream sample {raw.first_sample}\n"
+        save_text(
+            out / "params.py", params_py(raw_info, out) + f"# raw.bin starts at stream sample {raw.first_sample}\n"
         )
     else:
-        (out / "params.py").write_text(params_py(info, out))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        save_text(out / "params.py", params_py(info, out))
+    save_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     return out
 
 
@@ -155,11 +236,11 @@ def _write_phy(
     first_template = {int(u): k for k, u in reversed(list(enumerate(units.ids)))}
     spike_templates = np.array([first_template.get(int(u), n_t) for u in clusters], np.int32)
     depth = np.maximum(-templates.min(axis=(1, 2)), 1e-6)
-    np.save(out / "templates.npy", templates.astype(np.float32))
-    np.save(out / "spike_templates.npy", spike_templates)
-    np.save(out / "amplitudes.npy", (amplitudes / depth[spike_templates]).astype(np.float32))
-    np.save(out / "channel_map.npy", np.arange(n_ch, dtype=np.int32))
-    np.save(out / "channel_positions.npy", units.positions_um.astype(np.float64))
+    save_npy(out / "templates.npy", templates.astype(np.float32))
+    save_npy(out / "spike_templates.npy", spike_templates)
+    save_npy(out / "amplitudes.npy", (amplitudes / depth[spike_templates]).astype(np.float32))
+    save_npy(out / "channel_map.npy", np.arange(n_ch, dtype=np.int32))
+    save_npy(out / "channel_positions.npy", units.positions_um.astype(np.float64))
     ids = np.unique(np.concatenate([units.ids, [unassigned]]))
     write_tsv(out / "cluster_group.tsv", "group", ids, ["noise" if i == unassigned else "unsorted" for i in ids])
     lab = [units.labels.get(int(i), ("unlabeled", 0.0, 0.0)) for i in ids]

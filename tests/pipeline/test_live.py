@@ -25,6 +25,8 @@ def test_file_run_writes_the_output_files(recording, tmp_path):
         "metrics.json",
     ):
         assert (out / name).exists(), name
+    assert not (out / "spikes.journal.bin").exists()  # a run that ended removes its journal
+    assert not list(out.glob("*.partial"))
     times = np.load(out / "spike_times.npy")
     assert times.dtype == np.int64 and times.size > 100 and (np.diff(times) >= 0).all()
     clusters = np.load(out / "spike_clusters.npy")
@@ -254,3 +256,31 @@ def test_an_error_inside_the_run_still_writes_what_was_processed(recording, tmp_
     assert m["samples_processed"] == 1499 * 30
     times = np.load(out / "spike_times.npy")
     assert times.size == m["spikes"] > 0 and times.max() < 1499 * 30
+
+
+def test_after_sigkill_the_spikes_published_so_far_are_on_disk(recording, tmp_path):
+    """``rtclass run`` killed with SIGKILL mid-run: no complete output files, but its journal holds
+    the spikes published until about a second before, readable with ``read_spike_journal``."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rtclass.publish.files import JOURNAL_NAME, read_spike_journal
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "rtclass.cli", "run", "--source", f"file:{recording}", "--speed", "0.5"]
+    proc = subprocess.Popen([*cmd, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        journal = out / JOURNAL_NAME
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not journal.exists() or read_spike_journal(journal).size < 50):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    spikes = read_spike_journal(journal)
+    assert spikes.size >= 50 and (spikes["sample"] >= 0).all() and (spikes["amplitude_uv"] > 0).all()
+    assert not (out / "spike_times.npy").exists() and not (out / "metrics.json").exists()

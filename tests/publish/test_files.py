@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from rtclass.ingest.base import StreamInfo
 from rtclass.publish.files import SpikeLog, write_run_output
@@ -21,3 +24,41 @@ def test_spike_files_are_in_sample_order_with_their_amplitudes(tmp_path):
     assert np.load(out / "spike_times.npy").tolist() == [100, 136, 140, 200]
     assert np.load(out / "spike_clusters.npy").tolist() == [0, 2, 1, 0]
     assert np.allclose(np.load(out / "spike_amplitudes.npy"), [10.0, 13.6, 14.0, 20.0])
+
+
+def test_the_journal_is_flushed_on_time_and_readable_while_the_run_goes_on(tmp_path):
+    from rtclass.publish.files import JOURNAL_FLUSH_S, SpikeJournal, read_spike_journal
+
+    now = [0.0]
+    journal = SpikeJournal(tmp_path, clock=lambda: now[0])
+    spikes = np.zeros(3, SPIKE_DTYPE)
+    spikes["sample"], spikes["unit"], spikes["cell_type"] = [10, 20, 30], [1, 2, -1], [1, 3, 0]
+    journal.append(spikes, np.array([50.0, 60.0, 70.0]))
+    assert read_spike_journal(journal.path).size == 0  # buffered: not on disk yet
+    now[0] = JOURNAL_FLUSH_S
+    journal.append(spikes[:1], np.array([80.0]))
+    got = read_spike_journal(journal.path)  # another reader sees every spike so far
+    assert got["sample"].tolist() == [10, 20, 30, 10] and got["amplitude_uv"].tolist() == [50, 60, 70, 80]
+    assert got["unit"].tolist() == [1, 2, -1, 1] and got["cell_type"].tolist() == [1, 3, 0, 1]
+    with open(journal.path, "ab") as f:  # a record cut short by a kill
+        f.write(b"\x01\x02\x03")
+    assert read_spike_journal(journal.path).size == 4
+    journal.close(remove=True)
+    assert not journal.path.exists()
+
+
+def test_output_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    from rtclass.publish import files
+
+    files.save_npy(tmp_path / "a.npy", np.arange(3))
+    assert np.load(tmp_path / "a.npy").tolist() == [0, 1, 2]
+
+    def killed(path, array):  # the writer dies half-way
+        path.write_bytes(b"\x93NUMPY")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.np, "save", lambda f, a: killed(Path(f.name), a))
+    with pytest.raises(KeyboardInterrupt):
+        files.save_npy(tmp_path / "b.npy", np.arange(3))
+    assert not (tmp_path / "b.npy").exists()  # never a truncated file under the real name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.npy.partial"]
