@@ -142,7 +142,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if model is None:
         print("no classifier model found: features only (cluster_predicted_cell_type.tsv not written)")
         return 0
-    counts = classify_folder(args.folder, feats, model, args.threshold)
+    counts = classify_folder(args.folder, feats, model, args.threshold or model.confidence_ratio)
     print(f"labels ({model.path}): " + ", ".join(f"{n} {t}" for t, n in counts.items()))
     print(
         "wrote cluster_predicted_cell_type.tsv, cluster_pred_probability.tsv, cluster_confidence_ratio.tsv "
@@ -250,7 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("folder", help="Kilosort/phy output folder")
     c.add_argument("--save-features", dest="save_features", help="write cluster_id, acg3d, waveform to this .npz")
     c.add_argument("--model", help="ONNX classifier (default: the shipped model; 'none': features only)")
-    c.add_argument("--threshold", type=float, default=2.0, help="confidence ratio below which a unit stays unlabeled")
+    c.add_argument(
+        "--threshold",
+        type=float,
+        default=0.0,
+        help="confidence ratio below which a unit stays unlabeled (default: the one the model card calibrated)",
+    )
     c.add_argument(
         "--classifier",
         choices=("auto", "model", "baseline"),

@@ -552,11 +552,13 @@ class ClassifyConfig:
         advanced=True,
     )
     confidence_ratio: float = param(
-        2.0,
-        "a unit is labelled only if its top class probability is at least this many times the second "
-        "(C4's default), else `unlabeled`; raise it for fewer, surer labels",
+        0.0,
+        "a unit is labelled only if its top class probability is at least this many times the second, else "
+        "`unlabeled`; 0: the threshold the model card calibrated (at most 10 % of units abstained on a "
+        "generator the model was not trained on), or C4's 2 for a model without one; raise it for fewer, "
+        "surer labels",
         "",
-        1.0,
+        0.0,
         1000.0,
     )
     hysteresis_ticks: int = param(

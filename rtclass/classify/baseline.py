@@ -122,6 +122,8 @@ class PhysiologyBaseline:
     spread: np.ndarray  # [n_features]
     use_layer: bool = False
     path: Path | None = None
+    #: the threshold ``classify.confidence_ratio = 0`` means (the model card's, see ``load_classifier``)
+    confidence_ratio: float = DEFAULT_CONFIDENCE_RATIO
 
     def distances(self, features: np.ndarray) -> np.ndarray:
         z = (features[:, None, :] - self.centroids[None]) / self.spread

@@ -55,6 +55,8 @@ class LiveLabeler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._data_time_s = data_time_s or _no_data_time
+        #: the confidence ratio a label needs: the config's, or (0) the model's calibrated one
+        self.threshold = cfg.confidence_ratio or model.confidence_ratio
 
     def tick(self) -> int:
         """One labelling round; returns how many units changed label."""
@@ -69,7 +71,7 @@ class LiveLabeler:
         wave = np.stack([waves[u] for u in units])
         layers = [self.layers_of(u) for u in units] if self.model.use_layer and self.layers_of else None
         probs = self.model.predict(acg, wave, layers)
-        names, _, ratio = self.model.label(probs, self.cfg.confidence_ratio)
+        names, _, ratio = self.model.label(probs, self.threshold)
         codes, conf = self.codes.copy(), self.confidence.copy()
         top = int(max(units)) + 1
         if codes.size < top:

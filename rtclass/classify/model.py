@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
@@ -71,6 +72,8 @@ class CellTypeModel:
                 f"expected {LAYOUT!r}); export it with `rtclass train`/`rtclass import-c4`"
             )
         self.classes = tuple(meta[META_CLASSES].split(","))
+        #: the confidence ratio the card calibrated (``classify.confidence_ratio = 0``), else C4's
+        self.confidence_ratio = float(self.card.get("confidence_ratio", DEFAULT_CONFIDENCE_RATIO))
         self.use_layer = meta.get(META_USE_LAYER) == "1"
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].shape[-1] != input_size(self.use_layer):
@@ -122,7 +125,7 @@ def load_classifier(path: str | Path, which: str = AUTO, threads: int = 1):
     expected = model.card.get("baseline", {}).get("sha256")
     if expected and expected != sha256(baseline_path):
         raise ModelError(f"{baseline_path} does not match the sha256 in its model card: the file was changed")
-    return load_baseline(baseline_path)
+    return replace(load_baseline(baseline_path), confidence_ratio=model.confidence_ratio)
 
 
 def describe_classifier(classifier) -> str:

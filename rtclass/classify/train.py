@@ -100,6 +100,9 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 STRETCH_RANGE = (0.8, 1.25)
 WAVEFORM_NOISE_SD = (0.0, 0.05)
 RATE_FACTOR_RANGE = (0.8, 1.25)
+#: the size of the positivity after the trough (waveform asymmetry), log-uniform factor
+POSITIVITY_RANGE = (1.0, 1.0)
+WAVEFORM_PEAK_INDEX = 30
 #: log lags per decade of the 3D-ACG (100 lags over 3 decades)
 LOG_LAGS_PER_DECADE = (ACG_SHAPE[1] - 2) / 3.0
 
@@ -139,6 +142,8 @@ def augment_inputs(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     acg, wave = split_features(x)
     acg = rescale_acg_rate(acg, _loguniform(rng, RATE_FACTOR_RANGE, n))
     wave = stretch_waveforms(wave, _loguniform(rng, STRETCH_RANGE, n))
+    after = np.arange(wave.shape[1]) > WAVEFORM_PEAK_INDEX
+    wave = np.where(after & (wave > 0), wave * _loguniform(rng, POSITIVITY_RANGE, n)[:, None], wave)
     wave = wave + rng.normal(0.0, 1.0, wave.shape) * rng.uniform(*WAVEFORM_NOISE_SD, (n, 1))
     out = x.copy()
     out[:, :ACG_SIZE] = acg.reshape(n, ACG_SIZE)
@@ -388,6 +393,11 @@ def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
         )
     if "live_classifier" in info:
         lines.append(f"- used live (`classify.classifier = auto`): **{info['live_classifier']}**")
+    if "confidence_ratio" in info:
+        lines.append(
+            f"- default confidence ratio (`classify.confidence_ratio = 0`): **{info['confidence_ratio']:g}** "
+            f"({info.get('confidence_ratio_rule', '')})"
+        )
     lines.append("")
     if "training" in info:
         lines += ["## Training data", "", info["training"]["description"], ""]
@@ -434,6 +444,30 @@ def cross_generator_evaluation(
     return {
         s.name: {**evaluate_both(nets, baseline, s, threshold), "description": _describe(s.description)} for s in tests
     }
+
+
+#: the most units the default threshold may leave unlabelled on a generator the model never saw
+MAX_ABSTENTION = 0.10
+
+
+def calibrated_threshold(evaluations: list[dict], classifier: str, max_abstention: float = MAX_ABSTENTION) -> float:
+    """The default confidence ratio: C4's 2 if it labels at least ``1 - max_abstention`` of the
+    units of every given evaluation (another generator's, where there is one), else the highest of
+    ``COVERAGE_THRESHOLDS`` below it that does (1 labels every unit)."""
+    if not evaluations:
+        return DEFAULT_CONFIDENCE_RATIO
+
+    def curve(ev: dict) -> dict[float, float]:
+        rows = (ev["baseline"] if classifier == BASELINE else ev)["coverage_curve"]
+        return {row["threshold"]: row["coverage"] for row in rows}
+
+    curves = [curve(ev) for ev in evaluations]
+    good = [
+        t
+        for t in curves[0]
+        if t <= DEFAULT_CONFIDENCE_RATIO and all(c.get(t, 0.0) >= 1 - max_abstention for c in curves)
+    ]
+    return float(max(good, default=min(curves[0])))
 
 
 TRAINING_DESCRIPTION = (
@@ -489,7 +523,10 @@ def train_command(
         "ensemble_members": members,
         "epochs": epochs,
         "seed": seed,
-        "confidence_ratio": threshold,
+        "confidence_ratio": calibrated_threshold(deciding, better_classifier(deciding)),
+        "confidence_ratio_rule": f"C4's {DEFAULT_CONFIDENCE_RATIO:g} unless more than {100 * MAX_ABSTENTION:.0f} % "
+        "of the units of a generator the model was not trained on would abstain; then the highest lower "
+        "threshold that labels 90 % of them",
         "live_classifier": better_classifier(deciding),
         "training": {
             "description": TRAINING_DESCRIPTION,

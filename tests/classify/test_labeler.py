@@ -11,6 +11,7 @@ class ScriptedModel:
 
     classes = RTCLASS_CLASSES
     use_layer = False
+    confidence_ratio = 2.0
 
     def __init__(self):
         self.next = {}

@@ -169,3 +169,18 @@ def test_training_randomisation_stretches_waveforms_and_rescales_rates():
     a, b = augment_inputs(np.repeat(x, 4, 0), np.random.default_rng(1)), augment_inputs(x, np.random.default_rng(2))
     assert a.shape == (4, 1100) and a.dtype == np.float32 and np.all(np.isfinite(a)) and not np.allclose(a[0], a[1])
     assert b.shape == (1, 1100)
+
+
+def test_the_default_threshold_keeps_abstention_on_another_generator_at_most_10_percent():
+    from rtclass.classify.train import calibrated_threshold
+
+    def ev(coverage_at):  # coverage by threshold, for the network and the baseline alike
+        curve = [{"threshold": t, "coverage": c} for t, c in coverage_at.items()]
+        return {"coverage_curve": curve, "baseline": {"coverage_curve": curve}}
+
+    sure = ev({1.0: 1.0, 1.5: 0.97, 2.0: 0.95, 3.0: 0.5})
+    unsure = ev({1.0: 1.0, 1.5: 0.91, 2.0: 0.85, 3.0: 0.4})
+    assert calibrated_threshold([sure], "model") == 2.0  # C4's default already labels >= 90 %
+    assert calibrated_threshold([sure, unsure], "model") == 1.5  # the highest lower one that does
+    assert calibrated_threshold([ev({1.0: 1.0, 1.5: 0.5, 2.0: 0.4, 3.0: 0.1})], "baseline") == 1.0
+    assert calibrated_threshold([], "model") == 2.0
