@@ -89,7 +89,7 @@ def main() -> None:
     spikes = pipe.log.spikes()
     offline_acg = np.stack([c4_acg(np.sort(spikes["sample"][spikes["unit"] == u])) for u in units])
     waves = np.stack([feats.waveform(u) for u in units])
-    off_names, _, _ = model.label(model.predict(offline_acg, waves), cfg.classify.confidence_ratio)
+    off_names, _, _ = model.label(model.predict(offline_acg, waves), lab.threshold)
     live = {u: CELL_TYPE_NAMES[int(lab.codes[u])] if u < lab.codes.size else "unlabeled" for u in units}
     agree = np.mean([live[u] == str(o) for u, o in zip(units, off_names)])
     truth = {u: sim.units[u].cell_type for u in units}
@@ -111,6 +111,11 @@ def main() -> None:
         "live_equals_offline_label": float(agree),
         "labels_right_vs_ground_truth": float(correct),
         "median_s_first_spike_to_stable_label": float(np.median(stable)) if stable else None,
+        "confidence_ratio": lab.threshold,
+        "per_unit": [
+            {"unit": int(u), "cell_type": truth[u], "live_label": live[u], "offline_label": str(o)}
+            for u, o in zip(units, off_names)
+        ],
         "by_type": {
             t: {
                 "units": sum(truth[u] == t for u in units),
@@ -132,7 +137,12 @@ def main() -> None:
         f"median first spike -> stable label {p['median_s_first_spike_to_stable_label']}"
     )
     for t, v in p["by_type"].items():
-        print(f"    {t:7s} {v['units']:3d} units, {v['labelled']:3d} labelled, {v['right']:3d} right")
+        wrong = [
+            f"{r['unit']}: {r['live_label']}" for r in p["per_unit"] if r["cell_type"] == t and r["live_label"] != t
+        ]
+        print(
+            f"    {t:7s} {v['units']:3d} units, {v['labelled']:3d} labelled, {v['right']:3d} right  {', '.join(wrong)}"
+        )
     print(f"saved {args.out}")
 
 

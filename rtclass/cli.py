@@ -175,6 +175,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.seed,
             args.layer,
             lambda k, n: bar.update(task, completed=k / n),
+            augment=not args.no_randomisation,
         )
     for name, ev in results.items():
         print(f"{name}: balanced accuracy {ev['balanced_accuracy']:.3f} on {ev['units']} units ({ev['description']})")
@@ -274,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--layer", action="store_true", help="also feed the layer one-hot")
+    t.add_argument(
+        "--no-randomisation",
+        dest="no_randomisation",
+        action="store_true",
+        help="train without the per-batch randomisation of waveform widths, positivity and rates",
+    )
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("import-c4", help="convert a published C4 ensemble (trained_models.tar.gz) to ONNX")

@@ -520,7 +520,7 @@ class ClassifyConfig:
     model: str = param(
         "",
         "the ONNX cell-type model (as `--model`); empty: the model shipped in the package "
-        "(`rtclass-c4sim-v1`, trained on simulated units only); `none`: no labels",
+        "(`rtclass-c4sim-v2`, trained on simulated units only); `none`: no labels",
     )
     classifier: str = param(
         "auto",

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 #: the shipped models: package data (rtclass/models/), installed with the wheel
 MODELS_DIR = package_data_path("models")
-DEFAULT_MODEL_NAME = "rtclass-c4sim-v1"
+DEFAULT_MODEL_NAME = "rtclass-c4sim-v2"
 DEFAULT_MODEL = MODELS_DIR / DEFAULT_MODEL_NAME / "model.onnx"
 CARD_NAME = "model_card.json"
 
