@@ -71,6 +71,7 @@ def _wait_rusage(proc: subprocess.Popen, timeout_s: float) -> float:
 
 
 def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path) -> dict:
+    rec = _simulate(RECORDING_SEED, duration_s, folder)  # before any run starts: runs wait 10 s for data
     busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n_busy)]
     runs, senders = [], []
     try:
@@ -80,7 +81,6 @@ def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path) -> dic
             cmd += ["--config", str(_config(folder, i)), "--out", str(out)]
             runs.append((out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
         for i in range(n_probes):
-            rec = _simulate(RECORDING_SEED, duration_s, folder)
             cmd = [RTCLASS, "replay", str(rec), "--to", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
             senders.append(subprocess.Popen(cmd + ["--wait", "60"], stdout=subprocess.DEVNULL))
         t0 = time.monotonic()

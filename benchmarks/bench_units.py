@@ -19,7 +19,7 @@ from rtclass.evaluation.scoring import filtered_template_peaks, match_detections
 from rtclass.pipeline.chain import DetectionChain, bank_from_templates  # noqa: E402
 from rtclass.sim.recording import Simulation  # noqa: E402
 
-SNR_BANDS = ((5.0, 8.0), (8.0, 12.0), (12.0, np.inf))
+SNR_BANDS = ((0.0, 3.0), (3.0, 5.0), (5.0, 8.0), (8.0, 12.0), (12.0, np.inf))
 CHUNK = 30  # 1 ms
 
 
@@ -60,6 +60,17 @@ def band_table(values: np.ndarray, snr: np.ndarray) -> dict:
         for lo, hi in SNR_BANDS
         if ((snr >= lo) & (snr < hi)).any()
     }
+
+
+def type_table(values: np.ndarray, types: list[str]) -> dict:
+    """Mean and worst of a per-unit score, per cell type (units without a score left out)."""
+    out = {}
+    for t in sorted(set(types)):
+        v = values[[k for k, name in enumerate(types) if name == t]]
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[t] = {"mean": float(v.mean()), "worst": float(v.min()), "units": int(v.size)}
+    return out
 
 
 def main() -> None:
@@ -111,6 +122,7 @@ def main() -> None:
     )
     acc_all = np.array([right[gt_u == u].mean() if (gt_u == u).any() else np.nan for u in range(n_units)])
     ok = snr >= 5
+    types = [sim.units[u].cell_type for u in range(n_units)]
     res["with_true_templates"] = {
         "performance": perf,
         "spikes_right_unit_of_detected_snr_ge_5": float(right[detected & ok[gt_u]].mean()),
@@ -118,6 +130,19 @@ def main() -> None:
         "unassigned_fraction": float((sp["unit"] < 0).mean()),
         "right_unit_of_detected_by_snr": band_table(acc_detected, snr),
         "right_unit_of_all_by_snr": band_table(acc_all, snr),
+        "right_unit_of_all_by_type": type_table(acc_all, types),
+        "per_unit": [
+            {
+                "unit": u,
+                "type": types[u],
+                "snr": float(snr[u]),
+                "spikes": int((gt_u == u).sum()),
+                "detected": float(detected[gt_u == u].mean()) if (gt_u == u).any() else None,
+                "right_of_all": None if np.isnan(acc_all[u]) else float(acc_all[u]),
+                "right_of_detected": None if np.isnan(acc_detected[u]) else float(acc_detected[u]),
+            }
+            for u in range(n_units)
+        ],
     }
 
     # --- no templates: online discovery
@@ -150,6 +175,7 @@ def main() -> None:
         "well_detected_snr_ge_5": sc.well_detected(ok),
         "well_detected_snr_ge_8": sc.well_detected(snr >= 8),
         "accuracy_by_snr": band_table(sc.accuracy, snr),
+        "accuracy_by_type_snr_ge_5": type_table(np.where(ok, sc.accuracy, np.nan), types),
         "per_unit": [
             {
                 "unit": u,
@@ -179,6 +205,10 @@ def main() -> None:
         print(
             f"    SNR {band:>8}: {v['mean']:.3f} of detected, "
             f"{t['right_unit_of_all_by_snr'][band]['mean']:.3f} of all ({v['units']} units)"
+        )
+    for cell_type, v in t["right_unit_of_all_by_type"].items():
+        print(
+            f"    {cell_type:7s}: {v['mean']:.3f} of all spikes right (worst unit {v['worst']:.3f}, {v['units']} units)"
         )
     print(
         f"discovery: {g['units_found']} units found; "
