@@ -40,7 +40,15 @@ class SourceStats:
     #: times a sender stalled and then caught up (late samples, none lost)
     stalls: int = 0
     segment_starts: list[int] = field(default_factory=list)
+    #: malformed messages by what was wrong with them (their sum is ``malformed``)
+    malformed_by_kind: dict[str, int] = field(default_factory=dict)
     _logged: set = field(default_factory=set, repr=False)
+
+    def bad_message(self, kind: str, message: str) -> None:
+        """Count one malformed message of ``kind`` (logged the first time)."""
+        self.malformed += 1
+        self.malformed_by_kind[kind] = self.malformed_by_kind.get(kind, 0) + 1
+        self.incident(kind, message)
 
     def incident(self, kind: str, message: str) -> None:
         """Log the first occurrence of each kind of problem; later ones are only counted."""
@@ -48,8 +56,12 @@ class SourceStats:
             self._logged.add(kind)
             log.warning("%s (further %s problems are counted, not logged)", message, kind)
 
-    def as_dict(self) -> dict[str, int | list[int]]:
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items() if not k.startswith("_")}
+    def as_dict(self) -> dict[str, int | list[int] | dict[str, int]]:
+        return {
+            k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+            for k, v in vars(self).items()
+            if not k.startswith("_")
+        }
 
 
 class Source(Protocol):

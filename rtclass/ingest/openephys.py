@@ -112,8 +112,7 @@ class OpenEphysSource:
         self._hb_due = now + HEARTBEAT_S
 
     def _bad(self, kind: str, message: str) -> None:
-        self.stats.malformed += 1
-        self.stats.incident(kind, f"Open Ephys {self.address}: {message}")
+        self.stats.bad_message(kind, f"Open Ephys {self.address}: {message}")
 
     def _receive(self, timeout_s: float) -> None:
         self._heartbeat()
@@ -134,10 +133,10 @@ class OpenEphysSource:
             head = json.loads(frames[1])
             c = head["content"]
             ch, n, first = int(c["channel_num"]), int(c["num_samples"]), int(c["sample_num"])
-        except (ValueError, KeyError, TypeError) as exc:
-            self._bad("header", f"dropped a message with an unreadable header ({exc})")
+            msg = int(head.get("message_num", head.get("message_no", 0)))
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            self._bad("header", f"dropped a message with an unreadable header ({exc!r})")
             return
-        msg = int(head.get("message_num", head.get("message_no", 0)))
         if msg and msg <= self._last_msg:
             self._bad("order", f"message {msg} arrived after message {self._last_msg}")
         self._last_msg = max(self._last_msg, msg)

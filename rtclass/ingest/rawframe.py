@@ -29,7 +29,11 @@ DTYPE_CODES = {np.dtype("<i2"): 1, np.dtype("<f4"): 2}
 
 
 class FrameError(ValueError):
-    """A message that is not a valid raw frame; the text says what is wrong."""
+    """A message that is not a valid raw frame; the text says what is wrong, ``kind`` which part."""
+
+    def __init__(self, message: str, kind: str = "frame"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -58,24 +62,25 @@ def encode(samples: np.ndarray, first_sample: int, t_last: float, uv_per_unit: f
 
 def decode(frames: list[bytes]) -> RawFrame:
     if len(frames) != 3:
-        raise FrameError(f"expected 3 frames [topic, header, samples], got {len(frames)}")
+        raise FrameError(f"expected 3 frames [topic, header, samples], got {len(frames)}", "parts")
     topic, header, payload = frames
     if topic != TOPIC:
-        raise FrameError(f"unexpected topic {bytes(topic)[:16]!r}")
+        raise FrameError(f"unexpected topic {bytes(topic)[:16]!r}", "topic")
     if len(header) != HEADER.size:
-        raise FrameError(f"header has {len(header)} bytes, expected {HEADER.size}")
+        raise FrameError(f"header has {len(header)} bytes, expected {HEADER.size}", "header")
     magic, version, code, _, n_ch, n_s, first, t_last, scale = HEADER.unpack(header)
     if magic != MAGIC:
-        raise FrameError(f"bad magic {magic!r}; is the sender rtclass raw framing v{VERSION}?")
+        raise FrameError(f"bad magic {magic!r}; is the sender rtclass raw framing v{VERSION}?", "magic")
     if version != VERSION:
-        raise FrameError(f"raw framing version {version} is not supported (this reader speaks v{VERSION})")
+        raise FrameError(f"raw framing version {version} is not supported (this reader speaks v{VERSION})", "version")
     dtype = DTYPES.get(code)
     if dtype is None:
-        raise FrameError(f"unknown dtype code {code}; expected 1 (int16) or 2 (float32)")
+        raise FrameError(f"unknown dtype code {code}; expected 1 (int16) or 2 (float32)", "dtype")
     if len(payload) != n_ch * n_s * dtype.itemsize:
         raise FrameError(
             f"payload has {len(payload)} bytes, header promises {n_s} x {n_ch} {dtype.name} "
-            f"= {n_ch * n_s * dtype.itemsize}"
+            f"= {n_ch * n_s * dtype.itemsize}",
+            "size",
         )
     samples = np.frombuffer(payload, dtype=dtype).reshape(n_s, n_ch)
     return RawFrame(samples, first, t_last, scale)

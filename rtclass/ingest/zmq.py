@@ -118,15 +118,13 @@ class ZmqSource:
         try:
             return rawframe.decode(frames)
         except rawframe.FrameError as exc:
-            self.stats.malformed += 1
-            self.stats.incident("malformed", f"dropped a malformed raw frame from {self.address}: {exc}")
+            self.stats.bad_message(exc.kind, f"dropped a malformed raw frame from {self.address}: {exc}")
             return None
 
     def _to_chunk(self, frame: rawframe.RawFrame) -> Chunk | None:
         n = frame.samples.shape[0]
         if frame.samples.shape[1] != self.n_channels:
-            self.stats.malformed += 1
-            self.stats.incident(
+            self.stats.bad_message(
                 "channels", f"dropped a frame with {frame.samples.shape[1]} channels (expected {self.n_channels})"
             )
             return None
@@ -144,8 +142,7 @@ class ZmqSource:
             self._offset += self._next - frame.first_sample
         elif self._next is not None:
             if frame.first_sample < self._next:
-                self.stats.malformed += 1
-                self.stats.incident(
+                self.stats.bad_message(
                     "order",
                     f"dropped a repeated or out-of-order frame (sample {frame.first_sample}, expected {self._next})",
                 )

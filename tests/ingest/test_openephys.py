@@ -108,3 +108,53 @@ def test_wrong_channel_count_and_no_data():
     with pytest.raises(StreamNotFoundError, match="ZMQ Interface"):
         quiet.open()
     quiet.close()
+
+
+def _bad_openephys(rng, kind, emu):
+    """One malformed Open Ephys message of ``kind`` (see ``OpenEphysSource._handle``)."""
+    import json
+
+    if kind == "frames":
+        return [[b"DATA\x00"], [b"DATAX", b"{}", b""], [b"DATA\x00", b"{}", b"", b""]][int(rng.integers(3))]
+    if kind == "header":
+        heads = [b"{not json", b"[1, 2]", b'{"content": 5}', b'{"content": {"channel_num": "x"}}', b"\xff\xfe"]
+        heads.append(
+            json.dumps(
+                {"message_num": "abc", "content": {"channel_num": 0, "num_samples": 4, "sample_num": 0}}
+            ).encode()
+        )
+        return [b"DATA\x00", heads[int(rng.integers(len(heads)))], b"\0" * 16]
+    if kind == "size":  # a header promising a huge block: nothing may be allocated for it
+        return [b"DATA\x00", emu.header(0, 2**40, 0), b"\0" * 16]
+    return [b"DATA\x00", emu.header(N_CH + 90, 4, 0), b"\0" * 16]  # "channel": outside the stream
+
+
+def test_ten_thousand_malformed_messages_between_good_blocks_lose_nothing():
+    kinds = ("frames", "header", "size", "channel")
+    emu, src = _pair()
+    rng = np.random.default_rng(23)
+    n_bad, n_blocks, n = 10_000, 40, 256
+    bad_kinds = rng.choice(kinds, n_bad)
+    data = rng.normal(0, 10, (n * n_blocks, N_CH)).astype(np.float32)
+    per_block = n_bad // (n_blocks - 1)
+    sent_bad = bad_kinds[: per_block * (n_blocks - 1)]
+
+    def go():
+        time.sleep(0.3)
+        for k in range(n_blocks):
+            if k:
+                for kind in sent_bad[(k - 1) * per_block : k * per_block]:
+                    emu.send_raw(_bad_openephys(rng, kind, emu))
+            emu.send_block(data[k * n : (k + 1) * n], k * n)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    src.open()
+    chunks = [src._ready.pop(0)] + _read_all(src, data.shape[0] - n, timeout=30.0)
+    t.join(10)
+    got = np.concatenate([c.data for c in chunks])
+    assert np.array_equal(got, data) and src.stats.gaps == 0 and src.stats.samples_dropped == 0
+    assert src.stats.malformed_by_kind == {k: int((sent_bad == k).sum()) for k in kinds}
+    src.close()
+    emu.close()

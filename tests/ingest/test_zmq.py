@@ -152,3 +152,72 @@ def test_binding_beyond_this_machine_is_warned_about(caplog):
     with caplog.at_level("WARNING", logger="rtclass.zmq"), pytest.raises(PublishError, match="cannot bind"):
         bind_socket(zmq.Context.instance(), zmq.PUB, "tcp://192.0.2.1:5560", "the test socket")
     assert "reachable from other machines" in caplog.text
+
+
+def _malformed(rng, kind, good_header):
+    """One malformed raw message of ``kind`` (see ``rawframe.decode``), built from a good header."""
+    if kind == "parts":
+        return [b"raw"] * int(rng.choice([1, 2, 4, 5]))
+    if kind == "topic":  # matches the subscription's prefix, yet is not the raw topic
+        return [b"raw-v2", good_header, b"\0" * 240]
+    if kind == "header":
+        return [b"raw", good_header[: int(rng.integers(0, 36))], b""]
+    fields = list(rawframe.HEADER.unpack(good_header))
+    if kind == "magic":
+        fields[0] = b"XXXX"
+    elif kind == "version":
+        fields[1] = 2
+    elif kind == "dtype":
+        fields[2] = 7
+    elif kind == "size":  # the header promises far more than arrives (nothing may be allocated for it)
+        fields[4], fields[5] = 2**31, 2**31
+    elif kind == "channels":  # a valid frame, but of another probe
+        fields[4] = 3
+        return [b"raw", rawframe.HEADER.pack(*fields), b"\0" * (30 * 3 * 2)]
+    return [b"raw", rawframe.HEADER.pack(*fields), b"\0" * 240]
+
+
+def test_ten_thousand_malformed_messages_between_good_frames_lose_nothing():
+    """Bad input at volume: every good sample arrives at its index, each bad message is counted by
+    kind, nothing crashes, memory stays bounded."""
+    import resource
+
+    kinds = ("parts", "topic", "header", "magic", "version", "dtype", "size", "channels")
+    rng = np.random.default_rng(19)
+    n_bad, n_good = 10_000, 500
+    bad_kinds = rng.choice(kinds, n_bad)
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    sender = ZmqRawSender(addr)
+    sender._sock.setsockopt(zmq.SNDHWM, 0)  # the test must not drop at the sender: it counts everything
+    blocks = _blocks(n_good)
+    good_header = rawframe.encode(blocks[0], 0, 0.0)[1]
+    per_good = n_bad // n_good
+    msgs = []
+    # a good frame first (at start, a frame of another channel count is a clear error instead), then
+    # bad messages before each good frame: once the last frame is in, every bad one was read
+    msgs = [(blocks[0], 0)]
+    for k in range(1, n_good + 1):
+        msgs.extend(_malformed(rng, kind, good_header) for kind in bad_kinds[(k - 1) * per_good : k * per_good])
+        if k < n_good:
+            msgs.append((blocks[k], 30 * k))
+    msgs.append((blocks[0], 30 * n_good))
+    src = ZmqSource(addr, 4, 30000.0, 5.0, 30.0)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = in_thread(_serve, sender, msgs)
+    src.open()
+    got = np.zeros((30 * (n_good + 1), 4), np.float32)
+    n, deadline = 0, time.monotonic() + 60
+    while n < 30 * (n_good + 1) and time.monotonic() < deadline:
+        c = src.read(1.0)
+        if c is not None:
+            got[c.first_sample : c.first_sample + c.n_samples] = c.data
+            n += c.n_samples
+    t.join(10)
+    s = src.stats
+    assert (s.samples_in, s.samples_dropped, s.gaps) == (30 * (n_good + 1), 0, 0)
+    np.testing.assert_allclose(got, np.concatenate([*blocks, blocks[0]]) * 2.0)
+    assert s.malformed == n_bad
+    assert s.malformed_by_kind == {k: int((bad_kinds == k).sum()) for k in kinds}
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 200_000  # kB
+    src.close()
+    sender.close()
