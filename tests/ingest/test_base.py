@@ -34,7 +34,12 @@ def test_stats_are_reported_without_private_fields():
         "restarts": 0,
         "stalls": 0,
         "segment_starts": [],
+        "malformed_by_kind": {},
     }
+    s.bad_message("header", "a bad header")
+    s.bad_message("header", "another")
+    s.bad_message("size", "a bad size")
+    assert s.malformed == 3 and s.as_dict()["malformed_by_kind"] == {"header": 2, "size": 1}
 
 
 def test_each_kind_of_incident_is_logged_once(caplog):

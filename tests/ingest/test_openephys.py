@@ -139,19 +139,29 @@ def test_ten_thousand_malformed_messages_between_good_blocks_lose_nothing():
     per_block = n_bad // (n_blocks - 1)
     sent_bad = bad_kinds[: per_block * (n_blocks - 1)]
 
+    received = [0]  # samples the reader has: the sender keeps at most 4 blocks ahead of it
+
     def go():
         time.sleep(0.3)
         for k in range(n_blocks):
             if k:
                 for kind in sent_bad[(k - 1) * per_block : k * per_block]:
                     emu.send_raw(_bad_openephys(rng, kind, emu))
+            wait_until = time.monotonic() + 10
+            while k > 4 and received[0] < (k - 4) * n and time.monotonic() < wait_until:
+                time.sleep(0.001)
             emu.send_block(data[k * n : (k + 1) * n], k * n)
-            time.sleep(0.01)
 
     t = threading.Thread(target=go, daemon=True)
     t.start()
     src.open()
-    chunks = [src._ready.pop(0)] + _read_all(src, data.shape[0] - n, timeout=30.0)
+    chunks = [src._ready.pop(0)]
+    deadline = time.monotonic() + 30
+    while sum(c.n_samples for c in chunks) < data.shape[0] and time.monotonic() < deadline:
+        c = src.read(0.1)
+        if c is not None:
+            chunks.append(c)
+            received[0] = sum(c.n_samples for c in chunks)
     t.join(10)
     got = np.concatenate([c.data for c in chunks])
     assert np.array_equal(got, data) and src.stats.gaps == 0 and src.stats.samples_dropped == 0

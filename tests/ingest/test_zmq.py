@@ -203,7 +203,21 @@ def test_ten_thousand_malformed_messages_between_good_frames_lose_nothing():
     msgs.append((blocks[0], 30 * n_good))
     src = ZmqSource(addr, 4, 30000.0, 5.0, 30.0)
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = in_thread(_serve, sender, msgs)
+    received = [0]  # samples the reader has: the sender keeps at most 20 frames ahead of it
+
+    def paced_serve():
+        assert sender.wait_for_subscriber(5.0)
+        for m in msgs:
+            if isinstance(m, list):
+                sender._sock.send_multipart(m)
+                continue
+            block, first = m
+            wait_until = time.monotonic() + 10
+            while received[0] < first - 20 * 30 and time.monotonic() < wait_until:
+                time.sleep(0.001)
+            sender.send(block, first, first / 30000.0, 2.0)
+
+    t = in_thread(paced_serve)
     src.open()
     got = np.zeros((30 * (n_good + 1), 4), np.float32)
     n, deadline = 0, time.monotonic() + 60
@@ -212,6 +226,7 @@ def test_ten_thousand_malformed_messages_between_good_frames_lose_nothing():
         if c is not None:
             got[c.first_sample : c.first_sample + c.n_samples] = c.data
             n += c.n_samples
+            received[0] = n
     t.join(10)
     s = src.stats
     assert (s.samples_in, s.samples_dropped, s.gaps) == (30 * (n_good + 1), 0, 0)
