@@ -598,6 +598,15 @@ class PublishConfig:
         3600.0,
         advanced=True,
     )
+    unit_table_repeat_s: float = param(
+        5.0,
+        "an unchanged unit table is published again this often, so that a subscriber that joins late "
+        "(or missed a message) has it within this time; 0: only when it changed",
+        "s",
+        0.0,
+        3600.0,
+        advanced=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,10 @@ def _announce_on_stderr(message: str) -> None:
     print(f"rtclass: {message}", file=sys.stderr, flush=True)
 
 
+#: the unit table state before anything was published
+NOTHING_SENT = (-1, -1)
+
+
 @dataclass
 class Status:
     """What the live view shows, refreshed every status interval."""
@@ -140,8 +144,9 @@ class Pipeline:
         self.live = True  # set False for reproducible runs (discovery in place)
         self.table: UnitTable | None = None
         self.raw: RawRecorder | None = None  # set by run_live with --save-raw
-        self._table_sent = (-1, -1)
+        self._table_sent = NOTHING_SENT
         self._table_due = 0.0
+        self._table_repeat_due = 0.0
         self.log = SpikeLog()
         self.info: StreamInfo | None = None
         self.times = StageTimes(STAGES)
@@ -306,16 +311,19 @@ class Pipeline:
 
     def _publish_table(self, now_sample: int) -> None:
         """Send the unit table when units appeared, were merged or relabelled, at most every
-        ``table_interval_s``."""
+        ``unit_table_interval_s``, and unchanged every ``unit_table_repeat_s`` (late subscribers)."""
         bank = self.chain.bank
         state = (bank.n, len(bank.merged_into), self.table.version, self.labeler.version if self.labeler else 0)
         now = time.monotonic()
-        if state == self._table_sent or now < self._table_due:
+        repeat_s = self.cfg.publish.unit_table_repeat_s
+        repeat_due = repeat_s > 0 and now >= self._table_repeat_due
+        if now < self._table_due or (state == self._table_sent and not repeat_due):
             return
         payload = self.table.to_json(now_sample)
         for pub in self.publishers:
             pub.publish_units(payload)
         self._table_sent, self._table_due = state, now + self.cfg.publish.unit_table_interval_s
+        self._table_repeat_due = now + repeat_s
 
     def run(
         self,

@@ -284,3 +284,49 @@ def test_after_sigkill_the_spikes_published_so_far_are_on_disk(recording, tmp_pa
     spikes = read_spike_journal(journal)
     assert spikes.size >= 50 and (spikes["sample"] >= 0).all() and (spikes["amplitude_uv"] > 0).all()
     assert not (out / "spike_times.npy").exists() and not (out / "metrics.json").exists()
+
+
+def test_the_unit_table_is_sent_when_it_changes_and_repeated_for_late_subscribers(monkeypatch):
+    from types import SimpleNamespace
+
+    from rtclass.pipeline import live
+
+    clock = [100.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    sent = []
+    cfg = Config().replace(publish={"unit_table_interval_s": 1.0, "unit_table_repeat_s": 5.0})
+    bank = SimpleNamespace(n=3, merged_into={})
+    table = SimpleNamespace(version=0, to_json=lambda now: f"table at {now}".encode())
+    pipe = SimpleNamespace(
+        chain=SimpleNamespace(bank=bank),
+        table=table,
+        labeler=None,
+        cfg=cfg,
+        publishers=[SimpleNamespace(publish_units=sent.append)],
+        _table_sent=live.NOTHING_SENT,
+        _table_due=0.0,
+        _table_repeat_due=0.0,
+    )
+    publish = live.Pipeline._publish_table
+    publish(pipe, 1)
+    assert sent == [b"table at 1"]  # the first table
+    clock[0] += 2.0
+    publish(pipe, 2)
+    assert len(sent) == 1  # unchanged, not yet due again
+    bank.n = 4
+    clock[0] += 0.5
+    publish(pipe, 3)
+    assert sent[-1] == b"table at 3"  # a new unit: sent at once (1 s since the last)
+    bank.n = 5
+    clock[0] += 0.2
+    publish(pipe, 4)
+    assert len(sent) == 2  # changed again, but within unit_table_interval_s
+    clock[0] += 1.0
+    publish(pipe, 5)
+    assert sent[-1] == b"table at 5"
+    clock[0] += 4.9
+    publish(pipe, 6)
+    assert len(sent) == 3
+    clock[0] += 0.2
+    publish(pipe, 7)
+    assert sent[-1] == b"table at 7"  # unchanged for 5 s: repeated for whoever joined since
