@@ -1,14 +1,15 @@
 """Several live probes on one machine, measured (not extrapolated): N concurrent `rtclass run`
-processes, each fed by its own `rtclass replay` of a different simulated 384-channel recording over
+processes, each fed by its own `rtclass replay` of the same simulated 384-channel recording over
 ZMQ at real time, optionally beside other busy processes (standing in for acquisition software or
 a decoder). Per probe: units found, samples dropped, discovery rounds run and skipped, CPU seconds
 per data second (the run and its clustering child, from the kernel's accounting of the process
-tree), and the largest N whose probes all keep real time without dropping a sample.
+tree), spike -> labelled event p50/p99 as a plain ZMQ subscriber per probe receives them, and
+the largest N whose probes all keep real time without dropping a sample (and with p99 <= 5 ms).
 
     python benchmarks/bench_live_probes.py [--probes 1 2 4] [--busy 0 1] [--duration 60]
 
-Each N is run alone first for the per-probe baseline of units found ("alone" = N 1 with no busy
-process). Saves benchmarks/results/live_probes.json.
+Units found are compared with those of one probe alone (N 1, no busy process). Saves
+benchmarks/results/live_probes.json.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import zmq
+
 from rtclass.bench.benchmark import machine, save_json
+from rtclass.publish.wire import SPIKES_PREFIX, decode_spikes
 
 RESULTS = Path(__file__).parent / "results" / "live_probes.json"
 FIRST_PORT = 6100
@@ -32,6 +38,8 @@ BUSY_LOOP = "while True: pass"
 RTCLASS = str(Path(sys.executable).with_name("rtclass"))
 #: every probe replays the same recording, so that each can be compared with it alone
 RECORDING_SEED = 100
+#: spike -> labelled event, the target of a rig
+P99_TARGET_MS = 5.0
 
 
 def _simulate(seed: int, duration_s: float, folder: Path) -> Path:
@@ -48,10 +56,7 @@ def _simulate(seed: int, duration_s: float, folder: Path) -> Path:
 
 def _config(folder: Path, index: int) -> Path:
     cfg = folder / f"probe{index}.toml"
-    cfg.write_text(
-        f'[publish]\nzmq_address = "tcp://127.0.0.1:{FIRST_PORT + 100 + index}"\nlsl = false\n'
-        "[run]\nidle_timeout_s = 5.0\n"
-    )
+    cfg.write_text(f'[publish]\nzmq_address = "{_publish_address(index)}"\nlsl = false\n[run]\nidle_timeout_s = 5.0\n')
     return cfg
 
 
@@ -70,10 +75,55 @@ def _wait_rusage(proc: subprocess.Popen, timeout_s: float) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _publish_address(index: int) -> str:
+    return f"tcp://127.0.0.1:{FIRST_PORT + 100 + index}"
+
+
+class SpikeListener:
+    """A plain ZMQ SUB on one probe's spikes (a decoder's view): the delay from each spike's
+    source time (the replay's ``time.monotonic`` clock, shared by the processes of this
+    machine) to its labelled message's arrival, and which of them carried a cell type."""
+
+    def __init__(self, address: str):
+        self.sock = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, SPIKES_PREFIX)
+        self.sock.connect(address)
+        self.latency_s: list[float] = []
+        self.labelled = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            if self.sock.poll(20):
+                _, payload = self.sock.recv_multipart()
+                now = time.monotonic()
+                spikes = decode_spikes(payload)
+                self.latency_s.extend((now - spikes["t_source"]).tolist())
+                self.labelled += int((spikes["cell_type"] > 0).sum())
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+        lat_ms = np.array(self.latency_s) * 1e3
+        if not lat_ms.size:
+            return {"spikes_received": 0}
+        return {
+            "spikes_received": int(lat_ms.size),
+            "labelled_spikes_received": self.labelled,
+            "spike_to_event_p50_ms": float(np.percentile(lat_ms, 50)),
+            "spike_to_event_p99_ms": float(np.percentile(lat_ms, 99)),
+        }
+
+
 def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path) -> dict:
     rec = _simulate(RECORDING_SEED, duration_s, folder)  # before any run starts: runs wait 10 s for data
     busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n_busy)]
     runs, senders = [], []
+    listeners = [SpikeListener(_publish_address(i)) for i in range(n_probes)]
     try:
         for i in range(n_probes):
             out = folder / f"case_n{n_probes}_busy{n_busy}" / f"probe{i}"
@@ -87,8 +137,9 @@ def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path) -> dic
         for s in senders:
             s.wait(timeout=duration_s + GRACE_S + 60)
         probes = []
-        for out, proc in runs:
+        for (out, proc), listener in zip(runs, listeners):
             cpu_s = _wait_rusage(proc, GRACE_S)
+            heard = listener.stop()
             metrics_path = out / "metrics.json"
             m = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
             d = m.get("discovery") or {}
@@ -105,6 +156,7 @@ def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path) -> dic
                     "cpu_s": cpu_s,
                     "cores_at_real_time": cpu_s / data_s if data_s else None,
                     "processing_s": m.get("processing_s"),
+                    **heard,
                 }
             )
         return {"probes": n_probes, "busy_processes": n_busy, "wall_s": time.monotonic() - t0, "per_probe": probes}
@@ -112,6 +164,9 @@ def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path) -> dic
         for p in busy + senders + [p for _, p in runs]:
             if p.poll() is None:
                 p.kill()
+        for listener in listeners:
+            if not listener._stop.is_set():
+                listener.stop()
 
 
 def main() -> None:
@@ -132,7 +187,13 @@ def main() -> None:
             units = [p["units"] for p in case["per_probe"]]
             cores = [round(p["cores_at_real_time"] or 0, 2) for p in case["per_probe"]]
             dropped = sum(p["samples_dropped"] for p in case["per_probe"])
-            print(f"{n} probes + {n_busy} busy: units {units}, dropped {dropped}, cores per probe {cores}", flush=True)
+            p99 = [round(p.get("spike_to_event_p99_ms", float("nan")), 1) for p in case["per_probe"]]
+            p50 = [round(p.get("spike_to_event_p50_ms", float("nan")), 2) for p in case["per_probe"]]
+            print(
+                f"{n} probes + {n_busy} busy: units {units}, dropped {dropped}, cores per probe {cores}, "
+                f"spike -> event p50 {p50} ms, p99 {p99} ms",
+                flush=True,
+            )
     alone = [c["per_probe"][0]["units"] for c in cases if c["probes"] == 1 and c["busy_processes"] == 0]
     for case in cases:
         for p in case["per_probe"]:
@@ -144,6 +205,19 @@ def main() -> None:
         "machine": machine(),
         "duration_s": args.duration,
         "cases": cases,
+        "largest_n_holding_real_time_and_p99_5ms": {
+            str(b): max(
+                [
+                    c["probes"]
+                    for c in cases
+                    if c["busy_processes"] == b
+                    and c["holds_real_time"]
+                    and all(p.get("spike_to_event_p99_ms", 1e9) <= P99_TARGET_MS for p in c["per_probe"])
+                ],
+                default=0,
+            )
+            for b in args.busy
+        },
         "largest_n_holding_real_time": {
             str(b): max([c["probes"] for c in cases if c["busy_processes"] == b and c["holds_real_time"]], default=0)
             for b in args.busy
