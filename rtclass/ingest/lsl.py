@@ -45,6 +45,10 @@ MAX_PULL_SAMPLES = 3000
 #: flat to be a loss, and how long samples are held at most before they are judged as they stand
 LOSS_CONFIRM_S = 0.5
 LOSS_DECIDE_MAX_S = 10.0
+#: a stream quiet this long is looked for again by name (an outlet that restarted with a new source
+#: id), at most this often; each look waits this long for answers (no data is flowing meanwhile)
+RESOLVE_WHEN_QUIET_S = 1.0
+RESOLVE_WAIT_S = 0.05
 #: how fast the clock line may follow a sender's clock that runs slow against its nominal rate
 #: (fraction of the data time: 200 ppm; crystal clocks are within tens)
 MAX_CLOCK_DRIFT = 2e-4
@@ -85,6 +89,10 @@ class LslSource:
         self.int16_uv_per_bit = int16_uv_per_bit
         self.stats = SourceStats()
         self._inlet = None
+        self._uid = self._source_id = ""
+        self._format = None
+        self._last_data = 0.0
+        self._next_resolve = 0.0
         self._next = 0  # index of the next sample on this run's timeline (samples counted, plus losses)
         #: the stream clock time of sample 0 on this timeline, as the timestamps say; follows the
         #: sender's clock drift (``MAX_CLOCK_DRIFT``) and the earliest-stamped samples
@@ -104,7 +112,7 @@ class LslSource:
                 "acquisition or `rtclass replay ... --to lsl:NAME` running? (`[source] resolve_timeout_s` waits longer)"
             )
         info = found[0]
-        fmt = info.channel_format()
+        fmt = self._format = info.channel_format()
         if info.channel_count() != self.n_channels:
             raise InputError(
                 f"LSL stream {self.name!r} has {info.channel_count()} channels but the config expects "
@@ -131,10 +139,59 @@ class LslSource:
                 f"LSL stream {self.name!r} carries {names.get(fmt, fmt)} samples; rtclass reads "
                 "float32 (uV) or int16 (scaled by [source] int16_uv_per_bit)"
             )
-        self._inlet = pylsl.StreamInlet(info, max_buflen=max(1, int(np.ceil(self.buffer_s))), recover=True)
-        self._inlet.open_stream(timeout=self.resolve_timeout_s)
+        self._connect(info)
         self._buf = np.zeros((MAX_PULL_SAMPLES, self.n_channels), self._dtype)
         return StreamInfo(self.name, self.n_channels, self.sample_rate_hz)
+
+    def _connect(self, info) -> None:
+        import pylsl
+
+        self._inlet = pylsl.StreamInlet(info, max_buflen=max(1, int(np.ceil(self.buffer_s))), recover=True)
+        self._inlet.open_stream(timeout=self.resolve_timeout_s)
+        self._uid, self._source_id = info.uid(), info.source_id()
+        self._last_data = time.monotonic()
+        self._next_resolve = 0.0
+
+    def _is_another_source(self, info) -> bool:
+        """Another acquisition, not this one back: another source id, or (without source ids, which
+        liblsl cannot recover) another outlet. The same source id back is liblsl's to recover: its
+        timestamps then tell how much was missed."""
+        if self._source_id or info.source_id():
+            return info.source_id() != self._source_id
+        return info.uid() != self._uid
+
+    def _look_for_a_new_stream(self) -> None:
+        """While the stream is quiet, look (once per ``RESOLVE_WHEN_QUIET_S``) for a stream of the
+        same name from another outlet (the acquisition restarted with a new source id, which the
+        inlet's own recovery does not follow): a new segment, counted in ``restarts``, whose samples
+        continue this run's timeline."""
+        import pylsl
+
+        now = time.monotonic()
+        if now - self._last_data < RESOLVE_WHEN_QUIET_S or now < self._next_resolve:
+            return
+        self._next_resolve = now + RESOLVE_WHEN_QUIET_S
+        found = [i for i in pylsl.resolve_byprop("name", self.name, 0, RESOLVE_WAIT_S) if self._is_another_source(i)]
+        if not found:
+            return
+        info = found[0]
+        if info.channel_count() != self.n_channels or info.channel_format() != self._format:
+            self.stats.incident(
+                "restart-shape",
+                f"a new LSL stream {self.name!r} appeared with {info.channel_count()} channels / another sample "
+                "format; it is not read (restart rtclass with a matching config)",
+            )
+            return
+        self._inlet.close_stream()
+        self._connect(info)
+        self._origin_ts = None  # the new outlet's clock line starts at its first sample
+        self.stats.restarts += 1
+        self.stats.segment_starts.append(self._next)
+        self.stats.incident(
+            "restart",
+            f"LSL stream {self.name!r} restarted (a new outlet, source id {info.source_id()!r}); its samples "
+            f"continue this run's timeline from sample {self._next}",
+        )
 
     @property
     def finished(self) -> bool:
@@ -151,7 +208,9 @@ class LslSource:
         pulled = self._pull(timeout_s if not self._held else 0.0)
         if not self._held:
             if pulled is None:
+                self._look_for_a_new_stream()
                 return None
+            self._last_data = time.monotonic()
             data, ts = pulled
             late = self._first_late(ts, self._next)
             if late < 0:

@@ -175,3 +175,43 @@ def test_a_real_loss_is_counted_and_the_timeline_skips_it():
     assert s.gaps == 1 and abs(s.samples_dropped - 3000) <= 30  # push-time stamps: within a chunk
     assert np.abs(index - true_index).max() <= 30 and np.array_equal(index[:9000], true_index[:9000])
     src.close()
+
+
+def test_an_outlet_restarted_with_a_new_source_id_is_a_new_segment_on_the_same_timeline():
+    """The acquisition restarts: its old outlet goes away and a new one with the same name but
+    another source id appears (liblsl's own recovery only follows the same source id). Its
+    samples continue the run's timeline, and the restart is counted, within about a second."""
+    import time
+
+    name = unique_name("rt-lsl-restart")
+    first = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Neuropixels", 4, FS, pylsl.cf_float32, "acq-1"), 30)
+    src = _source(name)
+    src.open()
+    assert first.wait_for_consumers(5.0)
+    block = np.zeros((300, 4), np.float32)
+    block[:, 0] = np.arange(300)
+    first.push_chunk(block)
+    got = _pull(src, 300)
+    del first  # the acquisition stops ...
+    time.sleep(0.3)
+    second = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Neuropixels", 4, FS, pylsl.cf_float32, "acq-2"), 30)
+    t_restart = time.monotonic()
+    block[:, 0] = 1000 + np.arange(300)
+    deadline = time.monotonic() + 15
+    while sum(c.n_samples for c in got) < 600 and time.monotonic() < deadline:
+        if second.have_consumers():
+            second.push_chunk(block)
+            block[:, 0] += 300
+            time.sleep(0.01)
+        c = src.read(0.05)
+        if c is not None:
+            got.append(c)
+    assert sum(c.n_samples for c in got) >= 600, "the new outlet was never read"
+    assert time.monotonic() - t_restart < 10
+    assert src.stats.restarts == 1 and src.stats.segment_starts == [300]
+    index = np.concatenate([np.arange(c.first_sample, c.end_sample) for c in got])
+    values = np.concatenate([c.data[:, 0] for c in got])
+    assert np.array_equal(index, np.arange(index.size))  # one timeline, no gap inserted
+    assert values[299] == 299 and values[300] == 1000  # the new segment starts right after the old
+    assert src.stats.gaps == 0 and src.stats.samples_dropped == 0
+    src.close()
