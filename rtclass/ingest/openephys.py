@@ -15,7 +15,9 @@ Reassembly: messages are collected per ``sample_num`` into ``[num_samples, n_cha
 a block is released when all channels arrived, or, incomplete, once a later block is complete
 (missing channels are zero-filled and counted as malformed). Messages with bad frames, JSON,
 sizes or channel numbers, and blocks older than the last released one, are counted and dropped;
-a jump in ``sample_num`` between released blocks is a gap.
+a jump in ``sample_num`` between released blocks is a gap. When ``message_num`` and
+``sample_num`` both go back (acquisition stopped and started again in the GUI), the new stream is
+a new segment (``restarts``) continuing this run's timeline.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class OpenEphysSource:
         self.buffer_s = buffer_s
         self.stats = SourceStats()
         self._open: dict[int, _Block] = {}
-        self._next: int | None = None  # sample_num expected next
+        self._next: int | None = None  # sample expected next, on this run's timeline
+        self._offset = 0  # this run's timeline minus the GUI's sample_num (moves at each restart)
         self._last_msg = 0
         self._ready: list[Chunk] = []
         self._uuid = str(uuid.uuid4())
@@ -137,6 +140,14 @@ class OpenEphysSource:
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             self._bad("header", f"dropped a message with an unreadable header ({exc!r})")
             return
+        if (
+            msg
+            and msg < self._last_msg - self.n_channels
+            and self._next is not None
+            and first + self._offset < self._next
+        ):
+            self._restart(first)  # message and sample numbers both went back: acquisition restarted
+        first += self._offset
         if msg and msg <= self._last_msg:
             self._bad("order", f"message {msg} arrived after message {self._last_msg}")
         self._last_msg = max(self._last_msg, msg)
@@ -162,14 +173,29 @@ class OpenEphysSource:
         block.data[:, ch] = np.frombuffer(frames[2], "<f4")
         self._release()
 
-    def _release(self) -> None:
+    def _restart(self, first_raw: int) -> None:
+        """The GUI restarted acquisition (message_num and sample_num start again): the old stream's
+        open blocks go out as they are, and the new one continues this run's timeline."""
+        self._release(everything=True)
+        self.stats.restarts += 1
+        self.stats.segment_starts.append(self._next)
+        self.stats.incident(
+            "restart",
+            f"Open Ephys {self.address}: acquisition restarted (sample {first_raw} after {self._next}); its "
+            f"samples continue this run's timeline from sample {self._next}",
+        )
+        self._offset = self._next - first_raw
+        self._last_msg = 0
+
+    def _release(self, everything: bool = False) -> None:
         """Hand out blocks in sample order: complete ones, and incomplete ones once a later block
-        completes or too many are open."""
+        completes or too many are open (or, with ``everything``, all)."""
         while self._open:
             first = min(self._open)
             block = self._open[first]
             later_complete = any(b.n == self.n_channels for s, b in self._open.items() if s > first)
-            if block.n < self.n_channels and not later_complete and len(self._open) <= MAX_OPEN_BLOCKS:
+            waiting = block.n < self.n_channels and not later_complete and len(self._open) <= MAX_OPEN_BLOCKS
+            if waiting and not everything:
                 return
             del self._open[first]
             if block.n < self.n_channels and self._next is None:  # the very first block: a wrong setup

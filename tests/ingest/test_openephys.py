@@ -168,3 +168,30 @@ def test_ten_thousand_malformed_messages_between_good_blocks_lose_nothing():
     assert src.stats.malformed_by_kind == {k: int((sent_bad == k).sum()) for k in kinds}
     src.close()
     emu.close()
+
+
+def test_an_acquisition_restart_in_the_gui_continues_the_timeline_as_a_new_segment():
+    emu, src = _pair()
+    data = np.arange(256 * N_CH, dtype=np.float32).reshape(256, N_CH)
+
+    def go():
+        time.sleep(0.3)
+        for k in range(4):
+            emu.send_block(data + k, k * 256)
+            time.sleep(0.01)
+        emu.message_num = 0  # stop and start in the GUI: message and sample numbers start again
+        for k in range(4):
+            emu.send_block(data + 100 + k, k * 256)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    src.open()
+    chunks = [src._ready.pop(0)] + _read_all(src, 7 * 256, timeout=5.0)
+    t.join()
+    assert [c.first_sample for c in chunks] == [k * 256 for k in range(8)]  # one timeline
+    assert [float(c.data[0, 0]) for c in chunks] == [0, 1, 2, 3, 100, 101, 102, 103]
+    s = src.stats
+    assert (s.restarts, s.segment_starts, s.gaps, s.malformed) == (1, [1024], 0, 0)
+    src.close()
+    emu.close()
