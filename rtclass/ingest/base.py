@@ -44,6 +44,13 @@ class SourceStats:
     malformed_by_kind: dict[str, int] = field(default_factory=dict)
     _logged: set = field(default_factory=set, repr=False)
 
+    def new_segment(self, start_sample: int, what: str) -> None:
+        """Count a restart of the stream (``what`` happened) whose samples continue the run's
+        timeline from ``start_sample`` (logged the first time)."""
+        self.restarts += 1
+        self.segment_starts.append(start_sample)
+        self.incident("restart", f"{what}; its samples continue this run's timeline from sample {start_sample}")
+
     def bad_message(self, kind: str, message: str) -> None:
         """Count one malformed message of ``kind`` (logged the first time)."""
         self.malformed += 1

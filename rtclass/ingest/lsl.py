@@ -185,12 +185,8 @@ class LslSource:
         self._inlet.close_stream()
         self._connect(info)
         self._origin_ts = None  # the new outlet's clock line starts at its first sample
-        self.stats.restarts += 1
-        self.stats.segment_starts.append(self._next)
-        self.stats.incident(
-            "restart",
-            f"LSL stream {self.name!r} restarted (a new outlet, source id {info.source_id()!r}); its samples "
-            f"continue this run's timeline from sample {self._next}",
+        self.stats.new_segment(
+            self._next, f"LSL stream {self.name!r} restarted (a new outlet, source id {info.source_id()!r})"
         )
 
     @property

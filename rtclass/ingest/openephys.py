@@ -177,12 +177,8 @@ class OpenEphysSource:
         """The GUI restarted acquisition (message_num and sample_num start again): the old stream's
         open blocks go out as they are, and the new one continues this run's timeline."""
         self._release(everything=True)
-        self.stats.restarts += 1
-        self.stats.segment_starts.append(self._next)
-        self.stats.incident(
-            "restart",
-            f"Open Ephys {self.address}: acquisition restarted (sample {first_raw} after {self._next}); its "
-            f"samples continue this run's timeline from sample {self._next}",
+        self.stats.new_segment(
+            self._next, f"Open Ephys {self.address}: acquisition restarted (sample {first_raw} after {self._next})"
         )
         self._offset = self._next - first_raw
         self._last_msg = 0

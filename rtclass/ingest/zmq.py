@@ -132,12 +132,9 @@ class ZmqSource:
         if self._next is not None and frame.first_sample < self._last_first:
             # the sender's index went back before its last frame: a new stream (the publisher or
             # the acquisition restarted). It continues this run's timeline where the old one ended.
-            self.stats.restarts += 1
-            self.stats.segment_starts.append(self._next + self._offset)
-            self.stats.incident(
-                "restart",
-                f"the stream at {self.address} restarted (sample {frame.first_sample} after {self._next}); "
-                f"its samples continue this run's timeline from sample {self._next + self._offset}",
+            self.stats.new_segment(
+                self._next + self._offset,
+                f"the stream at {self.address} restarted (sample {frame.first_sample} after {self._next})",
             )
             self._offset += self._next - frame.first_sample
         elif self._next is not None:
