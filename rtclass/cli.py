@@ -195,7 +195,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rtclass.config import shipped_config_names
+    from rtclass.config import CLASSIFIER_CHOICES, shipped_config_names
 
     config_help = f"TOML config: a file, or the name of a shipped config ({', '.join(shipped_config_names())})"
     p = argparse.ArgumentParser(prog="rtclass", description="Real-time cell-type labels for Neuropixels probes.")
@@ -259,8 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--classifier",
-        choices=("auto", "model", "baseline"),
-        default="auto",
+        choices=CLASSIFIER_CHOICES,
+        default=CLASSIFIER_CHOICES[0],
         help="the network, the physiology baseline beside it, or (auto) the one its model card found better",
     )
     c.set_defaults(func=cmd_classify)

@@ -515,6 +515,10 @@ class FeaturesConfig:
     )
 
 
+#: ``[classify] classifier``: the one the model card chose, the network, or the physiology baseline
+CLASSIFIER_CHOICES = ("auto", "model", "baseline")
+
+
 @dataclass(frozen=True)
 class ClassifyConfig:
     model: str = param(
@@ -527,7 +531,7 @@ class ClassifyConfig:
         "which of the model folder's classifiers labels units: `auto` (the one its model card found better "
         "on a generator it was not trained on), `model` (the ONNX network) or `baseline` (the physiology "
         "nearest-centroid baseline, `baseline.json` beside the model)",
-        choices=("auto", "model", "baseline"),
+        choices=CLASSIFIER_CHOICES,
     )
     layers: str = param(
         "",

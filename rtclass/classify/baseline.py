@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtclass.classify.layout import ACG_SHAPE, DEFAULT_CONFIDENCE_RATIO, WAVE_SIZE, confidence_ratio
+from rtclass.classify.layout import ACG_SHAPE, DEFAULT_CONFIDENCE_RATIO, WAVE_SIZE, label_by_confidence
 from rtclass.errors import ModelError
 from rtclass.features.c4 import ACG_SCALE, C4_SAMPLE_RATE_HZ, LOG_LAGS_MS, WAVEFORM_PEAK
 
@@ -140,10 +140,7 @@ class PhysiologyBaseline:
 
     def label(self, probabilities: np.ndarray, threshold: float = DEFAULT_CONFIDENCE_RATIO):
         """(class names, top probability, confidence ratio); below the threshold: 'unlabeled'."""
-        ratio = confidence_ratio(probabilities)
-        top = probabilities.argmax(1)
-        names = np.array([self.classes[i] if r >= threshold else "unlabeled" for i, r in zip(top, ratio)])
-        return names, probabilities.max(1), ratio
+        return label_by_confidence(self.classes, probabilities, threshold)
 
     def to_json(self) -> dict:
         return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtclass.cell_types import C4_CLASS_ORDER, CELL_TYPES
+from rtclass.cell_types import C4_CLASS_ORDER, CELL_TYPES, UNLABELED
 
 LAYOUT = "c4-acg3d10x101-wave90"
 INPUT_NAME = "features"
@@ -59,3 +59,12 @@ def confidence_ratio(probabilities: np.ndarray) -> np.ndarray:
     """Top probability over the second, per row (C4's confidence)."""
     srt = np.sort(probabilities, axis=1)
     return srt[:, -1] / np.maximum(srt[:, -2], 1e-12)
+
+
+def label_by_confidence(classes, probabilities: np.ndarray, threshold: float):
+    """C4's labelling rule: (class names, top probability, confidence ratio) per row; a row whose
+    ratio is below ``threshold`` is ``unlabeled``."""
+    ratio = confidence_ratio(probabilities)
+    top = probabilities.argmax(1)
+    names = np.array([classes[i] if r >= threshold else UNLABELED for i, r in zip(top, ratio)])
+    return names, probabilities.max(1), ratio

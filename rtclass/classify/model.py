@@ -19,9 +19,10 @@ from rtclass.classify.layout import (
     META_LAYOUT,
     META_USE_LAYER,
     assemble,
-    confidence_ratio,
     input_size,
+    label_by_confidence,
 )
+from rtclass.config import CLASSIFIER_CHOICES
 from rtclass.errors import ModelError
 
 if TYPE_CHECKING:
@@ -93,17 +94,14 @@ class CellTypeModel:
 
     def label(self, probabilities: np.ndarray, threshold: float = DEFAULT_CONFIDENCE_RATIO):
         """(class names, top probability, confidence ratio); below the threshold: 'unlabeled'."""
-        ratio = confidence_ratio(probabilities)
-        top = probabilities.argmax(1)
-        names = np.array([self.classes[i] if r >= threshold else "unlabeled" for i, r in zip(top, ratio)])
-        return names, probabilities.max(1), ratio
+        return label_by_confidence(self.classes, probabilities, threshold)
 
 
 #: what labels units: the network or the physiology baseline (same interface)
 Classifier = Union["CellTypeModel", "PhysiologyBaseline"]
 
 #: ``classify.classifier`` values
-AUTO, NETWORK, BASELINE = "auto", "model", "baseline"
+AUTO, NETWORK, BASELINE = CLASSIFIER_CHOICES
 
 
 def load_classifier(path: str | Path, which: str = AUTO, threads: int = 1):

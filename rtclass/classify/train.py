@@ -36,7 +36,9 @@ from rtclass.classify.layout import (
     confidence_ratio,
     input_size,
 )
+from rtclass.classify.model import BASELINE, NETWORK
 from rtclass.errors import InputError, RtclassError
+from rtclass.features.c4 import LOG_LAGS_MS, WAVEFORM_PEAK
 
 log = logging.getLogger("rtclass.train")
 
@@ -105,9 +107,8 @@ WAVEFORM_NOISE_SD = (0.0, 0.05)
 RATE_FACTOR_RANGE = (0.6, 1.6)
 #: the size of the positivity after the trough (waveform asymmetry), log-uniform factor
 POSITIVITY_RANGE = (0.7, 1.4)
-WAVEFORM_PEAK_INDEX = 30
-#: log lags per decade of the 3D-ACG (100 lags over 3 decades)
-LOG_LAGS_PER_DECADE = (ACG_SHAPE[1] - 2) / 3.0
+#: log lags per decade of the 3D-ACG (evenly spaced in log lag)
+LOG_LAGS_PER_DECADE = (LOG_LAGS_MS.size - 1) / np.log10(LOG_LAGS_MS[-1] / LOG_LAGS_MS[0])
 
 
 def _loguniform(rng: np.random.Generator, lo_hi: tuple[float, float], n: int) -> np.ndarray:
@@ -117,8 +118,6 @@ def _loguniform(rng: np.random.Generator, lo_hi: tuple[float, float], n: int) ->
 def stretch_waveforms(wave: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """``[n, 90]`` C4 waveforms stretched in time about their trough (sample 30) by ``factor``
     (> 1: wider), edge values held; the trough stays at -1."""
-    from rtclass.features.c4 import WAVEFORM_PEAK
-
     idx = np.arange(wave.shape[1], dtype=np.float64)
     out = np.empty_like(wave)
     for i in range(wave.shape[0]):
@@ -145,7 +144,7 @@ def augment_inputs(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     acg, wave = split_features(x)
     acg = rescale_acg_rate(acg, _loguniform(rng, RATE_FACTOR_RANGE, n))
     wave = stretch_waveforms(wave, _loguniform(rng, STRETCH_RANGE, n))
-    after = np.arange(wave.shape[1]) > WAVEFORM_PEAK_INDEX
+    after = np.arange(wave.shape[1]) > WAVEFORM_PEAK
     wave = np.where(after & (wave > 0), wave * _loguniform(rng, POSITIVITY_RANGE, n)[:, None], wave)
     wave = wave + rng.normal(0.0, 1.0, wave.shape) * rng.uniform(*WAVEFORM_NOISE_SD, (n, 1))
     out = x.copy()
@@ -236,12 +235,10 @@ def evaluate(probabilities: np.ndarray, y: np.ndarray, classes=RTCLASS_CLASSES, 
         "classes": list(classes),
     }
     if threshold is not None:
-        kept = confidence_ratio(probabilities) >= threshold
-        out["threshold"] = float(threshold)
-        out["abstained"] = float(1.0 - kept.mean()) if len(y) else 0.0
-        out["balanced_accuracy_labelled"] = (
-            balanced_accuracy(confusion_matrix(y[kept], pred[kept], len(classes))) if kept.any() else None
-        )
+        at = coverage_curve(probabilities, y, (threshold,))[0]
+        out["threshold"] = at["threshold"]
+        out["abstained"] = 1.0 - at["coverage"] if len(y) else 0.0
+        out["balanced_accuracy_labelled"] = at["balanced_accuracy"]
     return out
 
 
@@ -288,19 +285,14 @@ def evaluate_both(nets: list, baseline: PhysiologyBaseline, s: LabelledSet, thre
     return ev
 
 
-#: what ``classify.classifier = auto`` uses when a card does not say
-MODEL = "model"
-BASELINE = "baseline"
-
-
 def better_classifier(evaluations: list[dict]) -> str:
     """``model`` or ``baseline``: the one with the higher mean balanced accuracy over the given
     evaluations (held out from training: another generator where there is one); ties go to the model."""
     if not evaluations:
-        return MODEL
-    model = np.mean([e["balanced_accuracy"] for e in evaluations])
+        return NETWORK
+    network = np.mean([e["balanced_accuracy"] for e in evaluations])
     base = np.mean([e["baseline"]["balanced_accuracy"] for e in evaluations])
-    return BASELINE if base > model else MODEL
+    return BASELINE if base > network else NETWORK
 
 
 def export_onnx(module, path: str | Path, classes, use_layer: bool, calibration: str, n_members: int) -> Path:
@@ -522,6 +514,7 @@ def train_command(
         deciding = [ev for evs in cross_generator["directions"].values() for ev in evs.values()]
     else:
         deciding = [results[s.name] for s in held]
+    live_classifier = better_classifier(deciding)
     info = {
         "summary": "Cell-type classifier for cerebellar units (C4 architecture) and a physiology baseline, trained "
         "by rtclass on SYNTHETIC units from its simulators. Not trained or tested on real recordings.",
@@ -536,11 +529,11 @@ def train_command(
             if augment
             else None
         ),
-        "confidence_ratio": calibrated_threshold(deciding, better_classifier(deciding)),
+        "confidence_ratio": calibrated_threshold(deciding, live_classifier),
         "confidence_ratio_rule": f"C4's {DEFAULT_CONFIDENCE_RATIO:g} unless more than {100 * MAX_ABSTENTION:.0f} % "
         "of the units of a generator the model was not trained on would abstain; then the highest lower "
         "threshold that labels 90 % of them",
-        "live_classifier": better_classifier(deciding),
+        "live_classifier": live_classifier,
         "training": {
             "description": TRAINING_DESCRIPTION,
             "sets": [{"name": s.name, "units": int(len(s.y)), "settings": _describe(s.description)} for s in train],
