@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,20 @@ def raw_mean_waveform(
 def write_tsv(path: Path, column: str, ids: np.ndarray, values: list[Any]) -> None:
     """A phy cluster table: ``cluster_id<TAB>column`` then one row per cluster."""
     lines = [f"cluster_id\t{column}"] + [f"{i}\t{v}" for i, v in zip(ids, values)]
-    partial = path.with_name(path.name + ".partial")  # complete or absent, whenever the writer stops
-    partial.write_text("\n".join(lines) + "\n")
+    save_text(path, "\n".join(lines) + "\n")
+
+
+#: what an output file is called until it is complete
+TEMP_SUFFIX = ".partial"
+
+
+def write_whole(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(temporary path)``, then rename it to ``path``: the file is complete or absent,
+    whenever the writer stops."""
+    partial = path.with_name(path.name + TEMP_SUFFIX)
+    write(partial)
     os.replace(partial, path)
+
+
+def save_text(path: Path, text: str) -> None:
+    write_whole(path, lambda p: p.write_text(text))

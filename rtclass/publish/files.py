@@ -11,7 +11,6 @@ the spikes published until then. A run that ends normally removes it once the fi
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rtclass.errors import PublishError
-from rtclass.formats.phy import write_tsv
+from rtclass.formats.phy import save_text, write_tsv, write_whole
 from rtclass.ingest.base import StreamInfo
 from rtclass.publish.wire import SPIKE_DTYPE
 
@@ -32,8 +31,6 @@ JOURNAL_DTYPE = np.dtype(
 )
 #: the journal reaches the disk at least this often (s of wall time)
 JOURNAL_FLUSH_S = 1.0
-#: what an output file is called until it is complete
-TEMP_SUFFIX = ".partial"
 
 
 def read_spike_journal(path: str | Path) -> np.ndarray:
@@ -117,23 +114,12 @@ def prepare_output_dir(out_dir: str | Path) -> Path:
     return out
 
 
-def _replace_into(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(temporary path)``, then rename it to ``path``: the file is complete or absent."""
-    partial = path.with_name(path.name + TEMP_SUFFIX)
-    write(partial)
-    os.replace(partial, path)
-
-
 def save_npy(path: Path, array: np.ndarray) -> None:
     def write(p: Path) -> None:
         with open(p, "wb") as f:
             np.save(f, array)
 
-    _replace_into(path, write)
-
-
-def save_text(path: Path, text: str) -> None:
-    _replace_into(path, lambda p: p.write_text(text))
+    write_whole(path, write)
 
 
 def params_py(info: StreamInfo, out: Path) -> str:
