@@ -15,14 +15,20 @@ def _blocks(n_blocks, n=30, ch=4):
     return [rng.integers(-100, 100, (n, ch)).astype(np.int16) for _ in range(n_blocks)]
 
 
-def _serve(sender: ZmqRawSender, messages):
+def _serve(sender: ZmqRawSender, messages, received=None, max_lead_samples=0):
+    """Send ``messages`` (raw multipart lists, or (block, first_sample) frames). With ``received``
+    (a one-item list the reader updates with the samples it has), a frame waits until the reader
+    is at most ``max_lead_samples`` behind it (up to 10 s)."""
     assert sender.wait_for_subscriber(5.0)
     for m in messages:
         if isinstance(m, list):
             sender._sock.send_multipart(m)
-        else:
-            block, first = m
-            sender.send(block, first, first / 30000.0, 2.0)
+            continue
+        block, first = m
+        wait_until = time.monotonic() + 10
+        while received is not None and received[0] < first - max_lead_samples and time.monotonic() < wait_until:
+            time.sleep(0.001)
+        sender.send(block, first, first / 30000.0, 2.0)
 
 
 def _source(addr, ch=4, timeout=5.0):
@@ -205,19 +211,7 @@ def test_ten_thousand_malformed_messages_between_good_frames_lose_nothing():
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     received = [0]  # samples the reader has: the sender keeps at most 20 frames ahead of it
 
-    def paced_serve():
-        assert sender.wait_for_subscriber(5.0)
-        for m in msgs:
-            if isinstance(m, list):
-                sender._sock.send_multipart(m)
-                continue
-            block, first = m
-            wait_until = time.monotonic() + 10
-            while received[0] < first - 20 * 30 and time.monotonic() < wait_until:
-                time.sleep(0.001)
-            sender.send(block, first, first / 30000.0, 2.0)
-
-    t = in_thread(paced_serve)
+    t = in_thread(_serve, sender, msgs, received, 20 * 30)
     src.open()
     got = np.zeros((30 * (n_good + 1), 4), np.float32)
     n, deadline = 0, time.monotonic() + 60
