@@ -413,20 +413,6 @@ def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
     (out_dir / "model_card.md").write_text("\n".join(lines))
 
 
-def fit_classifiers(
-    train: list[LabelledSet],
-    members: int,
-    epochs: int,
-    seed: int,
-    use_layer: bool,
-    progress: Callable[[int, int], None] | None = None,
-    augment: bool = True,
-) -> tuple[list, PhysiologyBaseline]:
-    """The network ensemble and the physiology baseline, both fitted on the same sets."""
-    nets = train_ensemble(train, members, epochs, seed, use_layer, progress, augment)
-    return nets, fit_physiology_baseline(train)
-
-
 def cross_generator_evaluation(
     train: list[LabelledSet],
     tests: list[LabelledSet],
@@ -439,7 +425,7 @@ def cross_generator_evaluation(
 ) -> dict:
     """Both classifiers fitted on ``train`` and scored on ``tests`` (sets of a generator they
     never saw): ``{set name: evaluate_both(...)}``."""
-    nets, baseline = fit_classifiers(train, members, epochs, seed, use_layer, progress)
+    nets, baseline = train_ensemble(train, members, epochs, seed, use_layer, progress), fit_physiology_baseline(train)
     return {
         s.name: {**evaluate_both(nets, baseline, s, threshold), "description": _describe(s.description)} for s in tests
     }
@@ -497,7 +483,8 @@ def train_command(
     require_training_extra("rtclass train")
     train = [load_set(d, use_layer) for d in data]
     held = [load_set(d, use_layer) for d in evaluation]
-    nets, baseline = fit_classifiers(train, members, epochs, seed, use_layer, progress, augment)
+    nets = train_ensemble(train, members, epochs, seed, use_layer, progress, augment)
+    baseline = fit_physiology_baseline(train)
     out = Path(out_dir)
     from rtclass.classify.nets import EnsembleMean
 

@@ -198,7 +198,6 @@ def test_ten_thousand_malformed_messages_between_good_frames_lose_nothing():
     blocks = _blocks(n_good)
     good_header = rawframe.encode(blocks[0], 0, 0.0)[1]
     per_good = n_bad // n_good
-    msgs = []
     # a good frame first (at start, a frame of another channel count is a clear error instead), then
     # bad messages before each good frame: once the last frame is in, every bad one was read
     msgs = [(blocks[0], 0)]
