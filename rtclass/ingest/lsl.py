@@ -113,16 +113,9 @@ class LslSource:
             )
         info = found[0]
         fmt = self._format = info.channel_format()
-        if info.channel_count() != self.n_channels:
-            raise InputError(
-                f"LSL stream {self.name!r} has {info.channel_count()} channels but the config expects "
-                f"{self.n_channels}; set [probe] n_channels = {info.channel_count()} or stream the AP channels only"
-            )
-        if abs(info.nominal_srate() - self.sample_rate_hz) > 1e-6 * self.sample_rate_hz:
-            raise InputError(
-                f"LSL stream {self.name!r} runs at {info.nominal_srate():g} Hz but the config expects "
-                f"{self.sample_rate_hz:g} Hz; set [probe] sample_rate_hz"
-            )
+        problem = self._mismatch(info)
+        if problem:
+            raise InputError(problem)
         if fmt == pylsl.cf_float32:
             self._dtype, self._scale = np.float32, None
         elif fmt == pylsl.cf_int16:
@@ -142,6 +135,20 @@ class LslSource:
         self._connect(info)
         self._buf = np.zeros((MAX_PULL_SAMPLES, self.n_channels), self._dtype)
         return StreamInfo(self.name, self.n_channels, self.sample_rate_hz)
+
+    def _mismatch(self, info) -> str | None:
+        """What about a stream does not fit the config (channels, rate), or None."""
+        if info.channel_count() != self.n_channels:
+            return (
+                f"LSL stream {self.name!r} has {info.channel_count()} channels but the config expects "
+                f"{self.n_channels}; set [probe] n_channels = {info.channel_count()} or stream the AP channels only"
+            )
+        if abs(info.nominal_srate() - self.sample_rate_hz) > 1e-6 * self.sample_rate_hz:
+            return (
+                f"LSL stream {self.name!r} runs at {info.nominal_srate():g} Hz but the config expects "
+                f"{self.sample_rate_hz:g} Hz; set [probe] sample_rate_hz"
+            )
+        return None
 
     def _connect(self, info) -> None:
         import pylsl
@@ -175,12 +182,11 @@ class LslSource:
         if not found:
             return
         info = found[0]
-        if info.channel_count() != self.n_channels or info.channel_format() != self._format:
-            self.stats.incident(
-                "restart-shape",
-                f"a new LSL stream {self.name!r} appeared with {info.channel_count()} channels / another sample "
-                "format; it is not read (restart rtclass with a matching config)",
-            )
+        problem = self._mismatch(info)
+        if problem is None and info.channel_format() != self._format:
+            problem = f"LSL stream {self.name!r} now carries another sample format than at start"
+        if problem:
+            self.stats.incident("restart-shape", f"a new outlet is not read: {problem} (then restart rtclass)")
             return
         self._inlet.close_stream()
         self._connect(info)
