@@ -47,7 +47,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rtclass.apps.demo import demo_config, run_demo
 
     cfg = _config(args, demo_config())
-    run_demo(cfg, args.duration, args.out)
+    run_demo(cfg, args.duration, args.out, view_port=None if args.no_view else args.view)
     return 0
 
 
@@ -113,12 +113,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if changes:
         cfg = cfg.replace(**changes)
     stop = _stop_on_signals()
+    if args.view is not None:
+        _start_view(cfg, args.view)
     with LiveView(f"rtclass run {args.source}") as view:
         metrics = run_live(cfg, args.source, args.out, stop, view.update)
     print(
         f"processed {metrics['data_s']:.1f} s ({metrics['realtime_factor'] or 0:.1f}x real time), "
         f"{metrics['spikes']} spikes, {metrics['samples_dropped']} samples dropped; wrote {args.out}"
     )
+    return 0
+
+
+def _start_view(cfg, port: int) -> None:
+    """The browser view in its own process, subscribed to the run's ZMQ topics."""
+    from rtclass.apps.view.server import start_view_process, subscribe_address
+    from rtclass.errors import ConfigError
+
+    if not cfg.publish.zmq:
+        raise ConfigError("--view reads the run's ZMQ topics: set [publish] zmq = true")
+    _, url = start_view_process(subscribe_address(cfg.publish.zmq_address), port)
+    print(f"live view: {url}", flush=True)
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from rtclass.apps.view.server import serve_view
+
+    serve_view(args.address, args.port, _stop_on_signals(), lambda url: print(f"live view: {url}", flush=True))
     return 0
 
 
@@ -201,12 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtclass", description="Real-time cell-type labels for Neuropixels probes.")
     p.add_argument("--version", action="version", version=f"rtclass {installed_version()}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    from rtclass.apps.view.server import DEFAULT_VIEW_PORT
+
     sub = p.add_subparsers(dest="command", required=True)
+    view_help = (
+        f"serve the live probe view on http://127.0.0.1:PORT/ (default {DEFAULT_VIEW_PORT}; a busy port: a free one)"
+    )
 
     d = sub.add_parser("demo", help="the whole loop on the built-in simulated probe")
     d.add_argument("--duration", type=float, default=None, help="seconds of data (default 30)")
     d.add_argument("--config", help=f"{config_help} (default: the settings of the shipped config demo)")
     d.add_argument("--out", help="also write the run's output files here")
+    d.add_argument("--view", type=int, default=DEFAULT_VIEW_PORT, metavar="PORT", help=view_help)
+    d.add_argument("--no-view", dest="no_view", action="store_true", help="no browser view")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("simulate", help="write a simulated recording (SpikeGLX) and its ground truth")
@@ -246,7 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--model", help="ONNX classifier (default: the shipped model; 'none': no labels)")
     u.add_argument("--save-raw", dest="save_raw", action="store_true", help="also save the stream (raw.bin) for phy")
     u.add_argument("--out", required=True, help="folder for the output files")
+    u.add_argument("--view", type=int, nargs="?", const=DEFAULT_VIEW_PORT, metavar="PORT", help=view_help)
     u.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("view", help="the live probe view in a browser, for a running pipeline")
+    w.add_argument("address", nargs="?", default="tcp://127.0.0.1:5560", help="the pipeline's ZMQ PUB address")
+    w.add_argument("--port", type=int, default=DEFAULT_VIEW_PORT, help="HTTP port on 127.0.0.1")
+    w.set_defaults(func=cmd_view)
     c = sub.add_parser("classify", help="C4 features (and cell types) of a Kilosort/phy folder, offline")
     c.add_argument("folder", help="Kilosort/phy output folder")
     c.add_argument("--save-features", dest="save_features", help="write cluster_id, acg3d, waveform to this .npz")

@@ -611,6 +611,21 @@ class PublishConfig:
         3600.0,
         advanced=True,
     )
+    status_interval_s: float = param(
+        0.5,
+        "the health counters (ZMQ topic `status`: drops, gaps, restarts, per-chunk time, spike -> publish lag, "
+        "labeller and discovery state) are published this often, for `rtclass view` and monitors; 0: never",
+        "s",
+        0.0,
+        3600.0,
+        advanced=True,
+    )
+    features: bool = param(
+        True,
+        "after each labelling round, publish every labelled unit's classifier input (ZMQ topic `features`: "
+        "3D-ACG and waveform, 4.4 kB per unit), which `rtclass view` shows",
+        advanced=True,
+    )
 
 
 @dataclass(frozen=True)

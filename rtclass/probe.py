@@ -29,6 +29,8 @@ class Probe:
 
     name: str
     positions_um: np.ndarray  # [n_channels, 2]: x across the shank, y along it (depth from tip)
+    #: the side of a contact (probeinterface's contact shape), None when the source gives positions only
+    contact_width_um: float | None = None
 
     @property
     def n_channels(self) -> int:
@@ -61,7 +63,18 @@ def neuropixels(kind: str, n_channels: int = 384) -> Probe:
     full = build_neuropixels_probe(PART_NUMBERS[kind])
     if n_channels > full.get_contact_count():
         raise InputError(f"a {kind} probe has {full.get_contact_count()} electrodes; cannot map {n_channels} channels")
-    return Probe(kind, np.asarray(full.contact_positions[:n_channels], dtype=np.float64))
+    return Probe(kind, np.asarray(full.contact_positions[:n_channels], dtype=np.float64), _contact_width_um(full))
+
+
+def _contact_width_um(pi_probe) -> float | None:
+    """The contacts' width from a probeinterface probe (squares: ``width``; circles: twice ``radius``)."""
+    params = list(pi_probe.contact_shape_params)
+    if not params:
+        return None
+    first = params[0]
+    if "width" in first:
+        return float(first["width"])
+    return 2.0 * float(first["radius"]) if "radius" in first else None
 
 
 def from_spikeglx_meta(meta_path: str | Path) -> Probe:
@@ -73,7 +86,9 @@ def from_spikeglx_meta(meta_path: str | Path) -> Probe:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pi_probe = read_spikeglx(meta_path)
-        return Probe(meta_path.name, np.asarray(pi_probe.contact_positions, dtype=np.float64))
+        return Probe(
+            meta_path.name, np.asarray(pi_probe.contact_positions, dtype=np.float64), _contact_width_um(pi_probe)
+        )
     except Exception as exc:  # probeinterface asserts or KeyErrors on meta it does not know
         reason = exc
     from rtclass.formats.spikeglx import read_meta

@@ -1,4 +1,4 @@
-"""A non-editable install ships what rtclass needs at run time: the default model and the configs."""
+"""A non-editable install ships what rtclass needs at run time: the default model, the configs, the view's page."""
 
 import shutil
 import subprocess
@@ -78,3 +78,11 @@ def test_a_file_wins_over_a_shipped_name_and_old_checkout_paths_still_work(tmp_p
     assert load_config("np2.toml").probe.geometry == "np1"
     # `configs/np2.toml` is where a source checkout kept the configs before they became package data
     assert load_config("configs/np2.toml") == load_config(package_data_path("configs", "np2.toml"))
+
+
+def test_the_wheel_ships_the_browser_views_page_and_its_plotting_library(wheel_files):
+    from rtclass.apps.view.server import STATIC_DIR
+
+    for file in STATIC_DIR.iterdir():
+        assert f"rtclass/apps/view/static/{file.name}" in wheel_files, file.name
+    assert {"index.html", "view.js", "uPlot.iife.min.js", "uPlot.LICENSE.txt"} <= {f.name for f in STATIC_DIR.iterdir()}

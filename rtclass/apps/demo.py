@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import threading
+import webbrowser
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtclass.apps.liveview import LiveView
+from rtclass.apps.view.server import start_view_process, subscribe_address
 from rtclass.config import Config, SimulateConfig, from_dict
 from rtclass.errors import InputError, PublishError, StreamNotFoundError
 from rtclass.evaluation.scoring import SNR_FLOOR, filtered_template_peaks, score_detection, score_sorting
@@ -29,6 +32,7 @@ from rtclass.ingest.replay import paced_send
 from rtclass.pipeline.live import Pipeline, compile_kernels, make_publishers
 from rtclass.publish.files import write_run_output
 from rtclass.publish.wire import CELL_TYPE_NAMES
+from rtclass.publish.zmq_pub import ZmqSpikePublisher
 from rtclass.sim.recording import Simulation
 from rtclass.stage import ms_to_samples
 
@@ -102,7 +106,9 @@ def run_demo(
     duration_s: float | None = None,
     out_dir: str | None = None,
     console: Console | None = None,
+    view_port: int | None = None,
 ) -> dict[str, Any]:
+    """``view_port``: also serve the browser view (on that port, or a free one if it is busy)."""
     cfg = cfg or demo_config()
     console = console or Console()
     duration = duration_s if duration_s is not None else cfg.run.duration_s
@@ -135,11 +141,14 @@ def run_demo(
                 raise InputError(_child_ended(child, 0.0, duration))
         info = _open_while_child_streams(pipe, child, announce)
         pipe.publishers = _publishers(cfg, console)
+        view_url = _start_view(pipe, view_port, console) if view_port is not None else None
         watcher.start()
         with LiveView("rtclass live", console) as view:
 
             def show(status):
                 status.extra.update(_unit_summary(pipe))
+                if view_url:
+                    status.extra["browser view"] = view_url
                 view.update(status)
 
             pipe.run(run_stop, duration_s=duration, on_status=show)
@@ -160,6 +169,25 @@ def run_demo(
         write_run_output(out_dir, pipe.log, info, metrics, pipe.unit_outputs())
     _report(console, metrics, pipe, sim)
     return metrics
+
+
+def _start_view(pipe: Pipeline, port: int, console: Console) -> str | None:
+    """The browser view in its own process, on the demo's ZMQ topics; opened in a browser where
+    this machine has a screen."""
+    zmq_pub = next((p for p in pipe.publishers if isinstance(p, ZmqSpikePublisher)), None)
+    if zmq_pub is None:
+        console.print("[yellow]no browser view: it reads the ZMQ topics, and [publish] zmq is off[/yellow]")
+        return None
+    _, url = start_view_process(subscribe_address(zmq_pub.endpoint), port)
+    console.print(f"[bold]live view:[/bold] {url}  (open it in a browser on this machine)")
+    if has_screen():
+        webbrowser.open(url)
+    return url
+
+
+def has_screen() -> bool:
+    """Whether a browser opened from here would be seen (a desktop session, not a headless box or CI)."""
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _open_while_child_streams(pipe: Pipeline, child, announce) -> StreamInfo:

@@ -52,6 +52,8 @@ class LiveLabeler:
         self.ticks = 0
         self.last_tick_s = 0.0
         self.first_labelled: dict[int, float] = {}  # unit -> data time (s) of its first label
+        #: the last round's classifier input: (unit ids, 3D-ACGs, waveforms), or None before one
+        self.inputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._data_time_s = data_time_s or _no_data_time
@@ -70,6 +72,7 @@ class LiveLabeler:
         acg = np.stack([self.features.acg3d(u) for u in units])
         wave = np.stack([waves[u] for u in units])
         layers = [self.layers_of(u) for u in units] if self.model.use_layer and self.layers_of else None
+        self.inputs = (np.asarray(units, np.int32), acg, wave)
         probs = self.model.predict(acg, wave, layers)
         names, _, ratio = self.model.label(probs, self.threshold)
         codes, conf = self.codes.copy(), self.confidence.copy()

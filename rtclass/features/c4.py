@@ -34,19 +34,18 @@ import numba
 import numpy as np
 from scipy.signal import find_peaks
 
+from rtclass.cell_types import LOG_LAG_DECADES, N_LOG_LAGS, N_RATE_BINS, WAVEFORM_SAMPLES
+
 C4_SAMPLE_RATE_HZ = 30000
 SAMPLES_PER_BIN = 30  # 1 ms at 30 kHz
 HALF_WINDOW_BINS = 1000  # +-1000 ms of lags
-N_RATE_BINS = 10
 SMOOTH_BINS = 250
-N_LOG_LAGS = 100
 ACG_SCALE = 10.0
-WAVEFORM_SAMPLES = 90
 WAVEFORM_PEAK = 30
 #: reference spikes a unit needs (C4 skips units with fewer than 100 spikes)
 MIN_SPIKES = 100
 
-LOG_LAGS_MS = np.logspace(0, 3, N_LOG_LAGS)
+LOG_LAGS_MS = np.logspace(*LOG_LAG_DECADES, N_LOG_LAGS)
 _GAUSS = np.exp(-0.5 * np.arange(-4, 5) ** 2)
 _GAUSS /= _GAUSS.sum()
 

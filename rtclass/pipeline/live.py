@@ -8,12 +8,13 @@ processes one chunk; ``run()`` loops until the source ends, the duration is reac
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,13 +32,13 @@ from rtclass.ingest.replay import FileSource
 from rtclass.matching.matcher import warm_up_matching
 from rtclass.matching.templates import TemplateBank, read_phy_templates
 from rtclass.pipeline.chain import DetectionChain, bank_from_templates
-from rtclass.pipeline.stage_times import StageTimes, Stopwatch
+from rtclass.pipeline.stage_times import PublishLag, StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe, neuropixels
 from rtclass.publish.counts import SpikeCounter, counts_messages
 from rtclass.publish.files import RawRecorder, SpikeLog, UnitOutputs
 from rtclass.publish.publisher import Publisher
 from rtclass.publish.unit_table import UnitTable
-from rtclass.publish.wire import CELL_TYPE_NAMES, SPIKE_DTYPE
+from rtclass.publish.wire import CELL_TYPE_NAMES, FEATURES_DTYPE, SPIKE_DTYPE
 from rtclass.stage import ms_to_samples
 
 log = logging.getLogger("rtclass.pipeline.live")
@@ -122,6 +123,14 @@ class Status:
     #: the source's name, and how long it has sent nothing (0 while data flows)
     source_name: str = ""
     waiting_s: float = 0.0
+    #: spike -> publish lag (the decision's wait for data plus the processing, from the chunk's arrival)
+    publish_lag_p50_ms: float = 0.0
+    publish_lag_p99_ms: float = 0.0
+    #: the labeller: which classifier ("" without one), rounds run, the last round's time, units labelled
+    classifier: str = ""
+    labeller_rounds: int = 0
+    labeller_round_ms: float = 0.0
+    labelled_units: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -150,6 +159,8 @@ class Pipeline:
         self.log = SpikeLog()
         self.info: StreamInfo | None = None
         self.times = StageTimes(STAGES)
+        self.publish_lag = PublishLag()
+        self._features_sent = -1  # the labeller round whose features were published last
         self._samples = 0
         self._first_sample: int | None = None
         self._t_start = 0.0
@@ -261,6 +272,7 @@ class Pipeline:
     # -------------------------------------------------------------------------------- running
     def process(self, chunk: Chunk) -> np.ndarray:
         """Run one chunk through every stage and the publishers; returns the published spikes."""
+        t_arrival = time.perf_counter()
         if self._first_sample is None:
             self._first_sample = chunk.first_sample
             self._t_start = time.perf_counter()
@@ -278,6 +290,8 @@ class Pipeline:
                     spikes["cell_type"], spikes["confidence"] = self.labeler.label_of(found["unit"])
                 for pub in self.publishers:
                     pub.publish(spikes)
+                waited_ms = (chunk.end_sample - 1 - found["sample"]) * (1e3 / fs)
+                self.publish_lag.record(waited_ms + (time.perf_counter() - t_arrival) * 1e3)
         finally:  # the decided spikes feed the features even if a publisher failed
             t_pub = watch.lap()
             self.chain.update_features()
@@ -341,6 +355,9 @@ class Pipeline:
         idle = self.cfg.run.idle_timeout_s
         interval = self.cfg.run.status_interval_s
         next_status = time.monotonic() + interval
+        publish_every_s = self.cfg.publish.status_interval_s
+        next_publish = time.monotonic() + publish_every_s
+        published_spikes, published_t = 0, time.monotonic()
         last_spikes, last_t = 0, time.monotonic()
         self._last_data = last_data = time.monotonic()
         # with the labeler and discovery threads running, hand the GIL back to the hot path
@@ -376,6 +393,10 @@ class Pipeline:
                     n = len(self.log)
                     on_status(self.status(spikes_per_s=(n - last_spikes) / (now - last_t)))
                     last_spikes, last_t, next_status = n, now, now + interval
+                if publish_every_s > 0 and now >= next_publish and self.publishers:
+                    n = len(self.log)
+                    self._publish_status(self.status(spikes_per_s=(n - published_spikes) / (now - published_t)))
+                    published_spikes, published_t, next_publish = n, now, now + publish_every_s
         finally:
             sys.setswitchinterval(switch)
             gc.unfreeze()
@@ -412,7 +433,37 @@ class Pipeline:
             discovery_failed=d.failed_rounds if d is not None else 0,
             source_name=self.info.name,
             waiting_s=quiet_s if quiet_s >= WAITING_AFTER_S else 0.0,
+            **self._lag_and_labeller(),
         )
+
+    def _lag_and_labeller(self) -> dict[str, Any]:
+        p50, p99 = self.publish_lag.percentiles_ms(50, 99)
+        out: dict[str, Any] = {"publish_lag_p50_ms": p50, "publish_lag_p99_ms": p99}
+        lab = self.labeler
+        if lab is not None:
+            out.update(
+                classifier=describe_classifier(lab.model),
+                labeller_rounds=lab.ticks,
+                labeller_round_ms=lab.last_tick_s * 1e3,
+                labelled_units=int((lab.codes > 0).sum()),
+            )
+        return out
+
+    def _publish_status(self, status: Status) -> None:
+        """The health counters on the ``status`` topic, and the units' classifier input on
+        ``features`` after a labelling round (both off the latency path: after the chunk's spikes)."""
+        payload = json.dumps(asdict(status)).encode()
+        for pub in self.publishers:
+            pub.publish_status(payload)
+        lab = self.labeler
+        if lab is None or not self.cfg.publish.features or lab.inputs is None or lab.ticks == self._features_sent:
+            return
+        units, acg, wave = lab.inputs
+        records = np.zeros(units.size, FEATURES_DTYPE)
+        records["unit"], records["acg3d"], records["waveform"] = units, acg, wave
+        for pub in self.publishers:
+            pub.publish_features(records)
+        self._features_sent = lab.ticks
 
     def metrics(self) -> dict[str, Any]:
         fs = self.info.sample_rate_hz
@@ -428,6 +479,7 @@ class Pipeline:
             "realtime_factor": data_s / busy if busy > 0 else None,
             "chunks_over_budget": self.times.over_budget,
             "stage_time_per_chunk": self.times.summary(),
+            "publish_lag_ms": dict(zip(("p50", "p99"), self.publish_lag.percentiles_ms(50, 99))),
             "units": self.chain.bank.n if self.chain.bank is not None else 0,
             "labels": self._label_summary(),
             "discovery": self._discovery_summary(),

@@ -62,3 +62,30 @@ class Stopwatch:
         now = time.perf_counter()
         dt, self._t = now - self._t, now
         return dt
+
+
+#: spike -> publish lags kept for the status percentiles (a ring of the most recent spikes)
+LAG_WINDOW_SPIKES = 4096
+
+
+class PublishLag:
+    """The lag from each published spike's sample to its publication (ms): the data the decision
+    waited for after the spike plus the processing, timed from the chunk's arrival in the pipeline
+    (the transport from the sender is not in it)."""
+
+    def __init__(self) -> None:
+        self._ring_ms = np.zeros(LAG_WINDOW_SPIKES)
+        self._n = 0
+
+    def record(self, lags_ms: np.ndarray) -> None:
+        lags_ms = lags_ms[-LAG_WINDOW_SPIKES:]
+        idx = (self._n + np.arange(lags_ms.size)) % LAG_WINDOW_SPIKES
+        self._ring_ms[idx] = lags_ms
+        self._n += lags_ms.size
+
+    def percentiles_ms(self, *q: float) -> list[float]:
+        """The given percentiles of the recent lags (zeros before any spike)."""
+        n = min(self._n, LAG_WINDOW_SPIKES)
+        if n == 0:
+            return [0.0] * len(q)
+        return [float(v) for v in np.percentile(self._ring_ms[:n], q)]

@@ -23,5 +23,11 @@ class Publisher:
     def publish_units(self, table_json: bytes) -> None:
         """The unit table (UTF-8 JSON, wire format v1)."""
 
+    def publish_status(self, status_json: bytes) -> None:
+        """The health counters (UTF-8 JSON), a few times a second."""
+
+    def publish_features(self, records: np.ndarray) -> None:
+        """The labelled units' classifier input (FEATURES_DTYPE records), after a labelling round."""
+
     def close(self) -> None:
         """Release the output (sockets, outlets)."""

@@ -22,6 +22,15 @@ class UnitTable:
         self.first: dict[int, int] = {}
         self.last: dict[int, int] = {}
         self.version = 0  # bumps when a unit appears or changes label
+        probe = bank.probe
+        #: the contacts, for views that draw the probe (encoded once: the table is sent every few seconds)
+        self._probe_json = json.dumps(
+            {
+                "name": probe.name,
+                "contact_width_um": probe.contact_width_um,
+                "positions_um": np.round(probe.positions_um, 2).tolist(),
+            }
+        )
 
     def update(self, assigned: np.ndarray) -> None:
         hit = assigned[assigned["unit"] >= 0]
@@ -79,4 +88,7 @@ class UnitTable:
         }
 
     def to_json(self, now_sample: int) -> bytes:
-        return json.dumps({"units": self.rows(now_sample), "sample": now_sample}).encode()
+        """``{"units": [...], "sample": N, "sample_rate_hz": F, "probe": {"name", "contact_width_um",
+        "positions_um"}}``."""
+        rows = json.dumps({"units": self.rows(now_sample), "sample": now_sample, "sample_rate_hz": self.fs})
+        return (rows[:-1] + ', "probe": ' + self._probe_json + "}").encode()

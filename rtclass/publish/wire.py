@@ -6,7 +6,15 @@ A message is two frames ``[topic, payload]``:
   little-endian records of SPIKE_DTYPE (28 bytes each), in sample order;
 * topic ``b"units"``, payload = the unit table as UTF-8 JSON;
 * topic ``b"counts/<cell_type>"``, payload = records of COUNTS_DTYPE (bin start sample, bin
-  length in samples, spike count), one per bin that closed.
+  length in samples, spike count), one per bin that closed;
+* topic ``b"status"``, payload = the pipeline's health counters as UTF-8 JSON (samples dropped,
+  gaps, restarts, malformed, per-chunk time, spike -> publish lag, labeller and discovery state),
+  a few times a second;
+* topic ``b"features"``, payload = records of FEATURES_DTYPE: each labelled-so-far unit's
+  classifier input (3D-ACG and normalised peak-channel waveform), after labelling rounds.
+
+The last two were added within v1: a subscriber that selects its topics by prefix (as
+``rtclass.client`` does) never sees them.
 
 This module imports numpy (and rtclass.cell_types, which imports nothing) only, so a decoder
 process that uses it stays light.
@@ -16,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtclass.cell_types import CELL_TYPE_NAMES
+from rtclass.cell_types import CELL_TYPE_NAMES, LOG_LAG_DECADES, N_LOG_LAGS, N_RATE_BINS, WAVEFORM_SAMPLES
 
 WIRE_VERSION = 1
 SPIKE_DTYPE = np.dtype(
@@ -35,6 +43,19 @@ UNITS_TOPIC = b"units"
 #: binned counts: topic b"counts/<cell_type>", payload records of COUNTS_DTYPE, one per closed bin
 COUNTS_PREFIX = b"counts/"
 COUNTS_DTYPE = np.dtype([("bin_start", "<i8"), ("bin_samples", "<i4"), ("count", "<i4")])
+STATUS_TOPIC = b"status"
+FEATURES_TOPIC = b"features"
+#: a unit's classifier input: the 3D-ACG (rate bins x lags, C4's layout) and the waveform (C4's
+#: normalisation: peak at -1)
+FEATURES_DTYPE = np.dtype(
+    [
+        ("unit", "<i4"),
+        ("waveform", "<f4", (WAVEFORM_SAMPLES,)),
+        ("acg3d", "<f4", (N_RATE_BINS, N_LOG_LAGS + 1)),
+    ]
+)
+#: the lag (ms) of each 3D-ACG column in ``features``: C4's zero column, then the log-spaced lags
+ACG_LAGS_MS = np.concatenate([[0.0], np.logspace(*LOG_LAG_DECADES, N_LOG_LAGS)])
 #: unit id of spikes that belong to no unit
 NO_UNIT = -1
 
@@ -64,3 +85,11 @@ def decode_spikes(payload: bytes) -> np.ndarray:
             f"spike payload of {len(payload)} bytes is not a whole number of {SPIKE_DTYPE.itemsize}-byte records"
         )
     return np.frombuffer(payload, dtype=SPIKE_DTYPE)
+
+
+def decode_features(payload: bytes) -> np.ndarray:
+    if len(payload) % FEATURES_DTYPE.itemsize:
+        raise WireError(
+            f"features payload of {len(payload)} bytes is not a whole number of {FEATURES_DTYPE.itemsize}-byte records"
+        )
+    return np.frombuffer(payload, dtype=FEATURES_DTYPE)

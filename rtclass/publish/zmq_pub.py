@@ -7,7 +7,7 @@ import zmq
 
 from rtclass.ingest.zmq import CLOSE_LINGER_MS, bind_socket
 from rtclass.publish.publisher import Publisher
-from rtclass.publish.wire import UNITS_TOPIC, encode_spikes, spike_topic
+from rtclass.publish.wire import FEATURES_TOPIC, STATUS_TOPIC, UNITS_TOPIC, encode_spikes, spike_topic
 
 
 class ZmqSpikePublisher(Publisher):
@@ -37,6 +37,12 @@ class ZmqSpikePublisher(Publisher):
 
     def publish_units(self, table_json: bytes) -> None:
         self._sock.send_multipart([UNITS_TOPIC, table_json])
+
+    def publish_status(self, status_json: bytes) -> None:
+        self._sock.send_multipart([STATUS_TOPIC, status_json])
+
+    def publish_features(self, records: np.ndarray) -> None:
+        self._sock.send_multipart([FEATURES_TOPIC, np.ascontiguousarray(records).tobytes()])
 
     @property
     def endpoint(self) -> str:

@@ -330,3 +330,85 @@ def test_the_unit_table_is_sent_when_it_changes_and_repeated_for_late_subscriber
     clock[0] += 0.2
     publish(pipe, 7)
     assert sent[-1] == b"table at 7"  # unchanged for 5 s: repeated for whoever joined since
+
+
+class _Capture:
+    """A publisher that keeps what it is handed."""
+
+    def __init__(self):
+        self.status, self.features, self.spikes = [], [], []
+
+    def publish(self, spikes):
+        self.spikes.append(spikes.copy())
+
+    def publish_counts(self, messages):
+        pass
+
+    def publish_counts_array(self, counts, t_ends):
+        pass
+
+    def publish_units(self, table_json):
+        pass
+
+    def publish_status(self, status_json):
+        self.status.append(json.loads(status_json))
+
+    def publish_features(self, records):
+        self.features.append(records.copy())
+
+    def close(self):
+        pass
+
+
+def test_a_run_publishes_its_health_counters_and_the_spike_to_publish_lag(recording):
+    from rtclass.ingest import make_source
+
+    cfg = Config().replace(
+        source={"speed": 1.0},
+        publish={"zmq": False, "lsl": False, "status_interval_s": 0.2},
+        classify={"model": "none"},
+    )
+    pipe = Pipeline(cfg, make_source(f"file:{recording}", cfg))
+    pipe.open()
+    cap = _Capture()
+    pipe.publishers = [cap]
+    try:
+        pipe.run()
+    finally:
+        pipe.close()
+    assert len(cap.status) >= 5  # 3 s of data at real time, every 0.2 s
+    data_s = [s["data_s"] for s in cap.status]
+    assert data_s == sorted(data_s) and data_s[-1] > data_s[0]
+    last = cap.status[-1]
+    for key in ("samples_dropped", "gaps", "restarts", "malformed", "chunk_p99_us", "units", "discovery_skipped"):
+        assert key in last, key
+    # every published spike waited at least the decision's look-ahead after its sample
+    waited_ms = pipe.chain.decision_lag / 30000 * 1e3
+    m = pipe.metrics()
+    assert waited_ms <= m["publish_lag_ms"]["p50"] <= m["publish_lag_ms"]["p99"]
+    assert last["publish_lag_p50_ms"] >= waited_ms
+    assert cap.features == []  # no classifier, no features
+
+
+def test_after_a_labelling_round_the_units_classifier_input_is_published_once():
+    from types import SimpleNamespace
+
+    from rtclass.pipeline import live
+    from rtclass.publish.wire import FEATURES_DTYPE
+
+    cap = _Capture()
+    acg = np.random.default_rng(0).random((2, *FEATURES_DTYPE["acg3d"].shape)).astype(np.float32)
+    wave = np.random.default_rng(1).random((2, FEATURES_DTYPE["waveform"].shape[0])).astype(np.float32)
+    labeler = SimpleNamespace(inputs=(np.array([3, 8], np.int32), acg, wave), ticks=1)
+    pipe = SimpleNamespace(cfg=Config(), publishers=[cap], labeler=labeler, _features_sent=-1)
+    live.Pipeline._publish_status(pipe, live.Status(data_s=1.0))
+    live.Pipeline._publish_status(pipe, live.Status(data_s=1.5))  # no new round: no features again
+    assert [s["data_s"] for s in cap.status] == [1.0, 1.5]
+    assert len(cap.features) == 1
+    rec = cap.features[0]
+    assert (
+        rec["unit"].tolist() == [3, 8] and np.array_equal(rec["acg3d"], acg) and np.array_equal(rec["waveform"], wave)
+    )
+    labeler.ticks = 2
+    live.Pipeline._publish_status(pipe, live.Status(data_s=2.0))
+    assert len(cap.features) == 2

@@ -106,7 +106,11 @@ def test_the_json_is_what_the_client_reads():
     table.update(_spikes([300], [9], [70.0]))
     payload = table.to_json(now_sample=3000)
     doc = json.loads(payload.decode("utf-8"))
-    assert set(doc) == {"units", "sample"} and doc["sample"] == 3000
+    assert set(doc) == {"units", "sample", "sample_rate_hz", "probe"} and doc["sample"] == 3000
+    assert doc["sample_rate_hz"] == FS
+    probe = bank.probe
+    assert doc["probe"]["name"] == probe.name and np.allclose(doc["probe"]["positions_um"], probe.positions_um)
+    assert doc["probe"]["contact_width_um"] == probe.contact_width_um
     client = ClientTable()
     client.update(payload)
     assert client.sample == 3000 and set(client.units) == {4, 9, 11}

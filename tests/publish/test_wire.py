@@ -56,3 +56,13 @@ def test_decoding_is_a_view_of_the_payload_and_empty_is_empty():
     got = decode_spikes(payload)
     assert got["sample"].tolist() == [5, 6, 7] and not got.flags.writeable
     assert decode_spikes(b"").size == 0 and encode_spikes(np.zeros(0, SPIKE_DTYPE)) == b""
+
+
+def test_a_features_payload_that_is_not_whole_records_is_refused():
+    from rtclass.publish.wire import ACG_LAGS_MS, FEATURES_DTYPE, decode_features
+
+    assert FEATURES_DTYPE["acg3d"].shape == (10, 101) and FEATURES_DTYPE["waveform"].shape == (90,)
+    assert ACG_LAGS_MS.size == 101 and ACG_LAGS_MS[0] == 0 and ACG_LAGS_MS[-1] == pytest.approx(1000.0)
+    assert decode_features(b"").size == 0
+    with pytest.raises(WireError, match="whole number"):
+        decode_features(b"\x00" * (FEATURES_DTYPE.itemsize + 1))

@@ -95,3 +95,28 @@ def test_a_port_in_use_is_a_publish_error_with_advice():
     first.close()
     with pytest.raises(PublishError, match="check the address"):
         ZmqSpikePublisher("tcp://not an address")
+
+
+def test_status_and_features_go_out_on_their_own_topics_and_decode():
+    from rtclass.publish.wire import FEATURES_DTYPE, FEATURES_TOPIC, STATUS_TOPIC, decode_features
+
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    pub = ZmqSpikePublisher(addr)
+    sub = _subscriber(addr, STATUS_TOPIC, FEATURES_TOPIC)
+    _join(pub, sub, lambda: pub.publish_status(b"{}"))
+    records = np.zeros(2, FEATURES_DTYPE)
+    records["unit"], records["waveform"][:, 30] = [5, 6], -1.0
+    pub.publish_status(json.dumps({"samples_dropped": 3}).encode())
+    pub.publish_features(records)
+    got = dict((topic, payload) for topic, payload in _receive(sub))
+    assert json.loads(got[STATUS_TOPIC]) == {"samples_dropped": 3}
+    back = decode_features(got[FEATURES_TOPIC])
+    assert back.tobytes() == records.tobytes() and back["unit"].tolist() == [5, 6]
+    spikes_only = _subscriber(addr, b"spikes/")  # what rtclass.client subscribes to: never these topics
+    _join(pub, spikes_only, lambda: pub.publish(np.zeros(1, SPIKE_DTYPE)))
+    pub.publish_status(b"{}")
+    pub.publish_features(records)
+    assert _receive(spikes_only) == []
+    sub.close()
+    spikes_only.close()
+    pub.close()
