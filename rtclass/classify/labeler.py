@@ -17,12 +17,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rtclass.cell_types import CELL_TYPE_NAMES
+from rtclass.cell_types import CELL_TYPE_NAMES, N_LOG_LAGS, N_RATE_BINS, WAVEFORM_SAMPLES
 from rtclass.classify.model import Classifier
 from rtclass.config import ClassifyConfig
 from rtclass.features.unit_features import UnitFeatures
 
 log = logging.getLogger("rtclass.labeler")
+
+#: a round that starts more than this many intervals after the last is late (counted)
+LATE_AFTER_INTERVALS = 2.0
 
 
 def _no_data_time() -> float:
@@ -50,6 +53,9 @@ class LiveLabeler:
         self._proposal: dict[int, tuple[str, int]] = {}  # unit -> (proposed label, consecutive ticks)
         self.version = 0
         self.ticks = 0
+        #: rounds that started later than LATE_AFTER_INTERVALS intervals after the one before, and rounds that failed
+        self.late_rounds = 0
+        self.failed_rounds = 0
         self.last_tick_s = 0.0
         self.first_labelled: dict[int, float] = {}  # unit -> data time (s) of its first label
         #: the last round's classifier input: (unit ids, 3D-ACGs, waveforms), or None before one
@@ -101,7 +107,9 @@ class LiveLabeler:
 
     def warm_up(self) -> None:
         """One inference on zeros: onnxruntime allocates on its first run."""
-        self.model.predict(np.zeros((4, 10, 101), np.float32), np.zeros((4, 90), np.float32))
+        units = 4
+        acg = np.zeros((units, N_RATE_BINS, N_LOG_LAGS + 1), np.float32)
+        self.model.predict(acg, np.zeros((units, WAVEFORM_SAMPLES), np.float32))
 
     def label_of(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cell_type_code, confidence) for an array of unit ids (-1 and unknown: 0)."""
@@ -113,10 +121,17 @@ class LiveLabeler:
         return c, f
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.cfg.interval_s):
+        interval = self.cfg.interval_s
+        last = time.perf_counter()
+        while not self._stop.wait(interval):
+            now = time.perf_counter()
+            if now - last > LATE_AFTER_INTERVALS * interval:  # the round before took long, or no CPU
+                self.late_rounds += 1
+            last = now
             try:
                 self.tick()
             except Exception:  # noqa: BLE001 - the labeler must never take the pipeline down
+                self.failed_rounds += 1
                 log.exception("labelling round failed; the pipeline goes on with the previous labels")
 
     def start(self) -> None:

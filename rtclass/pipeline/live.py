@@ -131,6 +131,12 @@ class Status:
     labeller_rounds: int = 0
     labeller_round_ms: float = 0.0
     labelled_units: int = 0
+    #: labelling rounds late (more than 2 intervals after the last: the cores were busy) or failed
+    labeller_late: int = 0
+    labeller_failed: int = 0
+    #: messages published per ZMQ topic: a subscriber that counts what it received of a topic
+    #: knows how many it missed (ZMQ drops silently for a subscriber whose queue is full)
+    published_by_topic: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -446,8 +452,18 @@ class Pipeline:
                 labeller_rounds=lab.ticks,
                 labeller_round_ms=lab.last_tick_s * 1e3,
                 labelled_units=int((lab.codes > 0).sum()),
+                labeller_late=lab.late_rounds,
+                labeller_failed=lab.failed_rounds,
             )
+        out["published_by_topic"] = self._published_by_topic()
         return out
+
+    def _published_by_topic(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for pub in self.publishers:
+            for topic, n in getattr(pub, "messages_by_topic", {}).items():
+                counts[topic] = counts.get(topic, 0) + n
+        return counts
 
     def _publish_status(self, status: Status) -> None:
         """The health counters on the ``status`` topic, and the units' classifier input on
@@ -480,6 +496,7 @@ class Pipeline:
             "chunks_over_budget": self.times.over_budget,
             "stage_time_per_chunk": self.times.summary(),
             "publish_lag_ms": dict(zip(("p50", "p99"), self.publish_lag.percentiles_ms(50, 99))),
+            "published_by_topic": self._published_by_topic(),
             "units": self.chain.bank.n if self.chain.bank is not None else 0,
             "labels": self._label_summary(),
             "discovery": self._discovery_summary(),
@@ -527,6 +544,8 @@ class Pipeline:
             "model": str(self.labeler.model.path),
             "classifier": describe_classifier(self.labeler.model),
             "ticks": self.labeler.ticks,
+            "late_rounds": self.labeler.late_rounds,
+            "failed_rounds": self.labeler.failed_rounds,
             "last_tick_ms": self.labeler.last_tick_s * 1e3,
             "units_by_type": {CELL_TYPE_NAMES[c]: int((codes == c).sum()) for c in range(1, len(CELL_TYPE_NAMES))},
         }

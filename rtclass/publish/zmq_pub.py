@@ -11,12 +11,21 @@ from rtclass.publish.wire import FEATURES_TOPIC, STATUS_TOPIC, UNITS_TOPIC, enco
 
 
 class ZmqSpikePublisher(Publisher):
-    """One message per cell type present in a batch, so subscribers filter by topic prefix."""
+    """One message per cell type present in a batch, so subscribers filter by topic prefix.
+    ``messages_by_topic`` counts what was handed to ZMQ per topic (the status carries it, so that a
+    subscriber can tell what it missed: a PUB socket drops silently for a subscriber whose queue is
+    full)."""
 
     def __init__(self, address: str):
         self.address = address
         self._sock = bind_socket(zmq.Context.instance(), zmq.PUB, address, "the spike publisher")
-        self.messages = 0
+        self.messages = 0  # spike messages
+        self.messages_by_topic: dict[str, int] = {}
+
+    def _send(self, topic: bytes, payload: bytes) -> None:
+        self._sock.send_multipart([topic, payload])
+        name = topic.decode()
+        self.messages_by_topic[name] = self.messages_by_topic.get(name, 0) + 1
 
     def publish(self, spikes: np.ndarray) -> None:
         if spikes.size == 0:
@@ -24,25 +33,25 @@ class ZmqSpikePublisher(Publisher):
         codes = spikes["cell_type"]
         first = codes[0]
         if (codes == first).all():
-            self._sock.send_multipart([spike_topic(int(first)), encode_spikes(spikes)])
+            self._send(spike_topic(int(first)), encode_spikes(spikes))
             self.messages += 1
             return
         for code in np.unique(codes):
-            self._sock.send_multipart([spike_topic(int(code)), encode_spikes(spikes[codes == code])])
+            self._send(spike_topic(int(code)), encode_spikes(spikes[codes == code]))
             self.messages += 1
 
     def publish_counts(self, messages: list[list[bytes]]) -> None:
-        for m in messages:
-            self._sock.send_multipart(m)
+        for topic, payload in messages:
+            self._send(topic, payload)
 
     def publish_units(self, table_json: bytes) -> None:
-        self._sock.send_multipart([UNITS_TOPIC, table_json])
+        self._send(UNITS_TOPIC, table_json)
 
     def publish_status(self, status_json: bytes) -> None:
-        self._sock.send_multipart([STATUS_TOPIC, status_json])
+        self._send(STATUS_TOPIC, status_json)
 
     def publish_features(self, records: np.ndarray) -> None:
-        self._sock.send_multipart([FEATURES_TOPIC, np.ascontiguousarray(records).tobytes()])
+        self._send(FEATURES_TOPIC, np.ascontiguousarray(records).tobytes())
 
     @property
     def endpoint(self) -> str:

@@ -91,3 +91,37 @@ def test_the_thread_runs_and_stops():
         time.sleep(0.02)
     lab.stop()
     assert lab.ticks >= 2 and lab.label_of(np.array([0]))[0][0] == 1
+
+
+class _SlowThenFailingModel(ScriptedModel):
+    """Each round takes longer than two labelling intervals; every second round raises."""
+
+    def __init__(self, round_s):
+        super().__init__()
+        self.round_s, self.calls = round_s, 0
+
+    def predict(self, acg3d, waveform, layers=None):
+        import time
+
+        self.calls += 1
+        time.sleep(self.round_s)
+        if self.calls % 2 == 0:
+            raise RuntimeError("scripted failure")
+        return super().predict(acg3d, waveform, layers)
+
+
+def test_late_and_failed_rounds_are_counted_and_the_labeller_goes_on():
+    import time
+
+    bank = _bank_with_units([150])
+    interval_s = 0.02
+    model = _SlowThenFailingModel(round_s=4 * interval_s)
+    model.next = {0: [0.9, 0.05, 0.03, 0.01, 0.01]}
+    lab = LiveLabeler(ClassifyConfig(interval_s=interval_s, hysteresis_ticks=1), model, bank)
+    lab.start()
+    deadline = time.time() + 10
+    while model.calls < 5 and time.time() < deadline:
+        time.sleep(0.02)
+    lab.stop()
+    assert lab.failed_rounds >= 2 and lab.late_rounds >= 3  # every round after a slow one starts late
+    assert lab.label_of(np.array([0]))[0][0] == 1  # the good rounds still labelled the unit

@@ -112,6 +112,7 @@ def test_status_and_features_go_out_on_their_own_topics_and_decode():
     assert json.loads(got[STATUS_TOPIC]) == {"samples_dropped": 3}
     back = decode_features(got[FEATURES_TOPIC])
     assert back.tobytes() == records.tobytes() and back["unit"].tolist() == [5, 6]
+    assert pub.messages_by_topic["status"] >= 2 and pub.messages_by_topic["features"] == 1
     spikes_only = _subscriber(addr, b"spikes/")  # what rtclass.client subscribes to: never these topics
     _join(pub, spikes_only, lambda: pub.publish(np.zeros(1, SPIKE_DTYPE)))
     pub.publish_status(b"{}")

@@ -33,6 +33,8 @@ const TILES = [
   ["publish_lag_p99_ms", "spike → publish p99, ms", (v) => v.toFixed(2), (v) => (v > 5 ? "warn" : "")],
   ["labeller_rounds", "labelling rounds", (v) => v, () => ""],
   ["labeller_round_ms", "last labelling round, ms", (v) => v.toFixed(1), () => ""],
+  ["labeller_late", "labelling rounds late (cores busy)", (v) => v, nonzero("warn")],
+  ["labeller_failed", "labelling rounds failed", (v) => v, nonzero("bad")],
   ["discovery_rounds", "discovery rounds", (v) => v, () => ""],
   ["discovery_skipped", "discovery skipped (cores busy)", (v) => v, nonzero("warn")],
   ["discovery_failed", "discovery failed", (v) => v, nonzero("bad")],
