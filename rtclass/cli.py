@@ -110,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         changes["classify"] = {"model": args.model}
     if args.save_raw:
         changes.setdefault("run", {})["save_raw"] = True
+    if args.zmq is not None:
+        changes["publish"] = {"zmq_address": args.zmq}
     if changes:
         cfg = cfg.replace(**changes)
     stop = _stop_on_signals()
@@ -133,6 +135,29 @@ def _start_view(cfg, port: int) -> None:
         raise ConfigError("--view reads the run's ZMQ topics: set [publish] zmq = true")
     _, url = start_view_process(subscribe_address(cfg.publish.zmq_address), port)
     print(f"live view: {url}", flush=True)
+
+
+def cmd_rig(args: argparse.Namespace) -> int:
+    from rtclass.apps.rig import Rig, health_line, load_rig
+
+    rig = Rig(load_rig(args.rig_file))
+    stop = _stop_on_signals()
+    last = [0.0]
+
+    def show(health) -> None:
+        import time
+
+        if time.monotonic() - last[0] >= args.status_s:
+            print(health_line(health), flush=True)
+            last[0] = time.monotonic()
+
+    try:
+        health = rig.run(stop, show)
+    finally:
+        rig.close()
+    print(health_line(health))
+    failed = [pid for pid, h in health["probes"].items() if h["state"] == "failed"]
+    return 1 if failed else 0
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -274,7 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--save-raw", dest="save_raw", action="store_true", help="also save the stream (raw.bin) for phy")
     u.add_argument("--out", required=True, help="folder for the output files")
     u.add_argument("--view", type=int, nargs="?", const=DEFAULT_VIEW_PORT, metavar="PORT", help=view_help)
+    u.add_argument("--zmq", metavar="ADDRESS", help="where the ZMQ PUB binds (as [publish] zmq_address)")
     u.set_defaults(func=cmd_run)
+
+    g = sub.add_parser("rig", help="one supervised `rtclass run` per probe, with a combined unit table")
+    g.add_argument("rig_file", help="a rig TOML file: [rig] out, address; one [[probe]] per probe")
+    g.add_argument("--status-s", dest="status_s", type=float, default=5.0, help="seconds between health lines")
+    g.set_defaults(func=cmd_rig)
 
     w = sub.add_parser("view", help="the live probe view in a browser, for a running pipeline")
     w.add_argument("address", nargs="?", default="tcp://127.0.0.1:5560", help="the pipeline's ZMQ PUB address")

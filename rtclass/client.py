@@ -132,3 +132,61 @@ class Subscriber:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class RigSubscriber:
+    """Spikes from several probes at once, each from its own address (each probe's stream is plain
+    wire format v1, so a decoder tells probes apart by where a batch came from):
+
+        with RigSubscriber({"imec0": "tcp://127.0.0.1:5561", "imec1": "tcp://127.0.0.1:5562"},
+                           cell_types=["PkC_cs"]) as rig:
+            for probe, batch in rig:
+                print(probe, batch["sample"], batch["unit"])
+
+    ``rig.units[probe]`` is that probe's latest unit table. Unit ids and sample indices are per
+    probe (each probe has its own timeline); ``t_source`` is each source's clock."""
+
+    def __init__(self, probes: dict[str, str], cell_types: list[str] | None = None, timeout_s: float = 10.0):
+        if not probes:
+            raise ValueError("no probes given: pass {probe id: address}")
+        self.timeout_s = timeout_s
+        self._subs = {pid: Subscriber(addr, cell_types=cell_types, timeout_s=timeout_s) for pid, addr in probes.items()}
+        self._poller = zmq.Poller()
+        self._probe_of = {}
+        for pid, sub in self._subs.items():
+            self._poller.register(sub._sock, zmq.POLLIN)
+            self._probe_of[sub._sock] = pid
+
+    @property
+    def units(self) -> dict[str, UnitTable]:
+        return {pid: sub.units for pid, sub in self._subs.items()}
+
+    def receive(self, timeout_s: float | None = None) -> tuple[str, np.ndarray] | None:
+        """The next (probe id, spike batch), or None if only tables arrived or nothing in time."""
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        for sock, _ in self._poller.poll(int(timeout * 1000)):
+            pid = self._probe_of[sock]
+            batch = self._subs[pid].receive(0)
+            if batch is not None:
+                return pid, batch
+        return None
+
+    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+        quiet_since = time.monotonic()
+        while True:
+            got = self.receive(min(self.timeout_s, 0.2))
+            if got is not None and got[1].size:
+                quiet_since = time.monotonic()
+                yield got
+            elif time.monotonic() - quiet_since > self.timeout_s:
+                raise SubscriberError(f"no spikes from any of {', '.join(self._subs)} for {self.timeout_s:g} s")
+
+    def close(self) -> None:
+        for sub in self._subs.values():
+            sub.close()
+
+    def __enter__(self) -> RigSubscriber:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -10,6 +10,12 @@ from rtclass.publish.publisher import Publisher
 from rtclass.publish.wire import FEATURES_TOPIC, STATUS_TOPIC, UNITS_TOPIC, encode_spikes, spike_topic
 
 
+def connect_address_for(bind_address: str) -> str:
+    """Where a subscriber on this machine connects to a socket bound at ``bind_address`` (a
+    wildcard bind is reached on loopback)."""
+    return bind_address.replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:")
+
+
 class ZmqSpikePublisher(Publisher):
     """One message per cell type present in a batch, so subscribers filter by topic prefix.
     ``messages_by_topic`` counts what was handed to ZMQ per topic (the status carries it, so that a

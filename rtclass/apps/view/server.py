@@ -25,6 +25,7 @@ import zmq
 from rtclass.apps.view.state import ViewState, page_constants
 from rtclass.errors import InputError
 from rtclass.publish.wire import FEATURES_TOPIC, SPIKES_PREFIX, STATUS_TOPIC, UNITS_TOPIC
+from rtclass.publish.zmq_pub import connect_address_for
 
 log = logging.getLogger("rtclass.view")
 
@@ -50,7 +51,7 @@ def subscribe_address(publish_address: str) -> str:
             f"the view needs the publisher's port, and {publish_address!r} picks one when it binds; "
             "set [publish] zmq_address to a fixed port"
         )
-    return publish_address.replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:")
+    return connect_address_for(publish_address)
 
 
 class Receiver:
