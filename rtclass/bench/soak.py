@@ -34,7 +34,7 @@ import zmq
 
 from rtclass.config import SimulateConfig
 from rtclass.publish.wire import SPIKES_PREFIX, STATUS_TOPIC, decode_spikes
-from rtclass.sim.recording import Simulation
+from rtclass.sim.recording import SAMPLE_RATE_HZ, Simulation
 
 #: the raw framing as the README documents it: `<4sBBHIIqdf`, magic, version 1, dtype 2 = float32
 FRAME_HEADER = struct.Struct("<4sBBHIIqdf")
@@ -51,8 +51,9 @@ MATCH_RADIUS_UM = 60.0
 #: latency outside this long after a fault counts as steady state
 SETTLE_S = 5.0
 RSS_POLL_S = 2.0
-#: how long the run gets after the sender's last frame, to take in and publish what is queued
-DRAIN_S = 5.0
+#: after the sender's last frame, the run gets this long to work through what is queued (it is
+#: stopped as soon as its status says it has processed every sample sent)
+DRAIN_MAX_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -352,7 +353,10 @@ def run_soak(
             except Exception:  # noqa: BLE001 - queue.Empty: the sender is still sending
                 if not sender.is_alive():
                     raise RuntimeError(f"the sender died (exit code {sender.exitcode})") from None
-        time.sleep(DRAIN_S)
+        deadline = time.monotonic() + DRAIN_MAX_S
+        while time.monotonic() < deadline and sub.status.get("data_s", 0.0) * SAMPLE_RATE_HZ < sent["samples"]:
+            time.sleep(0.5)
+        time.sleep(1.0)  # the last spikes out to the subscriber
     finally:
         run.send_signal(signal.SIGINT)
         try:

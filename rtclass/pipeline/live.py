@@ -35,7 +35,7 @@ from rtclass.pipeline.chain import DetectionChain, bank_from_templates
 from rtclass.pipeline.stage_times import PublishLag, StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe, neuropixels
 from rtclass.publish.counts import SpikeCounter, counts_messages
-from rtclass.publish.files import RawRecorder, SpikeLog, UnitOutputs
+from rtclass.publish.files import RECENT_BATCHES_KEPT, RawRecorder, SpikeLog, UnitOutputs
 from rtclass.publish.publisher import Publisher
 from rtclass.publish.unit_table import UnitTable
 from rtclass.publish.wire import CELL_TYPE_NAMES, FEATURES_DTYPE, SPIKE_DTYPE
@@ -46,8 +46,6 @@ log = logging.getLogger("rtclass.pipeline.live")
 STAGES = ("guard", "filter", "reference", "detect", "match", "publish")  # as timed in metrics.json
 #: how long one read waits for data before the loop checks stop/duration again
 READ_TIMEOUT_S = 0.05
-#: spike batches the live view's "active channels" looks back over
-RECENT_BATCHES = 200
 #: samples in the warm-up chunk that compiles/loads every kernel before the first live chunk
 WARMUP_SAMPLES = 64
 #: a kernel warm-up slower than this is compiling, not loading from the cache: the user is told
@@ -415,7 +413,7 @@ class Pipeline:
         recent = self.times.recent_total_us(1000)
         fs = self.info.sample_rate_hz
         busy = self.times.total_s[-1]
-        chans = self.log.recent_channels(RECENT_BATCHES).size
+        chans = self.log.recent_channels(RECENT_BATCHES_KEPT).size
         quiet_s = time.monotonic() - self._last_data
         d = self.chain.discovery
         return Status(

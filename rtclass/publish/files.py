@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,35 +71,61 @@ class SpikeJournal:
             self.path.unlink(missing_ok=True)
 
 
-class SpikeLog:
-    """Every published spike of a run, kept for the output files (grows in blocks), and with a
-    ``journal`` also appended to it as they come."""
+#: records per block of the spike log
+BLOCK_SPIKES = 1 << 16
+#: batches whose channels the log keeps for the status's "active channels"
+RECENT_BATCHES_KEPT = 200
 
-    def __init__(self) -> None:
-        self._spikes: list[np.ndarray] = []
-        self._amplitudes: list[np.ndarray] = []
+
+class SpikeLog:
+    """Every published spike of a run, kept for the output files, and with a ``journal`` also
+    appended to it as they come. Spikes are copied into blocks of ``BLOCK_SPIKES`` records (an
+    hour of a busy probe is a few million spikes: one small array per batch would cost more in
+    object overhead than the spikes, and counting them would walk millions of arrays)."""
+
+    def __init__(self, recent_batches: int = RECENT_BATCHES_KEPT) -> None:
+        self._blocks: list[tuple[np.ndarray, np.ndarray]] = []  # full blocks: (spikes, amplitudes)
+        self._spikes = np.zeros(BLOCK_SPIKES, SPIKE_DTYPE)
+        self._amplitudes = np.zeros(BLOCK_SPIKES, np.float32)
+        self._filled = 0  # records in the current block
+        self._total = 0
+        self._recent = deque(maxlen=recent_batches)  # channels of the last batches
         self.journal: SpikeJournal | None = None
 
     def append(self, spikes: np.ndarray, amplitudes_uv: np.ndarray) -> None:
-        if spikes.size:
-            self._spikes.append(spikes.copy())
-            self._amplitudes.append(np.asarray(amplitudes_uv, np.float32).copy())
-            if self.journal is not None:
-                self.journal.append(spikes, amplitudes_uv)
+        if not spikes.size:
+            return
+        amplitudes_uv = np.asarray(amplitudes_uv, np.float32)
+        done = 0
+        while done < spikes.size:
+            n = min(spikes.size - done, BLOCK_SPIKES - self._filled)
+            self._spikes[self._filled : self._filled + n] = spikes[done : done + n]
+            self._amplitudes[self._filled : self._filled + n] = amplitudes_uv[done : done + n]
+            self._filled += n
+            done += n
+            if self._filled == BLOCK_SPIKES:
+                self._blocks.append((self._spikes, self._amplitudes))
+                self._spikes = np.zeros(BLOCK_SPIKES, SPIKE_DTYPE)
+                self._amplitudes = np.zeros(BLOCK_SPIKES, np.float32)
+                self._filled = 0
+        self._total += spikes.size
+        self._recent.append(spikes["channel"].copy())
+        if self.journal is not None:
+            self.journal.append(spikes, amplitudes_uv)
 
     def spikes(self) -> np.ndarray:
-        return np.concatenate(self._spikes) if self._spikes else np.zeros(0, SPIKE_DTYPE)
+        return np.concatenate([b[0] for b in self._blocks] + [self._spikes[: self._filled]])
 
     def amplitudes(self) -> np.ndarray:
-        return np.concatenate(self._amplitudes) if self._amplitudes else np.zeros(0, np.float32)
+        return np.concatenate([b[1] for b in self._blocks] + [self._amplitudes[: self._filled]])
 
     def recent_channels(self, batches: int) -> np.ndarray:
-        """Channels with a spike in the last ``batches`` appended batches."""
-        tail = self._spikes[-batches:]
-        return np.unique(np.concatenate([s["channel"] for s in tail])) if tail else np.zeros(0, np.int16)
+        """Channels with a spike in the last ``batches`` appended batches (at most those kept)."""
+        tail = list(self._recent)[-batches:]
+        return np.unique(np.concatenate(tail)) if tail else np.zeros(0, np.int16)
 
     def __len__(self) -> int:
-        return sum(s.size for s in self._spikes)
+        return self._total
 
 
 def prepare_output_dir(out_dir: str | Path) -> Path:

@@ -62,3 +62,25 @@ def test_output_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
         files.save_npy(tmp_path / "b.npy", np.arange(3))
     assert not (tmp_path / "b.npy").exists()  # never a truncated file under the real name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.npy.partial"]
+
+
+def test_the_spike_log_keeps_every_spike_in_order_across_blocks(monkeypatch):
+    from rtclass.publish import files
+    from rtclass.publish.wire import SPIKE_DTYPE
+
+    monkeypatch.setattr(files, "BLOCK_SPIKES", 64)
+    log = files.SpikeLog(recent_batches=3)
+    rng = np.random.default_rng(3)
+    sizes = [1, 63, 0, 200, 5, 64, 7]  # batches that fill, cross and span whole blocks
+    start = 0
+    for n in sizes:
+        batch = np.zeros(n, SPIKE_DTYPE)
+        batch["sample"] = start + np.arange(n)
+        batch["channel"] = rng.integers(0, 384, n)
+        log.append(batch, batch["sample"].astype(np.float32) / 2)
+        start += n
+    assert len(log) == sum(sizes)
+    assert np.array_equal(log.spikes()["sample"], np.arange(sum(sizes)))
+    assert np.array_equal(log.amplitudes(), np.arange(sum(sizes)) / 2)
+    last_three = log.spikes()[-(64 + 7 + 5) :]["channel"]  # the last three non-empty batches
+    assert np.array_equal(log.recent_channels(10), np.unique(last_three))
