@@ -34,6 +34,9 @@ def _table(title: str, s: Status) -> Table:
     problem = s.samples_dropped or s.malformed or s.restarts
     t.add_row("input", f"[red]{drops}[/red]" if problem else drops)
     t.add_row("units", _units_text(s, markup=True))
+    t.add_row("publish", f"spike -> publish p50 {s.publish_lag_p50_ms:.2f} ms, p99 {s.publish_lag_p99_ms:.2f} ms")
+    if s.classifier:
+        t.add_row("labeller", _labeller_text(s))
     for k, v in s.extra.items():
         t.add_row(k, str(v))
     return t
@@ -52,6 +55,16 @@ def _units_text(s: Status, markup: bool) -> str:
         behind = behind and f"[yellow]{behind}[/yellow]"
         failed = failed and f"[red]{failed}[/red]"
     return ", ".join(p for p in (text, behind, failed) if p)
+
+
+def _labeller_text(s: Status) -> str:
+    """Labelling rounds run, and those late (yellow: the cores were busy) or failed (red)."""
+    parts = [f"{s.labelled_units} units labelled, {s.labeller_rounds} rounds (last {s.labeller_round_ms:.0f} ms)"]
+    if s.labeller_late:
+        parts.append(f"[yellow]{s.labeller_late} late (cores busy)[/yellow]")
+    if s.labeller_failed:
+        parts.append(f"[red]{s.labeller_failed} failed[/red]")
+    return ", ".join(parts)
 
 
 def _waiting_note(s: Status) -> str:

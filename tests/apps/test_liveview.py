@@ -61,3 +61,12 @@ def test_on_a_terminal_a_table_with_the_state_of_the_run(capsys):
     waiting = _render(_status(waiting_s=7.0))
     assert "waiting for data from NP1 for 7 s" in waiting and "detecting" not in waiting
     assert "5 samples dropped, 1 gaps, 2 malformed" in _render(_status(samples_dropped=5, gaps=1, malformed=2))
+
+
+def test_the_table_shows_the_publish_lag_and_the_labellers_late_and_failed_rounds():
+    text = _render(_status(publish_lag_p50_ms=1.25, publish_lag_p99_ms=4.5))
+    assert "p50 1.25 ms, p99 4.50 ms" in text and "labeller" not in text  # no classifier: no row
+    labelled = _render(
+        _status(classifier="the network", labelled_units=7, labeller_rounds=12, labeller_late=2, labeller_failed=1)
+    )
+    assert "7 units labelled, 12 rounds" in labelled and "2 late (cores busy)" in labelled and "1 failed" in labelled
