@@ -330,7 +330,6 @@ def run_soak(
     rss: list[tuple[float, float]] = []
     slow_stop = threading.Event()
     slow_at = [f.at * duration_s for f in schedule if f.kind == "slow_subscriber"]
-    fault_wall: list[float] = []
     t_start = None
     sent = None
     try:

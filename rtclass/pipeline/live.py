@@ -138,6 +138,23 @@ class Status:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _StatusClock:
+    """When a status is due (every ``interval_s``; 0: never) and the spike rate since the last one."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self.last_t = time.monotonic()
+        self.last_spikes = 0
+
+    def due(self, now: float, spikes: int) -> float | None:
+        """The spikes per second since the last status if one is due now, else None."""
+        if self.interval_s <= 0 or now < self.last_t + self.interval_s:
+            return None
+        rate = (spikes - self.last_spikes) / (now - self.last_t)
+        self.last_t, self.last_spikes = now, spikes
+        return rate
+
+
 class Pipeline:
     def __init__(
         self,
@@ -358,11 +375,8 @@ class Pipeline:
         limit = int(duration_s * fs) if duration_s > 0 else None  # samples of stream time
         idle = self.cfg.run.idle_timeout_s
         interval = self.cfg.run.status_interval_s
-        next_status = time.monotonic() + interval
-        publish_every_s = self.cfg.publish.status_interval_s
-        next_publish = time.monotonic() + publish_every_s
-        published_spikes, published_t = 0, time.monotonic()
-        last_spikes, last_t = 0, time.monotonic()
+        shown = _StatusClock(interval if on_status is not None else 0.0)
+        published = _StatusClock(self.cfg.publish.status_interval_s if self.publishers else 0.0)
         self._last_data = last_data = time.monotonic()
         # with the labeler and discovery threads running, hand the GIL back to the hot path
         # within 0.5 ms instead of Python's default 5 ms
@@ -393,14 +407,10 @@ class Pipeline:
                 elif idle > 0 and now - last_data > idle:
                     log.warning("no data for %.1f s: stopping ([run] idle_timeout_s)", idle)
                     break
-                if on_status is not None and now >= next_status:
-                    n = len(self.log)
-                    on_status(self.status(spikes_per_s=(n - last_spikes) / (now - last_t)))
-                    last_spikes, last_t, next_status = n, now, now + interval
-                if publish_every_s > 0 and now >= next_publish and self.publishers:
-                    n = len(self.log)
-                    self._publish_status(self.status(spikes_per_s=(n - published_spikes) / (now - published_t)))
-                    published_spikes, published_t, next_publish = n, now, now + publish_every_s
+                if (rate := shown.due(now, len(self.log))) is not None:
+                    on_status(self.status(spikes_per_s=rate))
+                if (rate := published.due(now, len(self.log))) is not None:
+                    self._publish_status(self.status(spikes_per_s=rate))
         finally:
             sys.setswitchinterval(switch)
             gc.unfreeze()
@@ -437,10 +447,10 @@ class Pipeline:
             discovery_failed=d.failed_rounds if d is not None else 0,
             source_name=self.info.name,
             waiting_s=quiet_s if quiet_s >= WAITING_AFTER_S else 0.0,
-            **self._lag_and_labeller(),
+            **self._publishing_and_labeller(),
         )
 
-    def _lag_and_labeller(self) -> dict[str, Any]:
+    def _publishing_and_labeller(self) -> dict[str, Any]:
         p50, p99 = self.publish_lag.percentiles_ms(50, 99)
         out: dict[str, Any] = {"publish_lag_p50_ms": p50, "publish_lag_p99_ms": p99}
         lab = self.labeler
@@ -459,7 +469,7 @@ class Pipeline:
     def _published_by_topic(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for pub in self.publishers:
-            for topic, n in getattr(pub, "messages_by_topic", {}).items():
+            for topic, n in pub.published_by_topic().items():
                 counts[topic] = counts.get(topic, 0) + n
         return counts
 

@@ -29,5 +29,9 @@ class Publisher:
     def publish_features(self, records: np.ndarray) -> None:
         """The labelled units' classifier input (FEATURES_DTYPE records), after a labelling round."""
 
+    def published_by_topic(self) -> dict[str, int]:
+        """Messages handed to the transport so far, per topic (none for outputs without topics)."""
+        return {}
+
     def close(self) -> None:
         """Release the output (sockets, outlets)."""

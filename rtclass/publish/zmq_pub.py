@@ -59,6 +59,9 @@ class ZmqSpikePublisher(Publisher):
     def publish_features(self, records: np.ndarray) -> None:
         self._send(FEATURES_TOPIC, np.ascontiguousarray(records).tobytes())
 
+    def published_by_topic(self) -> dict[str, int]:
+        return dict(self.messages_by_topic)
+
     @property
     def endpoint(self) -> str:
         """The bound address (the real port when bound to ``:*``)."""

@@ -7,6 +7,7 @@ from rtclass.ingest.base import SourceStats, StreamInfo
 from rtclass.ingest.chunk import Chunk
 from rtclass.pipeline.live import Pipeline, run_live
 from rtclass.probe import neuropixels
+from rtclass.publish.publisher import Publisher
 
 
 def _file_cfg(chunk_ms=1.0):
@@ -332,7 +333,7 @@ def test_the_unit_table_is_sent_when_it_changes_and_repeated_for_late_subscriber
     assert sent[-1] == b"table at 7"  # unchanged for 5 s: repeated for whoever joined since
 
 
-class _Capture:
+class _Capture(Publisher):
     """A publisher that keeps what it is handed."""
 
     def __init__(self):

@@ -124,7 +124,8 @@ class ViewState:
         table if it changed, the probe if asked. Returns the update and the new cursor."""
         with self._lock:
             new = self._appended - spike_cursor
-            spikes = self._spikes[-new:] if 0 < new <= self._spikes.shape[0] else self._spikes if new > 0 else None
+            # the newest ``new`` rows, or all that are kept if some were trimmed meanwhile
+            spikes = self._spikes[max(self._spikes.shape[0] - new, 0) :] if new > 0 else None
             thinned = 0
             if spikes is not None and spikes.shape[0] > MAX_SPIKES_PER_UPDATE:
                 thinned = spikes.shape[0] - MAX_SPIKES_PER_UPDATE
