@@ -202,10 +202,13 @@ class TemplateBank:
         candidate's) and over shifts, a normalised correlation of at least ``min_similarity``
         with it, and a fitted amplitude within ``tolerance`` of that unit's typical amplitude
         (the fit is the candidate's trough depth on the unit's own peak channel, so units seen
-        from a neighbouring channel compare like with like)."""
+        from a neighbouring channel compare like with like). Templates merged into another unit
+        count too: what looked like a second unit and turned out to be that one (an overlap
+        of two units' spikes, say) is that unit when it is found again, not a new one."""
         chans = self.local_channels(peak_channel)
         for i in range(self.n):
-            if not self.active[i] or self._dist[peak_channel, self.peak_channel[i]] > self.candidate_radius_um:
+            known = self.active[i] or int(self.ids[i]) in self.merged_into
+            if not known or self._dist[peak_channel, self.peak_channel[i]] > self.candidate_radius_um:
                 continue
             if same_shape_and_size(
                 waves, chans, self.waves[i], self.channels[i], float(self.amp[i]), max_shift, min_similarity, tolerance

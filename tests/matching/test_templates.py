@@ -127,6 +127,21 @@ def test_same_unit_needs_the_same_shape_and_size():
     assert not same_shape_and_size(w, bank.local_channels(5), bank.waves[0], bank.channels[0], 0.0, 0, 0.9, 0.3)
 
 
+def test_a_template_merged_into_another_unit_is_that_unit_when_found_again():
+    """A cluster once promoted and then merged into a unit (an overlap of two units' spikes, a
+    unit found twice) is that unit when discovery finds it again: no new unit each time."""
+    bank = _bank()
+    kept = bank.add(_wave(bank, 5, 100.0), 5)
+    other_shape = -np.abs(_wave(bank, 5, 60.0, width=6.0))
+    dropped = bank.add(other_shape, 5)
+    bank.retire(dropped, kept)
+    assert bank.same_unit(other_shape, 5, 2, 0.95, 0.3)
+    retired_alone = _bank()
+    retired_alone.add(other_shape, 5)
+    retired_alone.active[0] = False  # inactive but never merged into a unit: not known
+    assert not retired_alone.same_unit(other_shape, 5, 2, 0.95, 0.3)
+
+
 def test_shifted_overlaps_pair_the_overlapping_samples():
     x, t = np.arange(10.0)[:, None], np.arange(10.0)[:, None] + 100
     pairs = list(shifted_overlaps(x, t, 2))
