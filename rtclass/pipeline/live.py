@@ -184,6 +184,7 @@ class Pipeline:
         self._features_sent = -1  # the labeller round whose features were published last
         self._samples = 0
         self._first_sample: int | None = None
+        self._end_sample = 0  # one past the last sample processed
         self._t_start = 0.0
         self._last_data = time.monotonic()
         #: where progress messages (kernel compilation) go; the default prints them on stderr
@@ -324,6 +325,7 @@ class Pipeline:
             self.log.append(spikes, found["amplitude"])
             if self.table is not None:
                 self.table.update(found)
+        self._end_sample = chunk.end_sample
         if self.table is not None:
             self._publish_table(chunk.end_sample)
         if self.counter is not None:
@@ -344,15 +346,19 @@ class Pipeline:
             pub.publish_counts(messages)
             pub.publish_counts_array(counts, t_ends)
 
-    def _publish_table(self, now_sample: int) -> None:
+    def _publish_table(self, now_sample: int, final: bool = False) -> None:
         """Send the unit table when units appeared, were merged or relabelled, at most every
-        ``unit_table_interval_s``, and unchanged every ``unit_table_repeat_s`` (late subscribers)."""
+        ``unit_table_interval_s``, and unchanged every ``unit_table_repeat_s`` (late subscribers).
+        ``final`` (the run ends): now, if it changed since it was last sent."""
         bank = self.chain.bank
         state = (bank.n, len(bank.merged_into), self.table.version, self.labeler.version if self.labeler else 0)
         now = time.monotonic()
         repeat_s = self.cfg.publish.unit_table_repeat_s
         repeat_due = repeat_s > 0 and now >= self._table_repeat_due
-        if now < self._table_due or (state == self._table_sent and not repeat_due):
+        if final:
+            if state == self._table_sent:
+                return
+        elif now < self._table_due or (state == self._table_sent and not repeat_due):
             return
         payload = self.table.to_json(now_sample)
         for pub in self.publishers:
@@ -416,6 +422,8 @@ class Pipeline:
             gc.unfreeze()
             if self.labeler is not None:
                 self.labeler.stop()
+            if self.table is not None and self._first_sample is not None:
+                self._publish_table(self._end_sample, final=True)  # the run's last units and labels
 
     # -------------------------------------------------------------------------------- reporting
     def status(self, spikes_per_s: float = 0.0) -> Status:
