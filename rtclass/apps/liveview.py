@@ -27,12 +27,7 @@ def _table(title: str, s: Status) -> Table:
         "per chunk",
         f"p50 {s.chunk_p50_us:6.0f} us   p99 {s.chunk_p99_us:6.0f} us   ({s.realtime_factor:.1f}x real time)",
     )
-    drops = (
-        f"{s.samples_dropped} samples dropped, {s.gaps} gaps, {s.malformed} malformed, {s.restarts} restarts, "
-        f"{s.stalls} sender stalls (nothing lost)"
-    )
-    problem = s.samples_dropped or s.malformed or s.restarts
-    t.add_row("input", f"[red]{drops}[/red]" if problem else drops)
+    t.add_row("input", _input_text(s, markup=True))
     t.add_row("units", _units_text(s, markup=True))
     t.add_row("publish", f"spike -> publish p50 {s.publish_lag_p50_ms:.2f} ms, p99 {s.publish_lag_p99_ms:.2f} ms")
     if s.classifier:
@@ -40,6 +35,19 @@ def _table(title: str, s: Status) -> Table:
     for k, v in s.extra.items():
         t.add_row(k, str(v))
     return t
+
+
+def _input_text(s: Status, markup: bool) -> str:
+    """The source's counters: samples lost (red), malformed messages by kind and restarts (yellow:
+    nothing good was lost), sender stalls (caught up, nothing lost)."""
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(s.malformed_by_kind.items()))
+    parts = [
+        (f"{s.samples_dropped} samples dropped in {s.gaps} gaps", "red" if s.samples_dropped or s.gaps else ""),
+        (f"{s.malformed} malformed" + (f" ({kinds})" if kinds else ""), "yellow" if s.malformed else ""),
+        (f"{s.restarts} restarts", "yellow" if s.restarts else ""),
+        (f"{s.stalls} sender stalls (nothing lost)", ""),
+    ]
+    return ", ".join(f"[{c}]{text}[/{c}]" if c and markup else text for text, c in parts)
 
 
 def _units_text(s: Status, markup: bool) -> str:
@@ -57,13 +65,15 @@ def _units_text(s: Status, markup: bool) -> str:
     return ", ".join(p for p in (text, behind, failed) if p)
 
 
-def _labeller_text(s: Status) -> str:
+def _labeller_text(s: Status, markup: bool = True) -> str:
     """Labelling rounds run, and those late (yellow: the cores were busy) or failed (red)."""
     parts = [f"{s.labelled_units} units labelled, {s.labeller_rounds} rounds (last {s.labeller_round_ms:.0f} ms)"]
     if s.labeller_late:
-        parts.append(f"[yellow]{s.labeller_late} late (cores busy)[/yellow]")
+        late = f"{s.labeller_late} late (cores busy)"
+        parts.append(f"[yellow]{late}[/yellow]" if markup else late)
     if s.labeller_failed:
-        parts.append(f"[red]{s.labeller_failed} failed[/red]")
+        failed = f"{s.labeller_failed} failed"
+        parts.append(f"[red]{failed}[/red]" if markup else failed)
     return ", ".join(parts)
 
 
@@ -90,8 +100,11 @@ class LiveView:
             print(
                 f"[{status.data_s:6.1f} s] spikes {status.spikes} ({status.spikes_per_s:.0f}/s, "
                 f"{status.active_channels} ch)  chunk p50 {status.chunk_p50_us:.0f} us p99 "
-                f"{status.chunk_p99_us:.0f} us  {status.realtime_factor:.1f}x RT  dropped {status.samples_dropped}  "
+                f"{status.chunk_p99_us:.0f} us  {status.realtime_factor:.1f}x RT  "
+                + _input_text(status, markup=False)
+                + "  "
                 + _units_text(status, markup=False)
+                + (f"  labeller: {_labeller_text(status, markup=False)}" if status.classifier else "")
                 + _waiting_note(status),
                 file=sys.stdout,
                 flush=True,

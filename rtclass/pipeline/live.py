@@ -110,6 +110,8 @@ class Status:
     samples_dropped: int = 0
     gaps: int = 0
     malformed: int = 0
+    #: malformed messages by kind (``SourceStats.malformed_by_kind``: magic, header, size, late, ...)
+    malformed_by_kind: dict[str, int] = field(default_factory=dict)
     restarts: int = 0
     stalls: int = 0
     detecting: bool = False
@@ -446,6 +448,7 @@ class Pipeline:
             samples_dropped=stats.samples_dropped,
             gaps=stats.gaps,
             malformed=stats.malformed,
+            malformed_by_kind=dict(stats.malformed_by_kind),
             restarts=stats.restarts,
             stalls=stats.stalls,
             detecting=self.detector.ready,
@@ -501,6 +504,7 @@ class Pipeline:
         fs = self.info.sample_rate_hz
         busy = float(self.times.total_s[-1])
         data_s = self._samples / fs
+        bank = self.chain.bank
         return {
             **self.source.stats.as_dict(),
             "samples_processed": self._samples,
@@ -513,7 +517,9 @@ class Pipeline:
             "stage_time_per_chunk": self.times.summary(),
             "publish_lag_ms": dict(zip(("p50", "p99"), self.publish_lag.percentiles_ms(50, 99))),
             "published_by_topic": self._published_by_topic(),
-            "units": self.chain.bank.n if self.chain.bank is not None else 0,
+            "units": bank.n if bank is not None else 0,
+            # units that still get spikes (the others were merged into one of them)
+            "active_units": int(bank.active[: bank.n].sum()) if bank is not None else 0,
             "labels": self._label_summary(),
             "discovery": self._discovery_summary(),
             "n_channels": self.info.n_channels,

@@ -39,8 +39,20 @@ def test_without_a_terminal_one_line_per_update(capsys):
     assert len(lines) == 2
     assert "12.5 s" in lines[0] and "spikes 4321" in lines[0] and "345/s" in lines[0] and "97 ch" in lines[0]
     assert "p50 210 us" in lines[0] and "p99 880 us" in lines[0] and "4.2x RT" in lines[0]
-    assert "dropped 0" in lines[0] and "WAITING" not in lines[0]
-    assert "dropped 30" in lines[1] and "WAITING for data from NP1 for 3 s" in lines[1]
+    assert "0 samples dropped" in lines[0] and "WAITING" not in lines[0]
+    assert "30 samples dropped" in lines[1] and "WAITING for data from NP1 for 3 s" in lines[1]
+
+
+def test_the_one_line_names_every_counter_that_moved(capsys):
+    console = Console(file=io.StringIO(), force_terminal=False)
+    with LiveView("rtclass", console) as view:
+        view.update(
+            _status(
+                malformed=3, malformed_by_kind={"magic": 2, "late": 1}, restarts=1, classifier="net", labeller_late=4
+            )
+        )
+    line = capsys.readouterr().out
+    assert "3 malformed (1 late, 2 magic)" in line and "1 restarts" in line and "4 late (cores busy)" in line
 
 
 def _render(status, width=120):
@@ -60,7 +72,22 @@ def test_on_a_terminal_a_table_with_the_state_of_the_run(capsys):
     assert "estimating noise" in _render(_status(detecting=False))
     waiting = _render(_status(waiting_s=7.0))
     assert "waiting for data from NP1 for 7 s" in waiting and "detecting" not in waiting
-    assert "5 samples dropped, 1 gaps, 2 malformed" in _render(_status(samples_dropped=5, gaps=1, malformed=2))
+    assert "5 samples dropped in 1 gaps, 2 malformed" in _render(_status(samples_dropped=5, gaps=1, malformed=2))
+
+
+def test_a_counter_that_moved_is_red_when_data_was_lost_and_yellow_when_not():
+    def coloured(status):
+        out = io.StringIO()
+        with LiveView("rtclass run", Console(file=out, force_terminal=True, width=200, color_system="standard")) as v:
+            v.update(status)
+        return out.getvalue()
+
+    red, yellow = "\x1b[31m", "\x1b[33m"
+    quiet = coloured(_status())
+    assert red not in quiet and "0 samples dropped" in quiet
+    assert red + "5 samples dropped in 1 gaps" in coloured(_status(samples_dropped=5, gaps=1))
+    assert yellow + "2 malformed (2 header)" in coloured(_status(malformed=2, malformed_by_kind={"header": 2}))
+    assert yellow + "1 restarts" in coloured(_status(restarts=1))
 
 
 def test_the_table_shows_the_publish_lag_and_the_labellers_late_and_failed_rounds():

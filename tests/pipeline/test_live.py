@@ -381,12 +381,22 @@ def test_a_run_publishes_its_health_counters_and_the_spike_to_publish_lag(record
     data_s = [s["data_s"] for s in cap.status]
     assert data_s == sorted(data_s) and data_s[-1] > data_s[0]
     last = cap.status[-1]
-    for key in ("samples_dropped", "gaps", "restarts", "malformed", "chunk_p99_us", "units", "discovery_skipped"):
+    for key in (
+        "samples_dropped",
+        "gaps",
+        "restarts",
+        "malformed",
+        "malformed_by_kind",
+        "chunk_p99_us",
+        "units",
+        "discovery_skipped",
+    ):
         assert key in last, key
     # every published spike waited at least the decision's look-ahead after its sample
     waited_ms = pipe.chain.decision_lag / 30000 * 1e3
     m = pipe.metrics()
     assert waited_ms <= m["publish_lag_ms"]["p50"] <= m["publish_lag_ms"]["p99"]
+    assert 0 < m["active_units"] <= m["units"]  # units that get spikes, of all ids given
     assert last["publish_lag_p50_ms"] >= waited_ms
     assert cap.features == []  # no classifier, no features
 
