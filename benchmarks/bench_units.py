@@ -121,6 +121,10 @@ def main() -> None:
         [right[(gt_u == u) & detected].mean() if ((gt_u == u) & detected).any() else np.nan for u in range(n_units)]
     )
     acc_all = np.array([right[gt_u == u].mean() if (gt_u == u).any() else np.nan for u in range(n_units)])
+    # of the spikes given unit u, the fraction that are u's (false positives and other units' spikes lower it)
+    given = np.bincount(sp["unit"][sp["unit"] >= 0], minlength=n_units)[:n_units]
+    right_n = np.bincount(gt_u[right], minlength=n_units)
+    precision = np.where(given > 0, right_n / np.maximum(given, 1), np.nan)
     ok = snr >= 5
     types = [sim.units[u].cell_type for u in range(n_units)]
     res["with_true_templates"] = {
@@ -131,6 +135,7 @@ def main() -> None:
         "right_unit_of_detected_by_snr": band_table(acc_detected, snr),
         "right_unit_of_all_by_snr": band_table(acc_all, snr),
         "right_unit_of_all_by_type": type_table(acc_all, types),
+        "precision_by_type": type_table(precision, types),
         "per_unit": [
             {
                 "unit": u,
@@ -140,6 +145,7 @@ def main() -> None:
                 "detected": float(detected[gt_u == u].mean()) if (gt_u == u).any() else None,
                 "right_of_all": None if np.isnan(acc_all[u]) else float(acc_all[u]),
                 "right_of_detected": None if np.isnan(acc_detected[u]) else float(acc_detected[u]),
+                "precision": None if np.isnan(precision[u]) else float(precision[u]),
             }
             for u in range(n_units)
         ],
@@ -207,8 +213,10 @@ def main() -> None:
             f"{t['right_unit_of_all_by_snr'][band]['mean']:.3f} of all ({v['units']} units)"
         )
     for cell_type, v in t["right_unit_of_all_by_type"].items():
+        precision = t["precision_by_type"].get(cell_type, {}).get("mean", float("nan"))
         print(
-            f"    {cell_type:7s}: {v['mean']:.3f} of all spikes right (worst unit {v['worst']:.3f}, {v['units']} units)"
+            f"    {cell_type:7s}: {v['mean']:.3f} of all spikes right "
+            f"(worst unit {v['worst']:.3f}, {v['units']} units); precision {precision:.3f}"
         )
     print(
         f"discovery: {g['units_found']} units found; "

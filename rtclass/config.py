@@ -179,6 +179,15 @@ class DetectConfig:
         2.0,
         50.0,
     )
+    template_threshold_sd: float = param(
+        4.0,
+        "on the channel where a known unit (given or discovered) peaks, detect down to this many noise SDs; "
+        "a peak below threshold_sd counts only if the matcher gives it to a unit, so units not yet known "
+        "are found as before (set it to threshold_sd to switch this off)",
+        "sd",
+        2.0,
+        50.0,
+    )
     exclude_sweep_ms: float = param(
         0.2,
         "a peak must be the minimum over its neighbouring channels within +- this time (locally exclusive "

@@ -110,6 +110,7 @@ def detect_stream(
     suppress,
     hist,
     noise_sd,
+    channel_threshold_sd,
     threshold,
     last_t,
     last_amp,
@@ -117,6 +118,7 @@ def detect_stream(
     out_sample,
     out_channel,
     out_amplitude,
+    out_strong,
 ):
     """Feed ``n_new`` new samples and decide every sample that became decidable.
 
@@ -127,11 +129,14 @@ def detect_stream(
     last_t, last_amp: int64 / float32 [C]: last accepted peak per channel (updated).
     hist: float32 [C, n_bins] |amplitude| histograms; noise_sd, threshold: float32 [C] (updated;
         threshold is +inf until the warm-up is over, so nothing is detected before).
-    params: float64 [8]: threshold_sd, bin_width_uv, decay per update, subsample, update period
-        (samples), end of the warm-up (global index; a multiple of the update period): thresholds
-        are set from then on and samples from it on can be peaks; echo refractory (samples) and
-        amplitude ratio.
-    out_*: preallocated outputs; returns the number of peaks written.
+    channel_threshold_sd: float32 [C]: each channel's threshold in noise SDs (``threshold_sd``,
+        or lower on the channels where a known unit peaks).
+    params: float64 [8]: threshold_sd (a peak at least this deep is *strong*), bin_width_uv,
+        decay per update, subsample, update period (samples), end of the warm-up (global index; a
+        multiple of the update period): thresholds are set from then on and samples from it on
+        can be peaks; echo refractory (samples) and amplitude ratio.
+    out_*: preallocated outputs (``out_strong``: the peak reaches ``threshold_sd``); returns the
+        number of peaks written.
     """
     n_ch = work.shape[1]
     n_bins = hist.shape[1]
@@ -163,7 +168,7 @@ def detect_stream(
                 if g + 1 >= warmup_end:
                     sd = _median_from_histogram(row, bin_width) / MAD_PER_SD
                     noise_sd[c] = sd
-                    threshold[c] = threshold_sd * sd
+                    threshold[c] = channel_threshold_sd[c] * sd
         p = pos - sweep
         gp = g - sweep
         if gp < warmup_end:
@@ -186,5 +191,6 @@ def detect_stream(
                 out_sample[found] = gp
                 out_channel[found] = c
                 out_amplitude[found] = v
+                out_strong[found] = v <= -threshold_sd * noise_sd[c]
                 found += 1
     return found

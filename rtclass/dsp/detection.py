@@ -18,7 +18,9 @@ from rtclass.stage import Stage, ms_to_samples
 #: (small, so that the buffer stays in cache; a call with more data grows it)
 BUFFER_SAMPLES = 240
 #: record of one detected peak
-PEAK_DTYPE = np.dtype([("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4")])
+#: (``strong``: at least ``threshold_sd`` deep; a weaker peak was found below it, on a channel
+#: where a known unit peaks, and counts only if the matcher gives it to a unit)
+PEAK_DTYPE = np.dtype([("sample", "<i8"), ("channel", "<i2"), ("amplitude", "<f4"), ("strong", "?")])
 
 
 #: the (shared, read-only) result of a call that finds nothing
@@ -69,8 +71,20 @@ class ThresholdDetector(Stage):
             self.refractory,
             cfg.echo_ratio,
         )
+        #: each channel's threshold in noise SDs: ``threshold_sd``, lower on known units' peak
+        #: channels (``use_template_channels``)
+        self.channel_threshold_sd = np.full(self.n_channels, cfg.threshold_sd, np.float32)
         self._capacity = 0
         self.reset()
+
+    def use_template_channels(self, channels: np.ndarray) -> None:
+        """From now on detect down to ``template_threshold_sd`` on these channels (where known
+        units peak; the others go back to ``threshold_sd``): a known template lets the matcher
+        tell a small unit's spike from noise."""
+        self.channel_threshold_sd[:] = self.cfg.threshold_sd
+        self.channel_threshold_sd[channels] = min(self.cfg.template_threshold_sd, self.cfg.threshold_sd)
+        finite = np.isfinite(self.noise_sd)
+        self.threshold[finite] = self.channel_threshold_sd[finite] * self.noise_sd[finite]
 
     def reset(self) -> None:
         self._buf = np.zeros((self.history + BUFFER_SAMPLES, self.n_channels), np.float32)
@@ -99,7 +113,8 @@ class ThresholdDetector(Stage):
             self._out_s = np.empty(need, np.int64)
             self._out_c = np.empty(need, np.int16)
             self._out_a = np.empty(need, np.float32)
-        return self._out_s, self._out_c, self._out_a
+            self._out_strong = np.empty(need, np.bool_)
+        return self._out_s, self._out_c, self._out_a, self._out_strong
 
     def intake(self, n_new: int) -> np.ndarray:
         """A writable view ``[n_new, C]`` of the buffer where the next call's samples go: the
@@ -135,7 +150,7 @@ class ThresholdDetector(Stage):
         start = self._len - self.history
         self._len += n_new
         work = self._buf[start : self._len]
-        out_s, out_c, out_a = self._outputs(n_new)
+        out_s, out_c, out_a, out_strong = self._outputs(n_new)
         n = detect_stream(
             work,
             n_new,
@@ -145,6 +160,7 @@ class ThresholdDetector(Stage):
             self.suppress,
             self.hist,
             self.noise_sd,
+            self.channel_threshold_sd,
             self.threshold,
             self.last_t,
             self.last_amp,
@@ -152,6 +168,7 @@ class ThresholdDetector(Stage):
             out_s,
             out_c,
             out_a,
+            out_strong,
         )
         self.work = work  # valid until the next call
         boundary = (first_sample + n_new) // self.update * self.update
@@ -164,4 +181,5 @@ class ThresholdDetector(Stage):
         peaks["sample"] = out_s[:n]
         peaks["channel"] = out_c[:n]
         peaks["amplitude"] = out_a[:n]
+        peaks["strong"] = out_strong[:n]
         return peaks

@@ -5,6 +5,7 @@ features. No I/O: ``rtclass.pipeline.live`` feeds it chunks and publishes what i
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from rtclass.dsp.detection import ThresholdDetector
 from rtclass.dsp.filtering import BandpassFilter, CommonMedianReference
 from rtclass.dsp.guard import NonFiniteGuard
 from rtclass.features.unit_features import UnitFeatures
-from rtclass.matching.matcher import ASSIGNED_DTYPE, TemplateMatcher
+from rtclass.matching.matcher import ASSIGNED_DTYPE, MatchResult, TemplateMatcher
 from rtclass.matching.templates import TemplateBank, bandpassed_templates, bank_from_dense
 from rtclass.probe import Probe
 from rtclass.publish.wire import NO_UNIT
@@ -76,6 +77,10 @@ class DetectionChain:
             self.features = UnitFeatures(
                 n, sample_rate_hz, cfg.features.acg_window_ms, bank.k, decision_lag=self.decision_lag
             )
+        #: (sample, channel) keys of weak peaks (below ``threshold_sd``) not decided yet: one the
+        #: matcher leaves unassigned is dropped (``_drop_weak_unassigned``)
+        self._weak_keys = np.zeros(0, np.int64)
+        self._template_channels()
         self.times_s = [0.0] * len(self.STAGES)
         self._feature_work: list[tuple[np.ndarray, np.ndarray, int]] = []  # (spikes, raw block, its first sample)
 
@@ -133,9 +138,16 @@ class DetectionChain:
                     det.noise_from,
                     disc.wanted if disc is not None else None,
                 )
+                if peaks.size and not peaks["strong"].all():
+                    weak = peaks[~peaks["strong"]]
+                    self._weak_keys = np.concatenate([self._weak_keys, _peak_keys(weak["sample"], weak["channel"])])
+                if self._weak_keys.size:
+                    match = self._drop_weak_unassigned(match)
                 spikes = match.spikes
                 if disc is not None:
-                    disc.process(match, first_sample + a + block.shape[0], det.noise_sd)
+                    found_units = disc.process(match, first_sample + a + block.shape[0], det.noise_sd)
+                    if found_units.new_unit_ids or disc.merges != self._merges_seen:
+                        self._template_channels()
                 self._feature_work.append((spikes, block, first_sample + a))
             t5 = clock()
             t_guard += t1 - t0
@@ -148,6 +160,37 @@ class DetectionChain:
         if not found:  # an empty chunk (a valid no-op)
             return np.zeros(0, ASSIGNED_DTYPE)
         return found[0] if len(found) == 1 else np.concatenate(found)
+
+    def _template_channels(self) -> None:
+        """The detector's lower threshold goes on the peak channels of the active units."""
+        bank = self.bank
+        if bank is None:
+            return
+        active = bank.active[: bank.n]
+        self.detector.use_template_channels(bank.peak_channel[: bank.n][active])
+        self._merges_seen = self.discovery.merges if self.discovery is not None else 0
+
+    def _drop_weak_unassigned(self, match: MatchResult) -> MatchResult:
+        """A weak peak (below ``threshold_sd``, found on a known unit's channel) counts only if the
+        matcher gave it to a unit: left unassigned it is noise, neither published nor given to
+        discovery. Keys of peaks now decided are forgotten."""
+        spikes = match.spikes
+        if spikes.size == 0:
+            return match
+        keys = _peak_keys(spikes["sample"], spikes["channel"])
+        weak = np.isin(keys, self._weak_keys)
+        # every peak up to the newest decided one, less the lead of a pair's second spike, is decided
+        decided_to = int(spikes["sample"].max()) - self.matcher.pair_lead
+        self._weak_keys = self._weak_keys[(self._weak_keys >> CHANNEL_BITS) > decided_to]
+        drop = weak & (spikes["unit"] < 0)
+        if not drop.any():
+            return match
+        dropped = set(keys[drop].tolist())
+        return replace(
+            match,
+            spikes=spikes[~drop],
+            unexplained=[u for u in match.unexplained if _peak_key(u[0], u[1]) not in dropped],
+        )
 
     def _blocks(self, n_samples: int, first_sample: int):
         """(start, end) of the blocks a chunk is processed in: at most ``BLOCK_SAMPLES`` each,
@@ -170,6 +213,18 @@ class DetectionChain:
             self.features.process(spikes, self.bank.channels_for, block, first)
         self._feature_work.clear()
         self.times_s[4] += time.perf_counter() - t0
+
+
+#: a peak's key: its sample shifted left by this many bits, plus its channel
+CHANNEL_BITS = 16
+
+
+def _peak_keys(samples: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    return (samples.astype(np.int64) << CHANNEL_BITS) | channels.astype(np.int64)
+
+
+def _peak_key(sample: int, channel: int) -> int:
+    return (int(sample) << CHANNEL_BITS) | int(channel)
 
 
 def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:

@@ -15,8 +15,10 @@ N_BINS = 512
 BIN_UV = 0.5
 
 
-def _detect(x, neighbours, suppress=None, threshold_sd=5.0, refractory=0, ratio=0.6, subsample=1):
-    """All peaks of ``x`` [n, C] in one call: (samples, channels, amplitudes), noise sd."""
+def _detect(x, neighbours, suppress=None, threshold_sd=5.0, refractory=0, ratio=0.6, subsample=1, channel_sd=None):
+    """All peaks of ``x`` [n, C] in one call: (samples, channels, amplitudes), noise sd.
+    ``channel_sd``: per-channel thresholds in SDs (default: ``threshold_sd`` everywhere); with it
+    the peaks' strong flags are returned too."""
     n, n_ch = x.shape
     work = np.concatenate([np.zeros((2 * SWEEP, n_ch), np.float32), x])
     suppress = neighbours if suppress is None else suppress
@@ -26,6 +28,8 @@ def _detect(x, neighbours, suppress=None, threshold_sd=5.0, refractory=0, ratio=
     last_t, last_amp = np.full(n_ch, -(10**9), np.int64), np.zeros(n_ch, np.float32)
     cap = n_ch * (n // (SWEEP + 1) + 1)
     out_s, out_c, out_a = np.empty(cap, np.int64), np.empty(cap, np.int16), np.empty(cap, np.float32)
+    out_strong = np.empty(cap, np.bool_)
+    per_channel = np.full(n_ch, threshold_sd, np.float32) if channel_sd is None else channel_sd.astype(np.float32)
     k = detect_stream(
         work,
         n,
@@ -35,6 +39,7 @@ def _detect(x, neighbours, suppress=None, threshold_sd=5.0, refractory=0, ratio=
         suppress,
         hist,
         noise_sd,
+        per_channel,
         threshold,
         last_t,
         last_amp,
@@ -42,7 +47,10 @@ def _detect(x, neighbours, suppress=None, threshold_sd=5.0, refractory=0, ratio=
         out_s,
         out_c,
         out_a,
+        out_strong,
     )
+    if channel_sd is not None:
+        return out_s[:k], out_c[:k], out_a[:k], noise_sd, out_strong[:k]
     return out_s[:k], out_c[:k], out_a[:k], noise_sd
 
 
@@ -130,3 +138,15 @@ def test_echoes_smaller_than_the_ratio_are_suppressed_within_the_refractory_time
     assert list(zip(s.tolist(), c.tolist())) == [(t, 1), (t + 60, 1), (t + 400, 1)]
     s, _, _, _ = _detect(x, far, far, refractory=0)  # off: every trough is a peak
     assert s.tolist() == [t, t + 30, t + 40, t + 60, t + 400]
+
+
+def test_a_lower_threshold_on_a_template_channel_finds_weak_peaks_marked_weak():
+    x = _noise(n_ch=2)
+    x[9000, 0] = x[9000, 1] = -45.0  # 4.5 SD on both channels (not neighbours here)
+    x[10000, 0] = -80.0  # 8 SD
+    alone = np.array([[0, -1], [1, -1]], np.int32)
+    s, c, _, _, strong = _detect(x, alone, channel_sd=np.array([4.0, 5.0]))
+    found = dict(zip(zip(s.tolist(), c.tolist()), strong.tolist()))
+    assert found[(9000, 0)] is False  # found on the lowered channel, and marked weak
+    assert (9000, 1) not in found  # the other channel keeps threshold_sd
+    assert found[(10000, 0)] is True

@@ -60,7 +60,7 @@ def _data(n, spikes, seed=0):
 def _peaks(*sample_channel):
     p = np.zeros(len(sample_channel), PEAK_DTYPE)
     for i, (s, c) in enumerate(sample_channel):
-        p[i] = (s, c, -50.0)
+        p[i] = (s, c, -50.0, True)
     return p
 
 
