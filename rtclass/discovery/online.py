@@ -10,7 +10,8 @@ with at least ``discovery_min_spikes`` members (``discovery_min_spikes_large`` i
 ``discovery_large_snr`` noise SDs deep: large units are found sooner) whose median waveform has its
 trough on the zone channel becomes a template, unless a known template explains it
 (``TemplateBank.same_unit``: the same shape on the channels both cover and the same fitted
-amplitude): then it is that unit seen again, and nothing is added. The members leave the zone's
+amplitude; a template merged into another unit counts too, as the unit it went into): then it
+is that unit seen again, and nothing is added. The members leave the zone's
 store. From then on the matcher assigns that unit's spikes; a unit id, once given, never changes.
 In the same rounds, one unit at a time has its recent assigned spikes clustered again, and any
 other unit hidden in it is split off (``splitting``); and units whose templates have converged on
