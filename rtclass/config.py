@@ -653,6 +653,36 @@ class RunConfig:
     idle_timeout_s: float = param(
         0.0, "stop when a live source has sent nothing for this long; 0 = wait for it forever", "s", 0.0, 1e7
     )
+    cpu_cores: str = param(
+        "",
+        "run the pipeline on these CPU cores only, e.g. `3` or `2-3,6` (a core kept for rtclass on a rig); "
+        "discovery's clustering then runs on the others; empty = any core",
+        advanced=True,
+    )
+    realtime_priority: int = param(
+        0,
+        "run the hot path with real-time scheduling (SCHED_FIFO) at this priority where the system permits it "
+        "(root, CAP_SYS_NICE or an rtprio limit); where not, a warning and normal scheduling; 0 = normal",
+        "",
+        0,
+        99,
+        advanced=True,
+    )
+
+
+def parse_cpu_cores(text: str) -> set[int]:
+    """``"2-3,6"`` -> {2, 3, 6}; empty -> empty set (any core)."""
+    cores: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise ConfigError(f"[run] cpu_cores = {text!r}: {part!r} is not a core number or range like 2-3") from None
+        if first < 0 or last < first:
+            raise ConfigError(f"[run] cpu_cores = {text!r}: {part!r} is not a range of core numbers")
+        cores.update(range(first, last + 1))
+    return cores
 
 
 @dataclass(frozen=True)
@@ -887,6 +917,7 @@ def validate(cfg: Config) -> None:
             f"[preprocess] bandpass_high_hz ({pre.bandpass_high_hz}) must be below Nyquist "
             f"({fs / 2} Hz for [probe] sample_rate_hz = {fs})"
         )
+    parse_cpu_cores(cfg.run.cpu_cores)
     det = cfg.detect
     if det.noise_warmup_ms < det.noise_update_ms:
         raise ConfigError(

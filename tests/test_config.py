@@ -12,6 +12,7 @@ from rtclass.config import (
     from_dict,
     load_config,
     parameter_table_markdown,
+    parse_cpu_cores,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +119,14 @@ def test_every_key_of_the_former_units_section_has_a_home():
     cfg = Config()
     for old, (section, key) in LEGACY_UNITS_KEYS.items():
         assert hasattr(getattr(cfg, section), key), old
+
+
+def test_cpu_cores_are_core_numbers_and_ranges(tmp_path):
+    assert parse_cpu_cores("2-3,6") == {2, 3, 6} and parse_cpu_cores("") == set()
+    for bad in ("a", "3-1", "-1"):
+        with pytest.raises(ConfigError, match="cpu_cores"):
+            parse_cpu_cores(bad)
+    path = tmp_path / "bad.toml"
+    path.write_text('[run]\ncpu_cores = "two"\n')
+    with pytest.raises(ConfigError, match="not a core number"):
+        load_config(path)

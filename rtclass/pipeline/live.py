@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from rtclass.ingest.replay import FileSource
 from rtclass.matching.matcher import warm_up_matching
 from rtclass.matching.templates import TemplateBank, read_phy_templates
 from rtclass.pipeline.chain import DetectionChain, bank_from_templates
+from rtclass.pipeline.scheduling import Scheduling, apply_scheduling, restore_scheduling
 from rtclass.pipeline.stage_times import PublishLag, StageTimes, Stopwatch
 from rtclass.probe import Probe, from_spikeglx_meta, load_probe, neuropixels
 from rtclass.publish.counts import SpikeCounter, counts_messages
@@ -187,6 +189,7 @@ class Pipeline:
         self._samples = 0
         self._first_sample: int | None = None
         self._end_sample = 0  # one past the last sample processed
+        self.scheduling = Scheduling(cpu_cores=[], realtime_priority=0)
         self._t_start = 0.0
         self._last_data = time.monotonic()
         #: where progress messages (kernel compilation) go; the default prints them on stderr
@@ -390,6 +393,7 @@ class Pipeline:
         # within 0.5 ms instead of Python's default 5 ms
         switch = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
+        cores_before = os.sched_getaffinity(0)
         try:
             # what exists now (modules, compiled kernels, the stages) lives as long as the run:
             # keep it out of the cyclic collector's full passes, which took ~80 ms each (80 chunks
@@ -399,6 +403,8 @@ class Pipeline:
             gc.freeze()
             if self.labeler is not None:
                 self.labeler.start()
+            # after the labeller started: its thread keeps normal scheduling
+            self.scheduling = apply_scheduling(self.cfg.run)
             while not stop.is_set() and not self.source.finished:
                 chunk = self.source.read(READ_TIMEOUT_S)
                 now = time.monotonic()
@@ -420,6 +426,7 @@ class Pipeline:
                 if (rate := published.due(now, len(self.log))) is not None:
                     self._publish_status(self.status(spikes_per_s=rate))
         finally:
+            restore_scheduling(self.scheduling, cores_before)
             sys.setswitchinterval(switch)
             gc.unfreeze()
             if self.labeler is not None:
@@ -522,6 +529,7 @@ class Pipeline:
             "active_units": int(bank.active[: bank.n].sum()) if bank is not None else 0,
             "labels": self._label_summary(),
             "discovery": self._discovery_summary(),
+            "scheduling": self.scheduling.as_dict(),
             "n_channels": self.info.n_channels,
             "sample_rate_hz": fs,
         }

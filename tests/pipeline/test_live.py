@@ -86,6 +86,20 @@ def test_nonfinite_input_is_repaired_counted_and_the_run_goes_on(sim_data):
     assert m["nonfinite_values"] == 11 and m["samples_processed"] == 30000
 
 
+def test_the_run_reports_where_it_was_scheduled(sim_data):
+    import os
+
+    core = max(os.sched_getaffinity(0))
+    data = sim_data[:3000].copy()
+    chunks = [Chunk(data[a : a + 300], a, a / 30000.0) for a in range(0, 3000, 300)]
+    pipe = Pipeline(Config().replace(run={"cpu_cores": str(core)}), _ListSource(chunks, 384), probe=neuropixels("np1"))
+    before = os.sched_getaffinity(0)
+    pipe.open()
+    pipe.run()
+    assert pipe.metrics()["scheduling"] == {"cpu_cores": [core], "realtime_priority": 0, "refused": ""}
+    assert os.sched_getaffinity(0) == before  # undone when the run ends
+
+
 def test_channel_count_mismatch_at_start():
     import pytest
 
