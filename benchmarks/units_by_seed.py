@@ -40,14 +40,19 @@ def _band_name(lo: float, hi: float) -> str:
     return f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
 
 
+def _right_and_precision(units: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The units' fractions of spikes right, and their precisions (units given no spike left out)."""
+    right = np.array([u["right_of_all"] for u in units])
+    return right, np.array([u["precision"] for u in units if u["precision"] is not None])
+
+
 def summarise(runs: dict[int, dict]) -> dict:
     """Per band and per type, over all seeds' units (true templates given); discovery per seed."""
     rows = [{"seed": s, **u} for s, r in runs.items() for u in r["with_true_templates"]["per_unit"]]
     bands = {}
     for (lo, hi), target in TARGETS.items():
         sel = [u for u in rows if lo <= u["snr"] < hi]
-        right = np.array([u["right_of_all"] for u in sel])
-        precision = np.array([u["precision"] for u in sel if u["precision"] is not None])
+        right, precision = _right_and_precision(sel)
         bands[_band_name(lo, hi)] = {
             "units": len(sel),
             "mean_right": float(right.mean()),
@@ -61,8 +66,7 @@ def summarise(runs: dict[int, dict]) -> dict:
         sel = [u for u in rows if u["type"] == name and u["snr"] >= 3]
         if not sel:
             continue
-        right = np.array([u["right_of_all"] for u in sel])
-        precision = np.array([u["precision"] for u in sel if u["precision"] is not None])
+        right, precision = _right_and_precision(sel)
         types[name] = {
             "units_snr_ge_3": len(sel),
             "mean_right": float(right.mean()),

@@ -37,6 +37,11 @@ def _table(title: str, s: Status) -> Table:
     return t
 
 
+def _coloured(text: str, colour: str, markup: bool) -> str:
+    """``text`` in rich markup for ``colour`` (none, or no text: as it is), or plain without markup."""
+    return f"[{colour}]{text}[/{colour}]" if text and colour and markup else text
+
+
 def _input_text(s: Status, markup: bool) -> str:
     """The source's counters: samples lost (red), malformed messages by kind and restarts (yellow:
     nothing good was lost), sender stalls (caught up, nothing lost)."""
@@ -47,7 +52,7 @@ def _input_text(s: Status, markup: bool) -> str:
         (f"{s.restarts} restarts", "yellow" if s.restarts else ""),
         (f"{s.stalls} sender stalls (nothing lost)", ""),
     ]
-    return ", ".join(f"[{c}]{text}[/{c}]" if c and markup else text for text, c in parts)
+    return ", ".join(_coloured(text, colour, markup) for text, colour in parts)
 
 
 def _units_text(s: Status, markup: bool) -> str:
@@ -59,21 +64,16 @@ def _units_text(s: Status, markup: bool) -> str:
     text += f", discovery {s.discovery_rounds} rounds"
     behind = f"{s.discovery_skipped} skipped (falling behind: cores busy)" if s.discovery_skipped else ""
     failed = f"{s.discovery_failed} failed" if s.discovery_failed else ""
-    if markup:
-        behind = behind and f"[yellow]{behind}[/yellow]"
-        failed = failed and f"[red]{failed}[/red]"
-    return ", ".join(p for p in (text, behind, failed) if p)
+    return ", ".join(p for p in (text, _coloured(behind, "yellow", markup), _coloured(failed, "red", markup)) if p)
 
 
 def _labeller_text(s: Status, markup: bool = True) -> str:
     """Labelling rounds run, and those late (yellow: the cores were busy) or failed (red)."""
     parts = [f"{s.labelled_units} units labelled, {s.labeller_rounds} rounds (last {s.labeller_round_ms:.0f} ms)"]
     if s.labeller_late:
-        late = f"{s.labeller_late} late (cores busy)"
-        parts.append(f"[yellow]{late}[/yellow]" if markup else late)
+        parts.append(_coloured(f"{s.labeller_late} late (cores busy)", "yellow", markup))
     if s.labeller_failed:
-        failed = f"{s.labeller_failed} failed"
-        parts.append(f"[red]{failed}[/red]" if markup else failed)
+        parts.append(_coloured(f"{s.labeller_failed} failed", "red", markup))
     return ", ".join(parts)
 
 

@@ -185,11 +185,11 @@ class DetectionChain:
         drop = weak & (spikes["unit"] < 0)
         if not drop.any():
             return match
-        dropped = set(keys[drop].tolist())
+        dropped = set(zip(spikes["sample"][drop].tolist(), spikes["channel"][drop].tolist()))
         return replace(
             match,
             spikes=spikes[~drop],
-            unexplained=[u for u in match.unexplained if _peak_key(u[0], u[1]) not in dropped],
+            unexplained=[u for u in match.unexplained if (u[0], u[1]) not in dropped],
         )
 
     def _blocks(self, n_samples: int, first_sample: int):
@@ -221,10 +221,6 @@ CHANNEL_BITS = 16
 
 def _peak_keys(samples: np.ndarray, channels: np.ndarray) -> np.ndarray:
     return (samples.astype(np.int64) << CHANNEL_BITS) | channels.astype(np.int64)
-
-
-def _peak_key(sample: int, channel: int) -> int:
-    return (int(sample) << CHANNEL_BITS) | int(channel)
 
 
 def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:
