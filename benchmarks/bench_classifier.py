@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from rtclass.bench.benchmark import inference, machine, pin_one_core, save_json  # noqa: E402
+from rtclass.cell_types import CELL_TYPE_NAMES, UNLABELED  # noqa: E402
 from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
 from rtclass.features.c4 import c4_acg  # noqa: E402
+from rtclass.features.spike_quality import MIN_UNIT_SPIKES, c4_period_end_s, spike_quality  # noqa: E402
 from rtclass.ingest.base import SourceStats, StreamInfo  # noqa: E402
 from rtclass.pipeline.chain import bank_from_templates  # noqa: E402
 from rtclass.pipeline.live import Pipeline  # noqa: E402
-from rtclass.publish.wire import CELL_TYPE_NAMES  # noqa: E402
 from rtclass.sim.recording import Simulation  # noqa: E402
 
 
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--spike-filter", dest="spike_filter", default="c4", help="classify.spike_filter: c4 or off")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "classifier.json"))
     args = ap.parse_args()
     pinned = pin_one_core()
@@ -65,7 +67,8 @@ def main() -> None:
         "inference_ms_by_units": inference(),
     }
 
-    cfg = Config().replace(classify={"model": args.model, "interval_s": 1.0}, publish={"zmq": False, "lsl": False})
+    classify = {"model": args.model, "interval_s": 1.0, "spike_filter": args.spike_filter}
+    cfg = Config().replace(classify=classify, publish={"zmq": False, "lsl": False})
     sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
     bank = bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(len(sim.units)), in_uv=True)
     pipe = Pipeline(cfg, SimSource(sim, 300), probe=sim.probe, bank=bank)
@@ -87,9 +90,25 @@ def main() -> None:
         u for u in feats.index if feats.spike_count(u) >= cfg.classify.min_spikes and feats.waveform(u) is not None
     ]
     spikes = pipe.log.spikes()
-    offline_acg = np.stack([c4_acg(np.sort(spikes["sample"][spikes["unit"] == u])) for u in units])
+    # offline: C4's features of each unit's spikes from the whole run, through C4's spike filter
+    # (with the live run's minimum of good seconds) when the live run used it
+    quality = pipe.chain.spike_quality
+    offline_spikes, withheld_offline = {}, set()
+    for u in units:
+        t = np.sort(spikes["sample"][spikes["unit"] == u])
+        if quality is not None:
+            times_s = quality.spikes_of(u) / sim.fs
+            end_s = c4_period_end_s(times_s)
+            q = spike_quality(times_s, quality.amplitudes_of(u), end_s, min_good_s=cfg.classify.spike_filter_min_good_s)
+            if q.passes:
+                t = quality.spikes_of(u)[q.good]
+            elif q.reason and times_s.size > MIN_UNIT_SPIKES:
+                withheld_offline.add(u)
+        offline_spikes[u] = t
+    offline_acg = np.stack([c4_acg(offline_spikes[u]) for u in units])
     waves = np.stack([feats.waveform(u) for u in units])
     off_names, _, _ = model.label(model.predict(offline_acg, waves), lab.threshold)
+    off_names = [UNLABELED if u in withheld_offline else str(o) for u, o in zip(units, off_names)]
     live = {u: CELL_TYPE_NAMES[int(lab.codes[u])] if u < lab.codes.size else "unlabeled" for u in units}
     agree = np.mean([live[u] == str(o) for u, o in zip(units, off_names)])
     truth = {u: sim.units[u].cell_type for u in units}
@@ -112,6 +131,10 @@ def main() -> None:
         "labels_right_vs_ground_truth": float(correct),
         "median_s_first_spike_to_stable_label": float(np.median(stable)) if stable else None,
         "confidence_ratio": lab.threshold,
+        "spike_filter": cfg.classify.spike_filter,
+        "spike_filter_withheld_live": {str(u): why for u, why in lab.withheld.items()},
+        "spike_filter_withheld_offline": sorted(int(u) for u in withheld_offline),
+        "spike_filter_spikes_left_out_live": {str(u): n for u, n in lab.filtered.items()},
         "per_unit": [
             {"unit": int(u), "cell_type": truth[u], "live_label": live[u], "offline_label": str(o)}
             for u, o in zip(units, off_names)

@@ -176,10 +176,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     model = load_model_or_none(args.model, args.classifier)  # fail on a bad model before the long feature pass
     with Progress(transient=True) as bar:
         task = bar.add_task("features", total=1.0)
-        feats = extract_features(args.folder, lambda k, n: bar.update(task, completed=k / n))
+        feats = extract_features(
+            args.folder,
+            lambda k, n: bar.update(task, completed=k / n),
+            spike_filter=args.spike_filter == "c4",
+            min_good_s=args.min_good_s,
+        )
     print(
         f"{feats.cluster_id.size} clusters with features (waveforms from {feats.waveform_source}), "
-        f"{len(feats.skipped)} skipped"
+        f"{len(feats.skipped)} skipped; C4's spike filter left out some spikes of {len(feats.spikes_left_out)}"
     )
     if args.save_features:
         feats.save(args.save_features)
@@ -240,7 +245,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rtclass.config import CLASSIFIER_CHOICES, shipped_config_names
+    from rtclass.config import CLASSIFIER_CHOICES, SPIKE_FILTER_CHOICES, shipped_config_names
+    from rtclass.features.spike_quality import C4_MIN_GOOD_S
 
     config_help = f"TOML config: a file, or the name of a shipped config ({', '.join(shipped_config_names())})"
     p = argparse.ArgumentParser(prog="rtclass", description="Real-time cell-type labels for Neuropixels probes.")
@@ -326,6 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=CLASSIFIER_CHOICES,
         default=CLASSIFIER_CHOICES[0],
         help="the network, the physiology baseline beside it, or (auto) the one its model card found better",
+    )
+    c.add_argument(
+        "--spike-filter",
+        dest="spike_filter",
+        choices=SPIKE_FILTER_CHOICES,
+        default=SPIKE_FILTER_CHOICES[0],
+        help="c4: 3D-ACGs from the spikes C4's filter keeps (few refractory violations and missed spikes, "
+        "judged on amplitudes.npy), clusters with too few skipped; off: every spike",
+    )
+    c.add_argument(
+        "--min-good-s",
+        dest="min_good_s",
+        type=float,
+        default=C4_MIN_GOOD_S,
+        help="seconds of good sections a cluster needs under the c4 spike filter (C4's %(default)g)",
     )
     c.set_defaults(func=cmd_classify)
 

@@ -526,6 +526,8 @@ class FeaturesConfig:
 
 #: ``[classify] classifier``: the one the model card chose, the network, or the physiology baseline
 CLASSIFIER_CHOICES = ("auto", "model", "baseline")
+#: ``classify.spike_filter`` values
+SPIKE_FILTER_CHOICES = ("c4", "off")
 
 
 @dataclass(frozen=True)
@@ -573,6 +575,39 @@ class ClassifyConfig:
         "",
         0.0,
         1000.0,
+    )
+    spike_filter: str = param(
+        "c4",
+        "which spikes build a unit's 3D-ACG: `c4` keeps, as C4 does, only its 10 s chunks where 30 s windows "
+        "show few refractory violations and few missed spikes (an amplitude distribution cut by the threshold), "
+        "and leaves unlabeled a unit with too few such spikes; `off`: all its spikes",
+        choices=SPIKE_FILTER_CHOICES,
+    )
+    spike_filter_fp_max: float = param(
+        0.05,
+        "C4's spike filter: the largest false-positive fraction (refractory violations) a window may show",
+        "",
+        0.0,
+        10.0,
+        advanced=True,
+    )
+    spike_filter_fn_max: float = param(
+        0.05,
+        "C4's spike filter: the largest fraction of missed spikes (a Gaussian fitted to the amplitudes, below "
+        "their cut) a window may show",
+        "",
+        0.0,
+        1.0,
+        advanced=True,
+    )
+    spike_filter_min_good_s: float = param(
+        0.0,
+        "C4's spike filter: a live unit is labelled only if its good sections span more than this; C4 needs "
+        "180 s (as `rtclass classify` does), 0 labels a unit as soon as it has good sections",
+        "s",
+        0.0,
+        100000.0,
+        advanced=True,
     )
     hysteresis_ticks: int = param(
         2,

@@ -74,6 +74,12 @@ def _labeller_text(s: Status, markup: bool = True) -> str:
         parts.append(_coloured(f"{s.labeller_late} late (cores busy)", "yellow", markup))
     if s.labeller_failed:
         parts.append(_coloured(f"{s.labeller_failed} failed", "red", markup))
+    if s.spike_filter_filtered_units:
+        parts.append(
+            f"{s.spike_filter_spikes_left_out} spikes of {s.spike_filter_filtered_units} units left out by C4's filter"
+        )
+    if s.spike_filter_withheld_units:
+        parts.append(_coloured(f"{s.spike_filter_withheld_units} with too few good spikes", "yellow", markup))
     return ", ".join(parts)
 
 

@@ -4,7 +4,14 @@ Every ``interval_s`` its thread reads the features of the units with at least ``
 spikes from the ``UnitFeatures``, runs the ONNX model on the batch, and proposes for each unit the top
 class if its confidence ratio (top probability / second, as in C4) reaches the threshold, else
 ``unlabeled``. A unit's published label changes only after the same proposal on
-``hysteresis_ticks`` consecutive ticks. The hot path reads the current labels (per-unit code and
+``hysteresis_ticks`` consecutive ticks.
+
+With a ``SpikeQualityFilter`` (``classify.spike_filter = c4``), the 3D-ACG is built, as C4 builds
+it, from the unit's spikes in sections with few refractory violations and missed spikes: while
+every judged spike is good that is the live 3D-ACG; once some are not, it is computed from the
+good ones (again each 10 s chunk). A unit C4 would skip (too few good spikes) is proposed
+``unlabeled``, with the reason in ``withheld``. Until a unit can be judged (more than 300 spikes,
+a complete 30 s window) its live 3D-ACG is used as it is. The hot path reads the current labels (per-unit code and
 confidence arrays, replaced as a whole, so a reader never sees half an update) and never waits.
 """
 
@@ -17,9 +24,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rtclass.cell_types import CELL_TYPE_NAMES, N_LOG_LAGS, N_RATE_BINS, WAVEFORM_SAMPLES
+from rtclass.cell_types import CELL_TYPE_NAMES, N_LOG_LAGS, N_RATE_BINS, UNLABELED, WAVEFORM_SAMPLES
 from rtclass.classify.model import Classifier
 from rtclass.config import ClassifyConfig
+from rtclass.features.c4 import c4_acg_from_bins
+from rtclass.features.spike_quality import SpikeQualityFilter
 from rtclass.features.unit_features import UnitFeatures
 
 log = logging.getLogger("rtclass.labeler")
@@ -40,6 +49,7 @@ class LiveLabeler:
         features: UnitFeatures,
         layers_of=None,
         data_time_s: Callable[[], float] | None = None,
+        quality: SpikeQualityFilter | None = None,
     ):
         """``data_time_s``: the stream time (s) processed so far, which stamps each unit's first
         label (``first_labelled``); without it, first labels are stamped 0."""
@@ -65,22 +75,60 @@ class LiveLabeler:
         self._data_time_s = data_time_s or _no_data_time
         #: the confidence ratio a label needs: the config's, or (0) the model's calibrated one
         self.threshold = cfg.confidence_ratio or model.confidence_ratio
+        self.quality = quality
+        #: units C4's spike filter leaves without enough good spikes -> why (proposed unlabeled)
+        self.withheld: dict[int, str] = {}
+        #: units whose 3D-ACG leaves out some spikes the filter judged bad -> spikes left out
+        self.filtered: dict[int, int] = {}
+        self._filtered_acg: dict[int, tuple[int, np.ndarray]] = {}  # unit -> (judged spikes, 3D-ACG)
+
+    def _acg3d(self, unit: int) -> np.ndarray | None:
+        """The unit's 3D-ACG from the spikes C4's filter keeps (None: it keeps too few)."""
+        if self.quality is None:
+            return self.features.acg3d(unit)
+        verdict, judged = self.quality.judge(unit)
+        if verdict is None or verdict.all_good:
+            self.filtered.pop(unit, None)
+            self.withheld.pop(unit, None)
+            return self.features.acg3d(unit)
+        if not verdict.passes:
+            self.withheld[unit] = verdict.reason
+            self.filtered.pop(unit, None)
+            return None
+        self.withheld.pop(unit, None)
+        self.filtered[unit] = int(judged.size - verdict.good.sum())
+        cached = self._filtered_acg.get(unit)
+        if cached is None or cached[0] != judged.size:
+            bins = judged[verdict.good] // self.features.samples_per_bin
+            cached = (judged.size, c4_acg_from_bins(bins).astype(np.float32))
+            self._filtered_acg[unit] = cached
+        return cached[1]
 
     def tick(self) -> int:
         """One labelling round; returns how many units changed label."""
         t0 = time.perf_counter()
         ready = [u for u in list(self.features.index) if self.features.spike_count(u) >= self.cfg.min_spikes]
         waves = {u: self.features.waveform(u) for u in ready}
-        units = [u for u in ready if waves[u] is not None]
+        with_wave = [u for u in ready if waves[u] is not None]
+        acgs = {u: self._acg3d(u) for u in with_wave}
+        units = [u for u in with_wave if acgs[u] is not None]
+        held = [u for u in with_wave if acgs[u] is None]
         self.ticks += 1
-        if not units:
+        if not with_wave:
             return 0
-        acg = np.stack([self.features.acg3d(u) for u in units])
-        wave = np.stack([waves[u] for u in units])
-        layers = [self.layers_of(u) for u in units] if self.model.use_layer and self.layers_of else None
-        self.inputs = (np.asarray(units, np.int32), acg, wave)
-        probs = self.model.predict(acg, wave, layers)
-        names, _, ratio = self.model.label(probs, self.threshold)
+        names, ratio, probs = [], np.zeros(0), np.zeros((0, len(self.model.classes)))
+        if units:
+            acg = np.stack([acgs[u] for u in units])
+            wave = np.stack([waves[u] for u in units])
+            layers = [self.layers_of(u) for u in units] if self.model.use_layer and self.layers_of else None
+            self.inputs = (np.asarray(units, np.int32), acg, wave)
+            probs = self.model.predict(acg, wave, layers)
+            names, _, ratio = self.model.label(probs, self.threshold)
+            names = list(names)
+        units = units + held  # C4 would skip these: proposed unlabeled
+        names = names + [UNLABELED] * len(held)
+        ratio = np.concatenate([ratio, np.zeros(len(held))])
+        probs = np.concatenate([probs, np.zeros((len(held), probs.shape[1]))])
         codes, conf = self.codes.copy(), self.confidence.copy()
         top = int(max(units)) + 1
         if codes.size < top:

@@ -3,8 +3,11 @@
 Per cluster: the 3D-ACG from its spike times and the waveform from the raw binary named in
 ``params.py`` when it exists (otherwise from ``templates.npy`` unwhitened, with a warning), both as
 C4 defines them (``rtclass.features.c4``). Clusters with fewer than C4's minimum of 100 spikes
-are skipped with the reason. (C4 additionally keeps only recording sections with few refractory
-violations and missed spikes, and requires 180 s of them; rtclass does not filter spikes.)
+are skipped with the reason. With ``spike_filter`` (the default), the 3D-ACG is built from the
+spikes C4's filter keeps (``rtclass.features.spike_quality``: 10 s chunks with few refractory
+violations and missed spikes, judged on Kilosort's per-spike ``amplitudes.npy``), and clusters
+whose good sections span ``min_good_s`` (C4: 180 s) or less are skipped, as C4 skips them. Without
+``amplitudes.npy`` missed spikes cannot be judged: the spikes are not filtered (a warning says so).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from rtclass.errors import InputError
 from rtclass.features.c4 import MIN_SPIKES, c4_acg, preprocess_waveform
+from rtclass.features.spike_quality import C4_MIN_GOOD_S, c4_period_end_s, spike_quality
 from rtclass.formats.phy import open_phy_folder, open_raw, raw_mean_waveform
 
 log = logging.getLogger("rtclass.classify")
@@ -29,6 +33,8 @@ class FeatureSet:
     waveform: np.ndarray  # (n, 90) float32
     skipped: dict[int, str] = field(default_factory=dict)
     waveform_source: str = ""
+    #: clusters whose 3D-ACG left out spikes C4's filter judged bad -> how many
+    spikes_left_out: dict[int, int] = field(default_factory=dict)
 
     def save(self, path) -> None:
         np.savez(path, cluster_id=self.cluster_id, acg3d=self.acg3d, waveform=self.waveform)
@@ -46,8 +52,19 @@ def _template_traces(folder, n_channels_hint: int | None):
     return {int(c): (traces[k], int(peak[k])) for k, c in enumerate(ids)}
 
 
-def extract_features(folder, progress: Callable[[int, int], None] | None = None) -> FeatureSet:
+def extract_features(
+    folder,
+    progress: Callable[[int, int], None] | None = None,
+    spike_filter: bool = True,
+    min_good_s: float = C4_MIN_GOOD_S,
+) -> FeatureSet:
     phy = open_phy_folder(folder)
+    if spike_filter and phy.amplitudes is None:
+        log.warning(
+            "%s has no amplitudes.npy: C4's spike filter cannot judge missed spikes, so spikes are not filtered",
+            phy.folder,
+        )
+    fs = phy.sample_rate_hz
     raw = open_raw(phy)
     templates = None
     if (phy.folder / "templates.npy").exists():
@@ -60,15 +77,25 @@ def extract_features(folder, progress: Callable[[int, int], None] | None = None)
         log.warning(
             "no raw binary found through params.py: waveforms come from templates.npy (unwhitened), not raw data"
         )
-    ids, acgs, waves, skipped = [], [], [], {}
+    ids, acgs, waves, skipped, left_out = [], [], [], {}, {}
     clusters = phy.cluster_ids()
     for k, c in enumerate(clusters):
-        t = phy.train(int(c))
+        t, amps = phy.train_and_amplitudes(int(c))
         if progress is not None:
             progress(k + 1, clusters.size)
         if t.size < MIN_SPIKES:
             skipped[int(c)] = f"{t.size} spikes, fewer than C4's minimum of {MIN_SPIKES}"
             continue
+        acg_spikes = t
+        if spike_filter and amps is not None:
+            times_s = t / fs
+            quality = spike_quality(times_s, amps, c4_period_end_s(times_s), min_good_s=min_good_s)
+            if not quality.passes:
+                skipped[int(c)] = f"C4's spike filter keeps too few spikes: {quality.reason}"
+                continue
+            acg_spikes = t[quality.good]
+            if acg_spikes.size < t.size:
+                left_out[int(c)] = int(t.size - acg_spikes.size)
         trace = None
         if raw is not None:
             peak = templates[int(c)][1] if templates is not None and int(c) in templates else None
@@ -83,7 +110,7 @@ def extract_features(folder, progress: Callable[[int, int], None] | None = None)
             skipped[int(c)] = "no waveform (no template, or too few spikes inside the raw file)"
             continue
         ids.append(int(c))
-        acgs.append(c4_acg(t))
+        acgs.append(c4_acg(acg_spikes))
         waves.append(preprocess_waveform(trace))
     for c, why in skipped.items():
         log.warning("cluster %d skipped: %s", c, why)
@@ -94,4 +121,5 @@ def extract_features(folder, progress: Callable[[int, int], None] | None = None)
         np.array(waves, np.float32).reshape(n, 90),
         skipped,
         "raw" if raw is not None else "templates",
+        left_out,
     )

@@ -22,6 +22,8 @@ from rtclass.errors import InputError
 
 log = logging.getLogger("rtclass.formats.phy")
 
+#: a folder whose params.py gives no sample_rate is taken to be recorded at this (Neuropixels') rate
+DEFAULT_SAMPLE_RATE_HZ = 30000.0
 #: C4's raw waveform window: samples either side of the spike
 WAVE_HALF = 60
 #: spikes averaged per batch, batches used, channels either side of the peak channel searched
@@ -36,12 +38,25 @@ class PhyFolder:
     spike_times: np.ndarray  # int64 samples
     spike_clusters: np.ndarray  # int64
     params: dict
+    #: Kilosort's per-spike template scaling (``amplitudes.npy``), or None without the file
+    amplitudes: np.ndarray | None = None
 
     def cluster_ids(self) -> np.ndarray:
         return np.unique(self.spike_clusters)
 
     def train(self, cluster: int) -> np.ndarray:
         return np.sort(self.spike_times[self.spike_clusters == cluster])
+
+    def train_and_amplitudes(self, cluster: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The cluster's spike times (sorted) and, if the folder has them, their amplitudes."""
+        mine = np.flatnonzero(self.spike_clusters == cluster)
+        mine = mine[np.argsort(self.spike_times[mine], kind="stable")]
+        amps = None if self.amplitudes is None else self.amplitudes[mine]
+        return self.spike_times[mine], amps
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return float(self.params.get("sample_rate", DEFAULT_SAMPLE_RATE_HZ))
 
 
 def read_params(path: Path) -> dict:
@@ -81,7 +96,16 @@ def open_phy_folder(folder: str | Path) -> PhyFolder:
         )
     params_path = folder / "params.py"
     params = read_params(params_path) if params_path.exists() else {}
-    return PhyFolder(folder, times, clusters, params)
+    amplitudes = None
+    amp_path = folder / "amplitudes.npy"
+    if amp_path.exists():
+        amplitudes = np.load(amp_path).ravel().astype(np.float32)
+        if amplitudes.size != times.size:
+            raise InputError(
+                f"{amp_path} has {amplitudes.size} entries but spike_times.npy has {times.size}: "
+                "the files do not belong together"
+            )
+    return PhyFolder(folder, times, clusters, params, amplitudes)
 
 
 def open_raw(phy: PhyFolder) -> tuple[np.ndarray, int] | None:

@@ -14,6 +14,7 @@ from rtclass.discovery.online import OnlineDiscovery
 from rtclass.dsp.detection import ThresholdDetector
 from rtclass.dsp.filtering import BandpassFilter, CommonMedianReference
 from rtclass.dsp.guard import NonFiniteGuard
+from rtclass.features.spike_quality import SpikeQualityFilter
 from rtclass.features.unit_features import UnitFeatures
 from rtclass.matching.matcher import ASSIGNED_DTYPE, MatchResult, TemplateMatcher
 from rtclass.matching.templates import TemplateBank, bandpassed_templates, bank_from_dense
@@ -54,6 +55,8 @@ class DetectionChain:
             self.discovery = OnlineDiscovery(cfg.discovery, cfg.matching, bank, sample_rate_hz, threaded=live)
         sweep = ms_to_samples(cfg.detect.exclude_sweep_ms, sample_rate_hz)
         self.features: UnitFeatures | None = None
+        #: C4's spike filter, fed with the features (``classify.spike_filter = c4``)
+        self.spike_quality: SpikeQualityFilter | None = None
         if bank is not None:
             self.matcher = TemplateMatcher(
                 cfg.matching,
@@ -77,6 +80,15 @@ class DetectionChain:
             self.features = UnitFeatures(
                 n, sample_rate_hz, cfg.features.acg_window_ms, bank.k, decision_lag=self.decision_lag
             )
+            c = cfg.classify
+            if c.spike_filter == "c4":
+                self.spike_quality = SpikeQualityFilter(
+                    sample_rate_hz,
+                    c.spike_filter_fp_max,
+                    c.spike_filter_fn_max,
+                    c.spike_filter_min_good_s,
+                    decision_lag_samples=self.decision_lag + self.matcher.pair_lead,
+                )
         #: (sample, channel) keys of weak peaks (below ``threshold_sd``) not decided yet: one the
         #: matcher leaves unassigned is dropped (``_drop_weak_unassigned``)
         self._weak_keys = np.zeros(0, np.int64)
@@ -211,6 +223,8 @@ class DetectionChain:
         t0 = time.perf_counter()
         for spikes, block, first in self._feature_work:
             self.features.process(spikes, self.bank.channels_for, block, first)
+            if self.spike_quality is not None:
+                self.spike_quality.process(spikes, first + block.shape[0])
         self._feature_work.clear()
         self.times_s[4] += time.perf_counter() - t0
 

@@ -136,6 +136,11 @@ class Status:
     #: labelling rounds late (more than 2 intervals after the last: the cores were busy) or failed
     labeller_late: int = 0
     labeller_failed: int = 0
+    #: C4's spike filter: units it leaves unlabeled (too few good spikes), units whose 3D-ACG
+    #: leaves out spikes it judged bad, and how many spikes those leave out
+    spike_filter_withheld_units: int = 0
+    spike_filter_filtered_units: int = 0
+    spike_filter_spikes_left_out: int = 0
     #: messages published per ZMQ topic: a subscriber that counts what it received of a topic
     #: knows how many it missed (ZMQ drops silently for a subscriber whose queue is full)
     published_by_topic: dict[str, int] = field(default_factory=dict)
@@ -253,7 +258,12 @@ class Pipeline:
         if model.use_layer and not ranges:
             log.warning("the model takes the layer; classify.layers is not set, so every unit's layer is 'unknown'")
         return LiveLabeler(
-            c, model, self.chain.features, layers_of=self._layer_of(ranges), data_time_s=self.data_time_s
+            c,
+            model,
+            self.chain.features,
+            layers_of=self._layer_of(ranges),
+            data_time_s=self.data_time_s,
+            quality=self.chain.spike_quality,
         )
 
     def _layer_of(self, ranges):
@@ -480,6 +490,9 @@ class Pipeline:
                 labelled_units=int((lab.codes > 0).sum()),
                 labeller_late=lab.late_rounds,
                 labeller_failed=lab.failed_rounds,
+                spike_filter_withheld_units=len(lab.withheld),
+                spike_filter_filtered_units=len(lab.filtered),
+                spike_filter_spikes_left_out=sum(lab.filtered.values()),
             )
         out["published_by_topic"] = self._published_by_topic()
         return out
@@ -578,6 +591,10 @@ class Pipeline:
             "failed_rounds": self.labeler.failed_rounds,
             "last_tick_ms": self.labeler.last_tick_s * 1e3,
             "units_by_type": {CELL_TYPE_NAMES[c]: int((codes == c).sum()) for c in range(1, len(CELL_TYPE_NAMES))},
+            "spike_filter": self.cfg.classify.spike_filter,
+            # units C4's spike filter leaves unlabeled (why), and spikes it leaves out of units' 3D-ACGs
+            "spike_filter_withheld": {str(u): why for u, why in sorted(self.labeler.withheld.items())},
+            "spike_filter_spikes_left_out": {str(u): n for u, n in sorted(self.labeler.filtered.items())},
         }
 
     def close(self) -> None:

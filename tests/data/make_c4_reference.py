@@ -72,6 +72,7 @@ def main() -> None:
         edges=np.array(edges),
         waveforms=wf,
         preprocessed=pre,
+        numpy_version=np.__version__,  # npyx's rate smoothing (np.convolve) rounds differently across versions
     )
     print(f"wrote {OUT}")
 

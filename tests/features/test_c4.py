@@ -14,11 +14,15 @@ def reference():
 
 
 def test_acg_vs_firing_rate_matches_npyx(reference):
+    """Exact under the numpy that made the reference. Under another, npyx's own result moves too:
+    its boxcar smoothing (np.convolve) rounds differently, spikes of equal rate stop being equal,
+    and ties at a rate-bin edge go to the other bin (an earlier numpy against 2.4.6: up to 0.0045)."""
     ref, trains, _ = reference
+    same_numpy = str(ref["numpy_version"]) == np.__version__
     for k, t in enumerate(trains):
         edges, acg = acg_vs_rate(t)
         np.testing.assert_allclose(edges, ref["edges"][k], rtol=1e-9)
-        np.testing.assert_allclose(acg, ref["acg_linear"][k], atol=1e-12)
+        np.testing.assert_allclose(acg, ref["acg_linear"][k], atol=1e-12 if same_numpy else 0.01)
 
 
 def test_log_acg_within_one_percent_of_its_maximum(reference):
