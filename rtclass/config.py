@@ -332,6 +332,15 @@ class MatchingConfig:
         5.0,
         advanced=True,
     )
+    unit_dead_time_ms: float = param(
+        0.5,
+        "a spike given to a unit closer than this to the unit's previous spike is the same spike seen twice "
+        "(no neuron fires twice so soon): it is dropped and counted (metrics.json `repeats_dropped`); 0 = off",
+        "ms",
+        0.0,
+        2.0,
+        advanced=True,
+    )
     pair_offset_ms: float = param(
         0.2,
         "a peak no single template explains well is also fitted as two units' spikes up to this far apart; "

@@ -16,6 +16,7 @@ from rtclass.matching.kernels import (
     ChannelWeights,
     MatchSettings,
     RecentSpikes,
+    drop_repeats,
     learn_long,
     match_step,
 )
@@ -36,6 +37,8 @@ ASSIGNED_DTYPE = np.dtype(
 #: reach into one window: 64 cover 8.7 ms, two 4-ms long templates, up to ~7000 peaks/s;
 #: beyond that a spike is not learnt from)
 RECENT_SPIKES = 64
+#: unit ids the repeat check has room for before it grows
+INITIAL_UNIT_IDS = 256
 #: long-template updates that can wait for their data (beyond it, spikes are not learnt from)
 LEARN_QUEUE = 4096
 #: peaks the matcher can hold before its buffers grow
@@ -129,6 +132,11 @@ class TemplateMatcher(Stage):
         ones = np.ones(bank.probe.n_channels, np.float32)
         self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
         self.collect_unassigned = discovering
+        #: a unit's spike closer than this to its previous one is the same spike twice: dropped
+        self.dead_samples = ms_to_samples(cfg.unit_dead_time_ms, sample_rate_hz)
+        self._last_by_unit = np.full(INITIAL_UNIT_IDS, -1, np.int64)
+        #: repeats dropped so far
+        self.repeats = 0
         #: a template's shape follows its unit's first this many matched spikes (then only its
         #: typical amplitude is learnt): discovered units' for ``discovery_shape_spikes``, given
         #: templates' never, or always with ``adapt_given_templates``
@@ -222,6 +230,8 @@ class TemplateMatcher(Stage):
         if n == 0:
             return MatchResult(NOTHING)
         out = out[:n]
+        if self.dead_samples > 0:
+            out = self._drop_repeats(out)
         unexplained: list[UnexplainedSnippet] = []
         assigned: list[AssignedSnippet] = []
         if self.collect_unassigned and n_unassigned:
@@ -239,6 +249,26 @@ class TemplateMatcher(Stage):
                     home = int(b.peak_channel[b.index[uid]])
                     assigned.append((uid, work[t0 : t0 + b.width, b.wide_channels(home)]))
         return MatchResult(out, unexplained, assigned)
+
+    def _drop_repeats(self, out: np.ndarray) -> np.ndarray:
+        top = int(out["unit"].max()) + 1
+        if top > self._last_by_unit.size:
+            grown = np.full(max(top, 2 * self._last_by_unit.size), -1, np.int64)
+            grown[: self._last_by_unit.size] = self._last_by_unit
+            self._last_by_unit = grown
+        keep = np.empty(out.size, np.bool_)
+        # (the record fields are strided views; the kernel takes contiguous int64)
+        repeats = drop_repeats(
+            np.ascontiguousarray(out["unit"], np.int64),
+            np.ascontiguousarray(out["sample"], np.int64),
+            self._last_by_unit,
+            self.dead_samples,
+            keep,
+        )
+        if not repeats:
+            return out
+        self.repeats += repeats
+        return out[keep]
 
 
 def bank_arrays(bank: TemplateBank) -> BankArrays:
@@ -327,3 +357,4 @@ def warm_up_matching() -> None:
         recent,
     )
     learn_long(work, 0, 8, bank, settings.pre, settings.adapt_spikes, recent)
+    drop_repeats(np.zeros(1, i64), np.zeros(1, i64), np.full(1, -1, i64), 1, np.empty(1, np.bool_))

@@ -537,6 +537,8 @@ class Pipeline:
             "stage_time_per_chunk": self.times.summary(),
             "publish_lag_ms": dict(zip(("p50", "p99"), self.publish_lag.percentiles_ms(50, 99))),
             "published_by_topic": self._published_by_topic(),
+            # spikes given to a unit twice within [matching] unit_dead_time_ms, dropped
+            "repeats_dropped": self.chain.matcher.repeats if self.chain.matcher is not None else 0,
             "units": bank.n if bank is not None else 0,
             # units that still get spikes (the others were merged into one of them)
             "active_units": int(bank.active[: bank.n].sum()) if bank is not None else 0,

@@ -17,6 +17,7 @@ from rtclass.matching.kernels import (
     RecentSpikes,
     _log_prior,
     _outside_gate,
+    drop_repeats,
     match_step,
 )
 from rtclass.matching.matcher import ALWAYS, ASSIGNED_DTYPE, bank_arrays, channel_weights
@@ -211,3 +212,17 @@ def test_the_prior_grows_with_a_units_spikes_per_value():
     assert _log_prior(1, 60) == 0.0 and _log_prior(0, 60) == 0.0
     assert _log_prior(100, 60) == pytest.approx(RATE_PRIOR * 2 * np.log(100) / 60)
     assert _log_prior(1000, 60) > _log_prior(100, 60) > _log_prior(100, 120)
+
+
+def test_a_unit_given_the_same_spike_twice_keeps_the_first():
+    # unit 3 at 100 and again at 108 (0.27 ms: the same spike), unit 5 at 104 (another unit: kept),
+    # unit 3 at 140 (a new spike), a pair's second spike of unit 5 decided late at 99 (repeat of 104)
+    unit = np.array([3, 5, 3, -1, 3, 5], np.int64)
+    sample = np.array([100, 104, 108, 109, 140, 99], np.int64)
+    last = np.full(8, -1, np.int64)
+    keep = np.empty(unit.size, np.bool_)
+    repeats = drop_repeats(unit, sample, last, 15, keep)
+    assert keep.tolist() == [True, True, False, True, True, False] and repeats == 2
+    assert last[3] == 140 and last[5] == 104
+    # the state carries over: the next block's spike of unit 3 at 150 repeats the one at 140
+    assert drop_repeats(np.array([3], np.int64), np.array([150], np.int64), last, 15, keep[:1]) == 1
