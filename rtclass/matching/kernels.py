@@ -823,18 +823,19 @@ def match_step(
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def drop_repeats(unit, sample, last_sample, dead_samples, keep):
-    """Mark in ``keep`` the decided spikes that are not a unit's repeat: a spike closer than
-    ``dead_samples`` to the unit's previous one (``last_sample`` by unit id, -1: none; updated)
-    is the same spike seen twice (no neuron fires twice within it). Spikes come in sample order
-    but for a pair's second spike, so the distance is taken both ways. Returns the repeats."""
+def drop_repeats(spikes, last_sample, dead_samples, keep):
+    """Mark in ``keep`` the decided spikes (ASSIGNED_DTYPE records) that are not a unit's repeat:
+    a spike closer than ``dead_samples`` to the unit's previous one (``last_sample`` by unit id,
+    -1: none; updated) is the same spike seen twice (no neuron fires twice within it). Spikes
+    come in sample order but for a pair's second spike, so the distance is taken both ways.
+    Returns the repeats."""
     repeats = 0
-    for i in range(unit.shape[0]):
-        u = unit[i]
+    for i in range(spikes.shape[0]):
+        u = spikes[i].unit
         keep[i] = True
         if u < 0:
             continue
-        s = sample[i]
+        s = spikes[i].sample
         prev = last_sample[u]
         if prev >= 0 and abs(s - prev) < dead_samples:
             keep[i] = False

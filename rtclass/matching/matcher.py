@@ -257,14 +257,7 @@ class TemplateMatcher(Stage):
             grown[: self._last_by_unit.size] = self._last_by_unit
             self._last_by_unit = grown
         keep = np.empty(out.size, np.bool_)
-        # (the record fields are strided views; the kernel takes contiguous int64)
-        repeats = drop_repeats(
-            np.ascontiguousarray(out["unit"], np.int64),
-            np.ascontiguousarray(out["sample"], np.int64),
-            self._last_by_unit,
-            self.dead_samples,
-            keep,
-        )
+        repeats = drop_repeats(out, self._last_by_unit, self.dead_samples, keep)
         if not repeats:
             return out
         self.repeats += repeats
@@ -357,4 +350,4 @@ def warm_up_matching() -> None:
         recent,
     )
     learn_long(work, 0, 8, bank, settings.pre, settings.adapt_spikes, recent)
-    drop_repeats(np.zeros(1, i64), np.zeros(1, i64), np.full(1, -1, i64), 1, np.empty(1, np.bool_))
+    drop_repeats(np.zeros(1, ASSIGNED_DTYPE), np.full(1, -1, i64), 1, np.empty(1, np.bool_))

@@ -217,12 +217,16 @@ def test_the_prior_grows_with_a_units_spikes_per_value():
 def test_a_unit_given_the_same_spike_twice_keeps_the_first():
     # unit 3 at 100 and again at 108 (0.27 ms: the same spike), unit 5 at 104 (another unit: kept),
     # unit 3 at 140 (a new spike), a pair's second spike of unit 5 decided late at 99 (repeat of 104)
-    unit = np.array([3, 5, 3, -1, 3, 5], np.int64)
-    sample = np.array([100, 104, 108, 109, 140, 99], np.int64)
+    spikes = np.zeros(6, ASSIGNED_DTYPE)
+    spikes["unit"] = [3, 5, 3, -1, 3, 5]
+    spikes["sample"] = [100, 104, 108, 109, 140, 99]
     last = np.full(8, -1, np.int64)
-    keep = np.empty(unit.size, np.bool_)
-    repeats = drop_repeats(unit, sample, last, 15, keep)
+    keep = np.empty(spikes.size, np.bool_)
+    repeats = drop_repeats(spikes, last, 15, keep)
     assert keep.tolist() == [True, True, False, True, True, False] and repeats == 2
     assert last[3] == 140 and last[5] == 104
     # the state carries over: the next block's spike of unit 3 at 150 repeats the one at 140
-    assert drop_repeats(np.array([3], np.int64), np.array([150], np.int64), last, 15, keep[:1]) == 1
+    assert drop_repeats(spikes[2:3].copy(), last, 15, keep[:1]) == 0  # 108 is before 140 by 32: not a repeat
+    late = spikes[4:5].copy()
+    late["sample"] = 150
+    assert drop_repeats(late, last, 15, keep[:1]) == 1
