@@ -172,6 +172,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     from rtclass.classify.offline import classify_folder, load_model_or_none
     from rtclass.classify.phy_features import extract_features
+    from rtclass.errors import InputError
 
     model = load_model_or_none(args.model, args.classifier)  # fail on a bad model before the long feature pass
     with Progress(transient=True) as bar:
@@ -184,8 +185,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
         )
     print(
         f"{feats.cluster_id.size} clusters with features (waveforms from {feats.waveform_source}), "
-        f"{len(feats.skipped)} skipped; C4's spike filter left out some spikes of {len(feats.spikes_left_out)}"
+        f"{len(feats.skipped)} skipped; C4's spike filter left out some spikes of {len(feats.spikes_left_out)} clusters"
     )
+    if feats.cluster_id.size == 0:
+        filtered = [why for why in feats.skipped.values() if "spike filter" in why]
+        advice = (
+            f"; {len(filtered)} by C4's spike filter (e.g. {filtered[0]!r}), which judges whole minutes of "
+            f"recording in 30 s windows and needs more than {args.min_good_s:g} s of good sections: "
+            "--min-good-s lowers that, --spike-filter off uses every spike"
+            if filtered
+            else ""
+        )
+        raise InputError(f"no cluster of {args.folder} has features: all {len(feats.skipped)} were skipped{advice}")
     if args.save_features:
         feats.save(args.save_features)
         print(f"saved {args.save_features}")

@@ -74,19 +74,12 @@ def test_inconsistent_folders_are_reported(recording, tmp_path):
 
 def test_classify_command_writes_the_feature_file(recording, tmp_path):
     out = tmp_path / "f.npz"
+    command = [sys.executable, "-m", "rtclass.cli", "classify", str(recording.parent / "ground_truth")]
+    # 6 s: C4's spike filter keeps no cluster; the command says so and what to do, and writes nothing
+    res = subprocess.run([*command, "--save-features", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "--spike-filter off" in res.stderr and not out.exists()
     res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rtclass.cli",
-            "classify",
-            str(recording.parent / "ground_truth"),
-            "--save-features",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [*command, "--spike-filter", "off", "--save-features", str(out)], capture_output=True, text=True, timeout=300
     )
     assert res.returncode == 0, res.stderr
     f = np.load(out)
