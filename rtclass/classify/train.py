@@ -529,6 +529,8 @@ def train_command(
         "limits": "Synthetic training data: the simulators' cell-type statistics follow published data (see "
         "docs/classifier.md), but real units differ in ways neither models. "
         + ("" if use_layer else "No layer input. ")
+        + "Its training 3D-ACGs use every spike of each unit: C4's spike filter, which rtclass applies to the "
+        "units it labels, was not applied to them. "
         + "Treat its labels on real data as unvalidated until checked against ground truth of your own.",
     }
     if cross_generator:
