@@ -9,10 +9,12 @@ class if its confidence ratio (top probability / second, as in C4) reaches the t
 With a ``SpikeQualityFilter`` (``classify.spike_filter = c4``), the 3D-ACG is built, as C4 builds
 it, from the unit's spikes in sections with few refractory violations and missed spikes: while
 every judged spike is good that is the live 3D-ACG; once some are not, it is computed from the
-good ones (again each 10 s chunk). A unit C4 would skip (too few good spikes) is proposed
-``unlabeled``, with the reason in ``withheld``. Until a unit can be judged (more than 300 spikes,
-a complete 30 s window) its live 3D-ACG is used as it is. The hot path reads the current labels (per-unit code and
-confidence arrays, replaced as a whole, so a reader never sees half an update) and never waits.
+good ones (again once the unit's judged spikes have grown by 5 %). A unit C4 would skip (too
+few good spikes) is proposed ``unlabeled``, with the reason in ``withheld``. Until a unit can be
+judged (more than 300 spikes, a complete 30 s window) its live 3D-ACG is used as it is.
+
+The hot path reads the current labels (per-unit code and confidence arrays, replaced as a whole,
+so a reader never sees half an update) and never waits.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from rtclass.features.unit_features import UnitFeatures
 
 log = logging.getLogger("rtclass.labeler")
 
+#: a 3D-ACG computed from a unit's good spikes is computed again once the unit's judged spikes have
+#: grown by this fraction (computing it costs time in proportion to the spikes: about 0.4 s for an
+#: hour of a 50 Hz unit, so once per chunk would cost a core a few filtered units)
+FILTERED_ACG_REFRESH_GROWTH = 0.05
 #: a round that starts more than this many intervals after the last is late (counted)
 LATE_AFTER_INTERVALS = 2.0
 
@@ -98,7 +104,7 @@ class LiveLabeler:
         self.withheld.pop(unit, None)
         self.filtered[unit] = int(judged.size - verdict.good.sum())
         cached = self._filtered_acg.get(unit)
-        if cached is None or cached[0] != judged.size:
+        if cached is None or judged.size > cached[0] * (1 + FILTERED_ACG_REFRESH_GROWTH):
             bins = judged[verdict.good] // self.features.samples_per_bin
             cached = (judged.size, c4_acg_from_bins(bins).astype(np.float32))
             self._filtered_acg[unit] = cached
