@@ -97,3 +97,20 @@ def test_the_table_shows_the_publish_lag_and_the_labellers_late_and_failed_round
         _status(classifier="the network", labelled_units=7, labeller_rounds=12, labeller_late=2, labeller_failed=1)
     )
     assert "7 units labelled, 12 rounds" in labelled and "2 late (cores busy)" in labelled and "1 failed" in labelled
+
+
+def test_the_labeller_row_says_what_c4s_spike_filter_left_out_and_withheld():
+    quiet = _render(_status(classifier="the network", labelled_units=7, labeller_rounds=12))
+    assert "C4's filter" not in quiet and "good spikes" not in quiet  # nothing filtered: nothing said
+    text = _render(
+        _status(
+            classifier="the network",
+            labelled_units=7,
+            labeller_rounds=12,
+            spike_filter_filtered_units=3,
+            spike_filter_spikes_left_out=812,
+            spike_filter_withheld_units=2,
+        ),
+        width=250,
+    )
+    assert "812 spikes of 3 units left out by C4's filter" in text and "2 with too few good spikes" in text
