@@ -206,7 +206,11 @@ def spike_quality(
     n_fp, n_fn = int(fp_pass.sum()), int(fn_pass.sum())
     if n_fp < MIN_PASSING_WINDOWS or n_fn < MIN_PASSING_WINDOWS:
         return verdict(
-            nothing, n_fp, n_fn, f"{n_fp} windows with few refractory violations and {n_fn} with few missed spikes"
+            nothing,
+            n_fp,
+            n_fn,
+            f"of {int(judged.sum())} windows judged, {n_fp} pass the refractory-violation test and {n_fn} the "
+            f"missed-spike test; C4 needs {MIN_PASSING_WINDOWS} of each",
         )
     n_chunks = n_windows + WINDOW_CHUNKS - 1
     good_chunk = _covered(fp_pass, n_chunks) & _covered(fn_pass, n_chunks)

@@ -169,7 +169,7 @@ def test_the_spike_filter_builds_3d_acgs_from_good_spikes_and_withholds_units_c4
     units, acg, _ = lab.inputs
     assert units.tolist() == [0, 2]  # unit 1 is not given to the model
     assert lab.label_of(np.array([0, 1, 2]))[0].tolist() == [1, 0, 1]
-    assert "missed spikes" in lab.withheld[1]
+    assert "0 the missed-spike test" in lab.withheld[1]
     left_out = lab.filtered[2]
     assert 0 < left_out < (spikes["unit"] == 2).sum() / 2
     np.testing.assert_array_equal(acg[0], bank.acg3d(0))  # all good: the live 3D-ACG as it is
