@@ -95,15 +95,17 @@ def main() -> None:
     quality = pipe.chain.spike_quality
     offline_spikes, withheld_offline = {}, set()
     for u in units:
-        t = np.sort(spikes["sample"][spikes["unit"] == u])
-        if quality is not None:
-            times_s = quality.spikes_of(u) / sim.fs
-            end_s = c4_period_end_s(times_s)
-            q = spike_quality(times_s, quality.amplitudes_of(u), end_s, min_good_s=cfg.classify.spike_filter_min_good_s)
-            if q.passes:
-                t = quality.spikes_of(u)[q.good]
-            elif q.reason and times_s.size > MIN_UNIT_SPIKES:
-                withheld_offline.add(u)
+        if quality is None:
+            offline_spikes[u] = np.sort(spikes["sample"][spikes["unit"] == u])
+            continue
+        t = quality.spikes_of(u)
+        times_s = t / sim.fs
+        end_s = c4_period_end_s(times_s)
+        q = spike_quality(times_s, quality.amplitudes_of(u), end_s, min_good_s=cfg.classify.spike_filter_min_good_s)
+        if q.passes:
+            t = t[q.good]
+        elif times_s.size > MIN_UNIT_SPIKES:
+            withheld_offline.add(u)
         offline_spikes[u] = t
     offline_acg = np.stack([c4_acg(offline_spikes[u]) for u in units])
     waves = np.stack([feats.waveform(u) for u in units])

@@ -311,10 +311,9 @@ class SpikeQualityFilter(Stage):
         """(C4's verdict on the unit's spikes before the last complete chunk, those spikes); the
         verdict is None while it cannot be judged yet: C4 needs more than 300 spikes and a
         complete window. Called from one thread (the labeller's)."""
-        self._take_waiting()
+        samples = self.spikes_of(unit)
         chunks = int(max(0, self.end_sample - self.decision_latency_samples) / self.fs / CHUNK_S)
         period_end_s = chunks * CHUNK_S
-        samples = self._samples.get(unit, np.zeros(0, np.int64))[: self._n.get(unit, 0)]
         cached = self._verdicts.get(unit)
         if cached is not None and cached[0] == chunks:
             return cached[2], samples[: cached[1]]
@@ -324,7 +323,7 @@ class SpikeQualityFilter(Stage):
         if cut > MIN_UNIT_SPIKES and chunks >= WINDOW_CHUNKS:
             verdict = spike_quality(
                 judged / self.fs,
-                self._amplitudes[unit][:cut],
+                self.amplitudes_of(unit)[:cut],
                 period_end_s,
                 self.fp_max,
                 self.fn_max,

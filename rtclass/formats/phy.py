@@ -45,7 +45,7 @@ class PhyFolder:
         return np.unique(self.spike_clusters)
 
     def train(self, cluster: int) -> np.ndarray:
-        return np.sort(self.spike_times[self.spike_clusters == cluster])
+        return self.train_and_amplitudes(cluster)[0]
 
     def train_and_amplitudes(self, cluster: int) -> tuple[np.ndarray, np.ndarray | None]:
         """The cluster's spike times (sorted) and, if the folder has them, their amplitudes."""
@@ -75,6 +75,14 @@ def read_params(path: Path) -> dict:
     return out
 
 
+def _check_one_per_spike(path: Path, values: np.ndarray, times: np.ndarray) -> None:
+    """A per-spike file must have one entry per entry of spike_times.npy."""
+    if values.size != times.size:
+        raise InputError(
+            f"{path} has {values.size} entries but spike_times.npy has {times.size}: the files do not belong together"
+        )
+
+
 def open_phy_folder(folder: str | Path) -> PhyFolder:
     folder = Path(folder)
     if not folder.is_dir():
@@ -90,21 +98,14 @@ def open_phy_folder(folder: str | Path) -> PhyFolder:
             break
     else:
         raise InputError(f"{folder} has neither spike_clusters.npy nor spike_templates.npy: no cluster ids")
-    if clusters.size != times.size:
-        raise InputError(
-            f"{path} has {clusters.size} entries but spike_times.npy has {times.size}: the files do not belong together"
-        )
+    _check_one_per_spike(path, clusters, times)
     params_path = folder / "params.py"
     params = read_params(params_path) if params_path.exists() else {}
     amplitudes = None
     amp_path = folder / "amplitudes.npy"
     if amp_path.exists():
         amplitudes = np.load(amp_path).ravel().astype(np.float32)
-        if amplitudes.size != times.size:
-            raise InputError(
-                f"{amp_path} has {amplitudes.size} entries but spike_times.npy has {times.size}: "
-                "the files do not belong together"
-            )
+        _check_one_per_spike(amp_path, amplitudes, times)
     return PhyFolder(folder, times, clusters, params, amplitudes)
 
 

@@ -87,7 +87,7 @@ class DetectionChain:
                     c.spike_filter_fp_max,
                     c.spike_filter_fn_max,
                     c.spike_filter_min_good_s,
-                    decision_lag_samples=self.decision_lag + self.matcher.pair_lead,
+                    decision_lag_samples=self.decision_lag,  # (it includes a pair's lead)
                 )
         #: (sample, channel) keys of weak peaks (below ``threshold_sd``) not decided yet: one the
         #: matcher leaves unassigned is dropped (``_drop_weak_unassigned``)
