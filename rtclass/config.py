@@ -341,6 +341,37 @@ class MatchingConfig:
         2.0,
         advanced=True,
     )
+    late_window_post_ms: float = param(
+        3.0,
+        "a spike won by a unit whose waveform goes on past the match window (a complex spike's spikelets, "
+        "a broad waveform) while a busier unit also competes for it is decided again, on a window this long "
+        "after its trough, once that data has arrived: those units' spikes are published about this much "
+        "later (the unit table's `late_decision_ms`). Must be shorter than `subtract_post_ms`; 0 = off",
+        "ms",
+        0.0,
+        9.0,
+        advanced=True,
+    )
+    late_tail_evidence: float = param(
+        200.0,
+        "a unit decides late when its long template past the match window, at its typical amplitude, "
+        "carries at least this much energy over the noise on its peak channel (in noise variances summed "
+        "over samples; a complex spike's spikelets at SNR 15 carry ~1000); lower makes more units decide late",
+        "",
+        0.0,
+        1e6,
+        advanced=True,
+    )
+    late_margin: float = param(
+        100.0,
+        "such a spike waits for its late decision only if a unit with more spikes so far fits it within this "
+        "much energy of the winner (in noise variances; its amplitude gate aside, as for two overlapping "
+        "spikes): a clear match is published at once",
+        "",
+        0.0,
+        1e6,
+        advanced=True,
+    )
     pair_offset_ms: float = param(
         0.2,
         "a peak no single template explains well is also fitted as two units' spikes up to this far apart; "

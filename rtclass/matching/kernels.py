@@ -57,7 +57,20 @@ import numpy as np
 #: counts, which units' supports overlap [U, U]
 BankArrays = namedtuple(
     "BankArrays",
-    ["candidates", "local", "waves", "channels", "norm2", "amp", "amp_n", "matched", "long_waves", "long_n", "overlap"],
+    [
+        "candidates",
+        "local",
+        "waves",
+        "channels",
+        "norm2",
+        "amp",
+        "amp_n",
+        "matched",
+        "long_waves",
+        "long_n",
+        "overlap",
+        "late",
+    ],
 )
 #: the matcher's settings, in samples and residual units (see ``MatchingConfig``)
 MatchSettings = namedtuple(
@@ -73,7 +86,12 @@ MatchSettings = namedtuple(
         "tolerance",
         "adapt_spikes",
         "shape_spikes",
+        "late_len",
+        "late_wait",
+        "late_evidence",
+        "late_margin",
     ],
+    defaults=(0, 0, 0.0, 0.0),  # late decisions off
 )
 #: channel weights (inverse noise variance) for peaks from sample ``epoch`` on, and before it
 ChannelWeights = namedtuple("ChannelWeights", ["prev_inv_var", "inv_var", "epoch"])
@@ -87,8 +105,34 @@ N_COUNTERS = 3
 #: what ``match_peaks`` decides per peak: bank index (-1: none), amplitude, explained fraction,
 #: shift, and for a peak fitted as a pair the other spike's bank index, amplitude and shift
 PeakDecisions = namedtuple(
-    "PeakDecisions", ["index", "amp", "score", "shift", "partner", "partner_amp", "partner_shift"]
+    "PeakDecisions", ["index", "amp", "score", "shift", "partner", "partner_amp", "partner_shift", "held"]
 )
+#: spikes held for a late decision (a FIFO ring in peak order, from ``counters[LATE_HEAD]`` to
+#: ``counters[LATE_TAIL]``): the peak's sample, channel and detected trough depth, the won match
+#: (shift, bank index, amplitude, score), where its overlap entry sits (``RecentSpikes``'
+#: DECIDED count at the time), and once decided the final bank index and amplitude and the peak
+#: (of the same ``match_peaks`` call) it was decided before (-1: after the call's last)
+LateSpikes = namedtuple(
+    "LateSpikes",
+    [
+        "peak",
+        "channel",
+        "depth",
+        "shift",
+        "index",
+        "fit",
+        "score",
+        "rec",
+        "final",
+        "final_fit",
+        "before",
+        "counters",
+    ],
+)
+#: ``LateSpikes.counters``: FIFO head and tail, spikes held so far, held spikes moved to another
+#: unit, spikes that could not be held (the FIFO was full: decided on the match window alone)
+LATE_HEAD, LATE_TAIL, LATE_HELD, LATE_MOVED, LATE_OVERFLOW = 0, 1, 2, 3, 4
+N_LATE_COUNTERS = 5
 
 #: amplitude observations before a unit's amplitude bounds its fits
 MIN_AMPLITUDE_OBSERVATIONS = 20
@@ -105,6 +149,13 @@ PAIR_FIRSTS = 2
 PAIR_FROM_RESIDUAL = 2.5
 #: ... and replaced if the pair leaves less than this fraction of its residual
 PAIR_GAIN = 0.5
+
+
+#: ``_without_others``' bound when every other spike counts
+NO_LIMIT = np.iinfo(np.int64).max
+#: a unit decides late only once its long template stands for this many spikes (learnt, or given
+#: with a template that covers the late window)
+LATE_MIN_LEARNT = 10
 
 
 #: fast-math flags that let the fit's sums vectorise (no 'nnan'/'ninf': a non-finite value must
@@ -204,20 +255,24 @@ def _subtract_recent(
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anchor, rec_s, rec_u, rec_a, n_rec, seg):
-    """The filtered data around a spike of unit ``u`` (``seg`` [K, length], rows of ``work`` from
-    ``r0``, sample ``start``, on u's support) less the long templates of the other assigned spikes
-    (ring ``rec_*``) that reach into it (those of units whose support can reach u's: ``overlap``).
-    False if the ring no longer reaches back far enough to know them all."""
+def _without_others(
+    work, r0, start, u, channels, overlap, long_waves, pre, anchor, rec_s, rec_u, rec_a, n_rec, seg, until
+):
+    """The filtered data around a spike of unit ``u`` (``seg`` [K, span], rows of ``work`` from
+    ``r0``, sample ``start``, on u's support; span at most a long template's length) less the long
+    templates of the other assigned spikes (ring ``rec_*``) that reach into it (those of units whose
+    support can reach u's: ``overlap``) and whose anchor lies before ``until``. False if the ring no
+    longer reaches back far enough to know them all."""
     ring = rec_s.shape[0]
     length = long_waves.shape[2]
+    span = seg.shape[1]
     if n_rec > ring and rec_s[n_rec % ring] > start - length + pre:
         return False  # the oldest spike kept is too recent: earlier neighbours were forgotten
     for k in range(channels.shape[1]):
         c = channels[u, k]
         if c < 0:
             break
-        for col in range(length):
+        for col in range(span):
             seg[k, col] = work[r0 + col, c]
     itself = False
     for j in range(n_rec - 1, max(-1, n_rec - ring - 1), -1):
@@ -228,8 +283,10 @@ def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anch
         if not itself and other == u and rec_s[p] == anchor:
             itself = True
             continue
+        if rec_s[p] >= until:
+            continue
         lag = rec_s[p] - anchor  # its template's first value is at seg column ``lag``
-        if lag <= -length or lag >= length:
+        if lag <= -length or lag >= span:
             continue
         a = rec_a[p]
         for k in range(channels.shape[1]):
@@ -237,7 +294,7 @@ def _without_others(work, r0, start, u, channels, overlap, long_waves, pre, anch
             if c < 0:
                 break
             trace = long_waves[other, c]
-            for col in range(max(0, lag), min(length, length + lag)):
+            for col in range(max(0, lag), min(span, length + lag)):
                 seg[k, col] -= a * trace[col - lag]
     return True
 
@@ -269,7 +326,21 @@ def learn_long(work, work_first, up_to, bank, pre, adapt_spikes, recent):
             continue  # not in the data kept (cannot happen with the matcher's history)
         u = q_u[p]
         if not _without_others(
-            work, r0, start, u, channels, overlap, long_waves, pre, q_s[p], rec_s, rec_u, rec_a, counters[DECIDED], seg
+            work,
+            r0,
+            start,
+            u,
+            channels,
+            overlap,
+            long_waves,
+            pre,
+            q_s[p],
+            rec_s,
+            rec_u,
+            rec_a,
+            counters[DECIDED],
+            seg,
+            NO_LIMIT,
         ):
             continue
         a = q_a[p]
@@ -313,13 +384,17 @@ def _choose(
     min_fit_explained,
     tmpl,
     matched,
+    track_margin,
 ):
     """The best candidate for a peak, each fitted on its view (the snippet on the channels
     around its peak channel) over the first ``width`` samples of the window: every candidate is
     scored at the detected alignment, the two best again over shifts. Ranked by what the fit
     leaves (noise units per value); a fit that removes less than ``min_fit_explained`` of its
     view's energy (a view that barely holds the spike leaves ~1 whatever the template) does not
-    compete. Returns (bank index or -1, residual ratio, amplitude, shift, explained fraction)."""
+    compete. Returns (bank index or -1, residual ratio, amplitude, shift, explained fraction,
+    margin): with ``track_margin``, the margin is how much more energy (noise variances, less
+    the priors) the best fit of a unit with more spikes so far leaves than the winner, at the
+    winner's shift and its amplitude gate aside (inf: no such unit fits, or not tracked)."""
     n_shift = 2 * max_shift + 1
     first, second = -1, -1
     first_score, second_score = np.inf, np.inf
@@ -330,7 +405,7 @@ def _choose(
         v = _view_of(channels[u, 0], view_channel, n_view)
         n_used = view_used[v]
         _template(waves, u, local[channels[u, 0]], n_used, tmpl)
-        score, _, explained = _fit(
+        score, a, explained = _fit(
             xs[v], max_shift, energy[v, max_shift], tmpl, width, wgt[v], n_used, u, amp, amp_n, tolerance
         )
         if explained < min_fit_explained:
@@ -355,7 +430,43 @@ def _choose(
             if explained >= min_fit_explained and score - prior < best_rank:
                 best_rank = score - prior
                 best_score, best_i, best_a, best_s, best_explained = score, u, a, s - max_shift, explained
-    return best_i, best_score, best_a, best_s, best_explained
+    margin = np.inf
+    if track_margin and best_i >= 0:
+        s = best_s + max_shift
+        n_best = width * view_used[_view_of(channels[best_i, 0], view_channel, n_view)]
+        for j in range(cand.shape[0]):
+            c = cand[j]
+            if c < 0:
+                break
+            if matched[c] <= matched[best_i]:
+                continue
+            v = _view_of(channels[c, 0], view_channel, n_view)
+            n_used = view_used[v]
+            _template(waves, c, local[channels[c, 0]], n_used, tmpl)
+            left = _residual(xs[v], s, energy[v, s], tmpl, width, wgt[v], n_used)
+            if left > (1.0 - min_fit_explained) * energy[v, s]:
+                continue  # it does not resemble the spike
+            rank = (left - 2.0 * RATE_PRIOR * np.log(max(matched[c], 1))) / (width * n_used)
+            margin = min(margin, (rank - best_rank) * n_best)
+    return best_i, best_score, best_a, best_s, best_explained, margin
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _residual(xs, s, energy, tmpl, width, wgt, n_used):
+    """The energy template ``tmpl`` leaves at shift index ``s`` of ``xs`` with its amplitude
+    fitted freely (``_fit`` without the amplitude gate); ``energy`` if it does not fit."""
+    dot = 0.0
+    tt = 0.0
+    for w in range(width):
+        x = xs[s + w]
+        v = tmpl[w]
+        for k in range(n_used):
+            wv = wgt[k] * v[k]
+            dot += wv * x[k]
+            tt += wv * v[k]
+    if dot <= 0.0 or tt <= 0.0:
+        return energy
+    return energy - dot * dot / tt
 
 
 @numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
@@ -517,7 +628,9 @@ def _view_of(channel, view_channel, n_view):
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
-def match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settings, decisions, recent):
+def match_peaks(
+    work, work_first, peak_t, peak_c, peak_depth, bank, weights_by_epoch, settings, decisions, recent, late
+):
     """work: float32 [L, C] filtered samples, ``work[0]`` at global index ``work_first``; every
     peak's window (with shifts) must lie inside. local: int32 [C, K] channels around each
     channel (-1 padded); waves: [U, C, W] dense templates (channel-major); channels: [U, K'] their
@@ -525,15 +638,18 @@ def match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settin
     Writes the bank index (-1: none), amplitude, explained fraction and shift of each peak; updates
     matched counts, templates, amplitudes. ``bank``: BankArrays; ``weights_by_epoch``:
     ChannelWeights; ``settings``: MatchSettings; ``decisions``: PeakDecisions (written);
-    ``recent``: RecentSpikes (read and updated)."""
-    candidates, local, waves, channels, norm2, amp, amp_n, matched, long_waves, long_n, overlap = bank
+    ``recent``: RecentSpikes (read and updated); ``late``: LateSpikes (spikes held for a late
+    decision are added, and those due are decided, before each peak; ``peak_depth``: each peak's
+    detected trough depth, kept with a held spike)."""
+    candidates, local, waves, channels, norm2, amp, amp_n, matched, long_waves, long_n, overlap, late_flag = bank
     prev_inv_var, inv_var, epoch = weights_by_epoch
     pre, max_shift, max_residual, min_explained, min_fit_explained = settings[:5]
-    truncated, pair_offset, tolerance, adapt_spikes, shape_spikes = settings[5:]
-    out_index, out_amp, out_score, out_shift, out_partner, out_partner_amp, out_partner_shift = decisions
+    truncated, pair_offset, tolerance, adapt_spikes, shape_spikes = settings[5:10]
+    late_len, late_evidence = settings.late_len, settings.late_evidence
+    late_counters = late.counters
+    out_index, out_amp, out_score, out_shift, out_partner, out_partner_amp, out_partner_shift, out_held = decisions
     rec_s, rec_u, rec_a, q_s, q_u, q_a, counters = recent
     width = waves.shape[2]
-    k_max = channels.shape[1]
     k_near = local.shape[1]
     n_shift = 2 * max_shift + 1
     n_views = candidates.shape[1]
@@ -548,10 +664,13 @@ def match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settin
     view_used = np.empty(n_views, np.int64)
     tmpl = np.empty((width, k_near), np.float32)
     tmpl2 = np.empty((width, k_near), np.float32)
+    seg = np.empty((channels.shape[1], late_len), np.float32)  # a held spike's late window
     for i in range(peak_t.shape[0]):
         t0 = peak_t[i] - work_first - pre
         cand = candidates[peak_c[i]]  # TemplateBank: nearby templates whose support holds this channel
         weights = inv_var if peak_t[i] >= epoch else prev_inv_var
+        if late_counters[LATE_HEAD] < late_counters[LATE_TAIL]:
+            _resolve_due(peak_t[i], i, work, work_first, bank, weights_by_epoch, settings, recent, late, seg)
         if long_waves.shape[2] > 0:
             # the long templates learnt from spikes before this one (taken away in each view)
             learn_long(work, work_first, peak_t[i], bank, pre, adapt_spikes, recent)
@@ -587,7 +706,7 @@ def match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settin
                 _energies(xs[v], n_used, wgt[v], max_shift, width, energy[v])
                 view_channel[v], view_used[v] = home, n_used
                 n_view += 1
-        best_i, best_score, best_a, best_s, best_explained = _choose(
+        best_i, best_score, best_a, best_s, best_explained, margin = _choose(
             cand,
             channels,
             local,
@@ -606,6 +725,7 @@ def match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settin
             min_fit_explained,
             tmpl,
             matched,
+            late_len > 0,
         )
         # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
         # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
@@ -637,9 +757,10 @@ def match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settin
                 min_fit_explained,
                 tmpl,
                 matched,
+                late_len > 0,
             )
             if cut[0] >= 0 and cut[1] <= max_residual:
-                best_i, best_score, best_a, best_s, best_explained = cut
+                best_i, best_score, best_a, best_s, best_explained, margin = cut
                 rejected = False
         paired = False
         partner, partner_a, partner_s = -1, 0.0, 0
@@ -693,48 +814,242 @@ def match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settin
         out_score[i] = best_score if best_i >= 0 else np.inf
         out_shift[i] = best_s
         out_partner[i], out_partner_amp[i], out_partner_shift[i] = partner, partner_a, partner_s
+        out_held[i] = False
         if best_i < 0:
             continue
         u = best_i
-        matched[u] += 1
-        if partner >= 0:
-            matched[partner] += 1
+        hold = False
+        unsure = False  # a late unit's spike that another unit may have fired
+        if late_len > 0 and not paired:
+            eligible = _decides_late(u, bank, weights, width, late_len, late_evidence)
+            late_flag[u] = eligible
+            # a busier unit fits the spike almost as well (or better, but for its amplitude gate):
+            # the match window may have mistaken its spike, or two overlapping ones, for this unit's
+            unsure = eligible and margin < settings.late_margin
+            hold = unsure
+            if hold and late_counters[LATE_TAIL] - late_counters[LATE_HEAD] >= late.peak.shape[0]:
+                hold = False
+                late_counters[LATE_OVERFLOW] += 1
         if (
-            long_waves.shape[2] > 0 and counters[QUEUE_TAIL] - counters[QUEUE_HEAD] < q_s.shape[0]
+            long_waves.shape[2] > 0
+            and not unsure  # (learnt from once decided late: a late unit's template must stay its own)
+            and counters[QUEUE_TAIL] - counters[QUEUE_HEAD] < q_s.shape[0]
         ):  # queued to learn from
             p = counters[QUEUE_TAIL] % q_s.shape[0]
             q_s[p], q_u[p], q_a[p] = peak_t[i] + best_s, u, best_a
             counters[QUEUE_TAIL] += 1
+        if hold:  # decided again once its late window has arrived (``_resolve_due``)
+            e = late_counters[LATE_TAIL] % late.peak.shape[0]
+            late.peak[e], late.channel[e], late.depth[e] = peak_t[i], peak_c[i], peak_depth[i]
+            late.shift[e], late.index[e], late.fit[e], late.score[e] = best_s, u, best_a, best_score
+            late.rec[e] = counters[DECIDED] - 1
+            late_counters[LATE_TAIL] += 1
+            late_counters[LATE_HELD] += 1
+            out_held[i] = True
+            continue
+        matched[u] += 1
+        if partner >= 0:
+            matched[partner] += 1
         if adapt_spikes <= 0 or paired:
             continue
-        amp_n[u] += 1
-        amp[u] += (best_a - amp[u]) / min(amp_n[u], adapt_spikes)
-        if matched[u] > shape_spikes:  # the shape is learnt from the unit's first shape_spikes spikes only
-            continue
-        rate = 1.0 / min(matched[u], adapt_spikes)
-        new_norm = 0.0
+        _adapt(work, t0 + best_s, best_a, u, bank, settings)
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _adapt(work, row, a, u, bank, settings):
+    """Move unit ``u``'s typical amplitude towards ``a`` and, while it still learns its shape
+    (its first ``shape_spikes`` spikes), its template towards the data from row ``row`` of
+    ``work`` over ``a`` (with weight ``1 / min(matched, adapt_spikes)``; ``matched`` already
+    counts this spike)."""
+    waves, channels, norm2, amp, amp_n, matched = (
+        bank.waves,
+        bank.channels,
+        bank.norm2,
+        bank.amp,
+        bank.amp_n,
+        bank.matched,
+    )
+    pre, adapt_spikes, shape_spikes = settings.pre, settings.adapt_spikes, settings.shape_spikes
+    width = waves.shape[2]
+    k_max = channels.shape[1]
+    amp_n[u] += 1
+    amp[u] += (a - amp[u]) / min(amp_n[u], adapt_spikes)
+    if matched[u] > shape_spikes:  # the shape is learnt from the unit's first shape_spikes spikes only
+        return
+    rate = 1.0 / min(matched[u], adapt_spikes)
+    new_norm = 0.0
+    for k in range(k_max):
+        c = channels[u, k]
+        if c < 0:
+            break
+        for w in range(width):
+            target = work[row + w, c] / a
+            v = waves[u, c, w] + rate * (target - waves[u, c, w])
+            waves[u, c, w] = v
+            new_norm += v * v
+    # keep the trough at -1 on the peak channel: the mean of x / a fixes T only up to a scale,
+    # which would otherwise drift (and amp, the unit's trough depth in uV, with it)
+    depth = -waves[u, channels[u, 0], pre]
+    if depth > 0.0:
         for k in range(k_max):
             c = channels[u, k]
             if c < 0:
                 break
             for w in range(width):
-                target = work[t0 + best_s + w, c] / best_a
-                v = waves[u, c, w] + rate * (target - waves[u, c, w])
-                waves[u, c, w] = v
-                new_norm += v * v
-        # keep the trough at -1 on the peak channel: the mean of x / a fixes T only up to a scale,
-        # which would otherwise drift (and amp, the unit's trough depth in uV, with it)
-        depth = -waves[u, channels[u, 0], pre]
-        if depth > 0.0:
-            for k in range(k_max):
-                c = channels[u, k]
-                if c < 0:
-                    break
-                for w in range(width):
-                    waves[u, c, w] /= depth
-            new_norm /= depth * depth
-            amp[u] *= depth
-        norm2[u] = new_norm
+                waves[u, c, w] /= depth
+        new_norm /= depth * depth
+        amp[u] *= depth
+    norm2[u] = new_norm
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _decides_late(u, bank, weights, width, late_len, late_evidence):
+    """Does unit ``u``'s waveform go on past the match window (a complex spike's spikelets, a
+    broad waveform)? Its long template, learnt from (or given for) at least ``LATE_MIN_LEARNT``
+    spikes, holds beyond the window's ``width`` samples, up to ``late_len``, at the unit's typical
+    amplitude, at least ``late_evidence`` of energy over the noise on its peak channel."""
+    if bank.long_n[u] < LATE_MIN_LEARNT or bank.amp_n[u] < MIN_AMPLITUDE_OBSERVATIONS:
+        return False
+    c = bank.channels[u, 0]
+    trace = bank.long_waves[u, c]
+    tail = 0.0
+    for col in range(width, late_len):
+        tail += trace[col] * trace[col]
+    return bank.amp[u] * bank.amp[u] * tail * weights[c] >= late_evidence
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _late_choice(seg, u, cand, bank, weights, width, late_len, late_margin):
+    """The unit a held spike of unit ``u`` belongs to, judged on its late window ``seg`` [K, late_len]
+    (u's support, the other decided spikes taken away). Each candidate's long template is fitted
+    with a free amplitude over the whole window; the contenders are u and the units with more
+    spikes so far whose fit leaves at most ``late_margin`` more energy than u's on the match
+    window (``width`` columns). They are ranked on what they leave after the match window alone
+    (the spikelets of a complex spike, a broad waveform's tail: evidence the match window, where
+    the spike looked like u's, did not see), less their prior (``2 ln n``). Returns (bank index,
+    amplitude)."""
+    channels, long_waves, matched = bank.channels, bank.long_waves, bank.matched
+    u_main, u_tail, u_a = _window_fit(seg, u, u, channels, long_waves, weights, width, late_len)
+    best, best_rank, best_a = u, u_main + u_tail - _log_prior(matched[u], 1), u_a
+    for j in range(cand.shape[0]):
+        c = cand[j]
+        if c < 0:
+            break
+        if c == u or matched[c] <= matched[u]:
+            continue
+        main, tail, a = _window_fit(seg, u, c, channels, long_waves, weights, width, late_len)
+        if a <= 0.0 or main > u_main + late_margin:
+            continue
+        rank = main + tail - _log_prior(matched[c], 1)
+        if rank < best_rank:
+            best, best_rank, best_a = c, rank, a
+    return best, best_a
+
+
+@numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
+def _window_fit(seg, u, c, channels, long_waves, weights, width, late_len):
+    """Unit ``c``'s long template fitted (free amplitude, channels weighted) to ``seg`` on u's
+    support over ``late_len`` columns: (energy left on the first ``width`` columns, energy left
+    on the rest, amplitude; inf, inf, 0 if it does not fit)."""
+    e_main = e_tail = d_main = d_tail = t_main = t_tail = 0.0
+    for k in range(channels.shape[1]):
+        ch = channels[u, k]
+        if ch < 0:
+            break
+        g = weights[ch]
+        trace = long_waves[c, ch]
+        row = seg[k]
+        for col in range(width):
+            v = trace[col]
+            x = row[col]
+            e_main += g * x * x
+            d_main += g * v * x
+            t_main += g * v * v
+        for col in range(width, late_len):
+            v = trace[col]
+            x = row[col]
+            e_tail += g * x * x
+            d_tail += g * v * x
+            t_tail += g * v * v
+    dot, tt = d_main + d_tail, t_main + t_tail
+    if dot <= 0.0 or tt <= 0.0:
+        return np.inf, np.inf, 0.0
+    a = dot / tt
+    return e_main - 2.0 * a * d_main + a * a * t_main, e_tail - 2.0 * a * d_tail + a * a * t_tail, a
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _resolve_due(up_to, before, work, work_first, bank, weights_by_epoch, settings, recent, late, seg):
+    """Decide the held spikes whose late window ends by ``up_to`` (every peak before it is
+    decided), in the order they were held: each sees the long templates as learnt from the
+    spikes up to its window's end, whatever the chunking. A spike moved to another unit moves its
+    overlap entry and long-template update with it; the unit it ends with counts it (and, if it
+    is the unit that won it, learns from it as any match does). ``before``: the peak of this
+    ``match_peaks`` call the decisions come before (-1: after them all)."""
+    rec_s, rec_u, rec_a, q_s, q_u, q_a, counters = recent
+    lc = late.counters
+    ring = late.peak.shape[0]
+    pre, late_len, late_wait = settings.pre, settings.late_len, settings.late_wait
+    width = bank.waves.shape[2]
+    prev_inv_var, inv_var, epoch = weights_by_epoch
+    while lc[LATE_HEAD] < lc[LATE_TAIL]:
+        e = lc[LATE_HEAD] % ring
+        due = late.peak[e] + late_wait
+        if due > up_to:
+            break
+        learn_long(work, work_first, due, bank, pre, settings.adapt_spikes, recent)
+        u = late.index[e]
+        anchor = late.peak[e] + late.shift[e]
+        start = anchor - pre
+        r0 = start - work_first
+        final, final_a = u, late.fit[e]
+        if r0 >= 0 and r0 + late_len <= work.shape[0]:
+            # (the other spikes subtracted: those of the peaks decided whatever the chunking, every
+            # peak before ``due``; a peak after it may be decided already or not)
+            if _without_others(
+                work,
+                r0,
+                start,
+                u,
+                bank.channels,
+                bank.overlap,
+                bank.long_waves,
+                pre,
+                anchor,
+                rec_s,
+                rec_u,
+                rec_a,
+                counters[DECIDED],
+                seg,
+                due - settings.max_shift,
+            ):
+                weights = inv_var if late.peak[e] >= epoch else prev_inv_var
+                c, a = _late_choice(
+                    seg, u, bank.candidates[late.channel[e]], bank, weights, width, late_len, settings.late_margin
+                )
+                if c != u and a > 0.0:
+                    final, final_a = c, a
+        if final != u:
+            lc[LATE_MOVED] += 1
+            if counters[DECIDED] - late.rec[e] <= rec_s.shape[0]:  # still subtracted from later peaks
+                p = late.rec[e] % rec_s.shape[0]
+                rec_u[p], rec_a[p] = final, final_a
+        if counters[QUEUE_TAIL] - counters[QUEUE_HEAD] < q_s.shape[0]:
+            # the unit it ends with learns from it: its update goes into the queue in anchor order,
+            # before those of the spikes decided meanwhile (none of which is applied yet: each
+            # waits for a long template's length of data), so it is applied while its data is kept
+            n_q = q_s.shape[0]
+            j = counters[QUEUE_TAIL]
+            while j > counters[QUEUE_HEAD] and q_s[(j - 1) % n_q] > anchor:
+                q_s[j % n_q], q_u[j % n_q], q_a[j % n_q] = q_s[(j - 1) % n_q], q_u[(j - 1) % n_q], q_a[(j - 1) % n_q]
+                j -= 1
+            q_s[j % n_q], q_u[j % n_q], q_a[j % n_q] = anchor, final, final_a
+            counters[QUEUE_TAIL] += 1
+        bank.matched[final] += 1
+        if final == u and settings.adapt_spikes > 0:
+            _adapt(work, r0, final_a, u, bank, settings)
+        late.final[e], late.final_fit[e], late.before[e] = final, final_a, before
+        lc[LATE_HEAD] += 1
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)
@@ -753,6 +1068,7 @@ def match_step(
     settings,
     out,
     recent,
+    late,
 ):
     """One matcher call in one compiled step: append ``peaks`` to the ``n_pending`` records of
     ``pending`` (PEAK_DTYPE, in sample order), match those whose window has arrived (sample <=
@@ -760,9 +1076,11 @@ def match_step(
     ``match_peaks``, write them to ``out`` (ASSIGNED_DTYPE; unit = ``ids`` of the winner or -1)
     and keep the rest at the front of ``pending``; a peak fitted as two overlapping spikes adds
     a record for the other one (its unit's peak channel, its fitted amplitude), in sample order.
-    With ``n_units`` = 0 every decided peak is unassigned. ``pending`` must have room for
-    ``n_pending + len(peaks)``, ``out`` for twice that. Returns (records written, still pending,
-    the oldest pending one's sample or -1, decided but unassigned)."""
+    A peak held for a late decision (``late``: LateSpikes) is written once decided, where its
+    decision fell among the peaks. With ``n_units`` = 0 every decided peak is unassigned.
+    ``pending`` must have room for ``n_pending + len(peaks)``, ``out`` for twice that plus the
+    spikes held. Returns (records written, still pending, the oldest pending one's sample or -1,
+    decided but unassigned)."""
     n_all = n_pending + peaks.shape[0]
     for i in range(peaks.shape[0]):
         pending[n_pending + i] = peaks[i]
@@ -776,9 +1094,11 @@ def match_step(
             n += 1
     peak_t = np.empty(n, np.int64)
     peak_c = np.empty(n, np.int64)
+    peak_depth = np.empty(n, np.float32)
     for i in range(n):
         peak_t[i] = pending[i].sample
         peak_c[i] = pending[i].channel
+        peak_depth[i] = -pending[i].amplitude
     idx = np.full(n, -1, np.int32)
     fit = np.zeros(n, np.float32)
     score = np.zeros(n, np.float32)
@@ -786,16 +1106,27 @@ def match_step(
     partner = np.full(n, -1, np.int32)
     partner_amp = np.zeros(n, np.float32)
     partner_shift = np.zeros(n, np.int32)
+    held = np.zeros(n, np.bool_)
+    first_late = late.counters[LATE_HEAD]
     if n > 0 and n_units > 0:
-        decisions = PeakDecisions(idx, fit, score, shift, partner, partner_amp, partner_shift)
-        match_peaks(work, work_first, peak_t, peak_c, bank, weights_by_epoch, settings, decisions, recent)
+        decisions = PeakDecisions(idx, fit, score, shift, partner, partner_amp, partner_shift, held)
+        match_peaks(
+            work, work_first, peak_t, peak_c, peak_depth, bank, weights_by_epoch, settings, decisions, recent, late
+        )
+    e, last_late = first_late, late.counters[LATE_HEAD]
     n_unassigned = 0
     n_out = 0
     for i in range(n):
+        while e < last_late and late.before[e % late.peak.shape[0]] == i:  # decided before this peak
+            _write_late(out[n_out], late, e % late.peak.shape[0], ids)
+            n_out += 1
+            e += 1
+        if held[i]:
+            continue
         o = out[n_out]
         o.sample = pending[i].sample
         o.channel = pending[i].channel
-        o.amplitude = -pending[i].amplitude
+        o.amplitude = peak_depth[i]
         o.unit = ids[idx[i]] if idx[i] >= 0 else -1
         o.fit = fit[i]
         o.score = score[i]
@@ -820,6 +1151,31 @@ def match_step(
         pending[i - n_ready] = pending[i]
     oldest = pending[0].sample if n_all > n_ready else -1
     return n_out, n_all - n_ready, oldest, n_unassigned
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _write_late(o, late, e, ids):
+    """A decided held spike ``e`` as an ASSIGNED_DTYPE record."""
+    o.sample = late.peak[e]
+    o.channel = late.channel[e]
+    o.amplitude = late.depth[e]
+    o.unit = ids[late.final[e]]
+    o.fit = late.final_fit[e]
+    o.score = late.score[e]
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def resolve_late(work, work_first, up_to, ids, bank, weights_by_epoch, settings, recent, late, out):
+    """Decide the held spikes whose late window ends by ``up_to`` (no peak before it is still to
+    be decided) and write them to ``out`` (ASSIGNED_DTYPE) in the order they were held; returns
+    how many."""
+    lc = late.counters
+    first = lc[LATE_HEAD]
+    seg = np.empty((bank.channels.shape[1], settings.late_len), np.float32)
+    _resolve_due(up_to, -1, work, work_first, bank, weights_by_epoch, settings, recent, late, seg)
+    for e in range(first, lc[LATE_HEAD]):
+        _write_late(out[e - first], late, e % late.peak.shape[0], ids)
+    return lc[LATE_HEAD] - first
 
 
 @numba.jit(nopython=True, nogil=True, cache=True)

@@ -8,17 +8,26 @@ import numpy as np
 
 from rtclass.config import DiscoveryConfig, MatchingConfig
 from rtclass.dsp.detection import PEAK_DTYPE
+from rtclass.errors import InputError
 from rtclass.matching.kernels import (
+    LATE_HEAD,
+    LATE_HELD,
+    LATE_MOVED,
+    LATE_OVERFLOW,
+    LATE_TAIL,
     N_COUNTERS,
+    N_LATE_COUNTERS,
     QUEUE_HEAD,
     QUEUE_TAIL,
     BankArrays,
     ChannelWeights,
+    LateSpikes,
     MatchSettings,
     RecentSpikes,
     drop_repeats,
     learn_long,
     match_step,
+    resolve_late,
 )
 from rtclass.matching.templates import TemplateBank
 from rtclass.stage import Stage, ms_to_samples
@@ -43,6 +52,9 @@ INITIAL_UNIT_IDS = 256
 LEARN_QUEUE = 4096
 #: peaks the matcher can hold before its buffers grow
 PENDING_CAPACITY = 1024
+#: spikes that can wait for a late decision at once (beyond it, a spike is decided on the match
+#: window alone and counted: ``late_overflow``)
+LATE_CAPACITY = 1024
 #: the (shared, read-only) result of a call that decides no spike
 NOTHING = np.zeros(0, ASSIGNED_DTYPE)
 NOTHING.flags.writeable = False
@@ -69,7 +81,9 @@ class MatchResult:
     """What one ``TemplateMatcher.process`` call decided."""
 
     #: decided spikes (ASSIGNED_DTYPE) in sample order, but for the second spike of an overlapping
-    #: pair, which can precede the spikes before it by up to ``pair_lead`` samples
+    #: pair, which can precede the spikes before it by up to ``pair_lead`` samples, and spikes
+    #: decided late, which come after the spikes decided meanwhile (up to ``late_latency_samples``
+    #: after their peak)
     spikes: np.ndarray
     #: snippets of the decided spikes no template explains (only when discovering)
     unexplained: list[UnexplainedSnippet] = field(default_factory=list)
@@ -122,12 +136,33 @@ class TemplateMatcher(Stage):
             long_len + bank.pre + self.post + self.max_shift + sweep + 1 if long_len else 0,
         )
         self.lookback_samples = self.history
-        self.decision_latency_samples = self.post + self.max_shift + self.pair_lead
+        #: a spike won by a unit whose waveform goes on past the match window, while a busier unit
+        #: competes for it, is decided again on a window of ``late_len`` samples (from ``pre``
+        #: before its trough) once ``late_wait`` samples after its peak have arrived (0: off)
+        late_post = ms_to_samples(cfg.late_window_post_ms, sample_rate_hz) if long_len else 0
+        if late_post and late_post + 2 * self.max_shift >= long_len - bank.pre:
+            raise InputError(
+                f"[matching] late_window_post_ms = {cfg.late_window_post_ms} must be shorter than "
+                f"subtract_post_ms = {cfg.subtract_post_ms} by more than two alignment shifts "
+                f"({2 * self.max_shift} samples): the late decision needs the long templates beyond it"
+            )
+        self.late_len = bank.pre + late_post if late_post > self.post else 0
+        self.late_wait = late_post + self.max_shift if self.late_len else 0
+        #: samples after a peak before its unit is decided: its match window with its shifts and the
+        #: lead of a pair's second spike; a late decision once its late window is here and every
+        #: peak before that window's end is decided
+        self.normal_latency_samples = self.post + self.max_shift + self.pair_lead
+        self.late_latency_samples = self.late_wait + max(sweep, self.post + self.max_shift) if self.late_len else 0
+        self.decision_latency_samples = max(self.normal_latency_samples, self.late_latency_samples)
+        #: how much later than other spikes a late decision is published (at most)
+        self.late_delay_ms = max(0, self.late_latency_samples - self.normal_latency_samples) * 1e3 / sample_rate_hz
+        self._late = new_late_spikes(LATE_CAPACITY)
         # overlap subtraction state: recently decided spikes and the queue of long-template updates
         self._recent = new_recent_spikes(RECENT_SPIKES, LEARN_QUEUE)
         self._pending = np.zeros(PENDING_CAPACITY, PEAK_DTYPE)  # peaks waiting for their window: [:n_pending]
         self.n_pending = 0
         self._oldest = -1  # sample of the oldest pending peak (when n_pending > 0)
+        self._n_unassigned = 0  # of the spikes the last call decided
         self._no_peaks = np.zeros(0, PEAK_DTYPE)  # writable (a read-only array would compile another variant)
         ones = np.ones(bank.probe.n_channels, np.float32)
         self._inv_var, self._prev_inv_var, self._epoch = ones, ones, -1
@@ -153,6 +188,10 @@ class TemplateMatcher(Stage):
             tolerance=float(cfg.amplitude_tolerance),
             adapt_spikes=int(cfg.adapt_spikes),
             shape_spikes=int(self.shape_spikes),
+            late_len=int(self.late_len),
+            late_wait=int(self.late_wait),
+            late_evidence=float(cfg.late_tail_evidence),
+            late_margin=float(cfg.late_margin),
         )
         self.collect_assigned = discovering and discovery.split_units
 
@@ -179,39 +218,88 @@ class TemplateMatcher(Stage):
         counts are taken down as snippets are returned; copying every spike's snippet would cost
         about a tenth of the chain)."""
         self._weights(noise_sd, noise_from)
-        result = self._match(work, work_first, peaks, wanted_snippets or {})
+        wanted = wanted_snippets or {}
+        spikes = self._match(work, work_first, peaks)
+        up_to = work_first + work.shape[0] - self.sweep  # peaks not yet detected come after this
+        if self.n_pending:
+            up_to = min(up_to, self._oldest)  # (every peak before it is decided)
+        late = self._late.counters
+        if late[LATE_HEAD] < late[LATE_TAIL]:
+            oldest_held = int(self._late.peak[late[LATE_HEAD] % LATE_CAPACITY])
+            if oldest_held + self.late_wait <= up_to:  # (else none is due: no call)
+                spikes = self._resolve_late(work, work_first, up_to, spikes)
         counters = self._recent.counters
         head, tail = counters[QUEUE_HEAD], counters[QUEUE_TAIL]
         if head < tail:
             # long-template updates that no spike still to be decided can precede (each decision
             # sees the same updates whatever the chunking), applied while their data is here
-            up_to = work_first + work.shape[0] - self.sweep  # peaks not yet detected come after this
-            if self.n_pending:
-                up_to = min(up_to, self._oldest)
             b = self.bank
             if self._recent.q_s[head % LEARN_QUEUE] + b.long_waves.shape[2] <= up_to:  # else none is ready: no call
                 s = self.settings
                 learn_long(work, work_first, up_to, bank_arrays(b), s.pre, s.adapt_spikes, self._recent)
-        return result
-
-    def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray, wanted: dict[int, int]) -> MatchResult:
-        b = self.bank
-        if peaks.size == 0 and self.n_pending == 0:
+        if spikes.size == 0:
             return MatchResult(NOTHING)
+        if self.dead_samples > 0:
+            spikes = self._drop_repeats(spikes)
+        return self._snippets(spikes, work, work_first, wanted)
+
+    @property
+    def late_held(self) -> int:
+        """Spikes held for a late decision so far."""
+        return int(self._late.counters[LATE_HELD])
+
+    @property
+    def late_moved(self) -> int:
+        """Held spikes the late decision gave to another unit than the match window's."""
+        return int(self._late.counters[LATE_MOVED])
+
+    @property
+    def late_overflow(self) -> int:
+        """Spikes that would have been held but found the queue full (decided on the match window)."""
+        return int(self._late.counters[LATE_OVERFLOW])
+
+    def _resolve_late(self, work: np.ndarray, work_first: int, up_to: int, spikes: np.ndarray) -> np.ndarray:
+        """The held spikes due by ``up_to``, decided, after ``spikes``."""
+        out = np.empty(int(self._late.counters[LATE_TAIL] - self._late.counters[LATE_HEAD]), ASSIGNED_DTYPE)
+        n = resolve_late(
+            work,
+            work_first,
+            up_to,
+            self.bank.ids,
+            bank_arrays(self.bank),
+            ChannelWeights(self._prev_inv_var, self._inv_var, self._epoch),
+            self.settings,
+            self._recent,
+            self._late,
+            out,
+        )
+        if n == 0:
+            return spikes
+        return out[:n] if spikes.size == 0 else np.concatenate([spikes, out[:n]])
+
+    def _match(self, work: np.ndarray, work_first: int, peaks: np.ndarray) -> np.ndarray:
+        """The pending and new peaks whose window has arrived, decided (held ones once due)."""
+        b = self.bank
+        self._n_unassigned = 0
+        if peaks.size == 0 and self.n_pending == 0:
+            return NOTHING
         need = self.n_pending + peaks.size
         if need > self._pending.size:
             grown = np.zeros(2 * need, PEAK_DTYPE)
             grown[: self.n_pending] = self._pending[: self.n_pending]
             self._pending = grown
         latest_ready = work_first + work.shape[0] - self.post - self.max_shift
+        self._n_unassigned = 0
         oldest = self._oldest if self.n_pending else int(peaks["sample"][0])
         if oldest > latest_ready:  # nothing has its window yet: only queue the new peaks
             self._pending[self.n_pending : need] = peaks
             self.n_pending, self._oldest = need, oldest
-            return MatchResult(NOTHING)
+            return NOTHING
         earliest = work_first + b.pre + self.max_shift  # a window starting before the data kept (stream start)
-        out = np.empty(2 * need, ASSIGNED_DTYPE)  # room for the other spike of each overlapping pair
-        n, self.n_pending, self._oldest, n_unassigned = match_step(
+        lc = self._late.counters
+        # room for the other spike of each overlapping pair, and for the held spikes decided
+        out = np.empty(2 * need + int(lc[LATE_TAIL] - lc[LATE_HEAD]), ASSIGNED_DTYPE)
+        n, self.n_pending, self._oldest, self._n_unassigned = match_step(
             self._pending,
             self.n_pending,
             peaks if peaks.size else self._no_peaks,
@@ -226,22 +314,25 @@ class TemplateMatcher(Stage):
             self.settings,
             out,
             self._recent,
+            self._late,
         )
-        if n == 0:
-            return MatchResult(NOTHING)
-        out = out[:n]
-        if self.dead_samples > 0:
-            out = self._drop_repeats(out)
+        return out[:n] if n else NOTHING
+
+    def _snippets(self, out: np.ndarray, work: np.ndarray, work_first: int, wanted: dict[int, int]) -> MatchResult:
+        """The decided spikes with the snippets discovery wants: of those no template explains,
+        and of assigned spikes of the units in ``wanted``."""
+        b = self.bank
         unexplained: list[UnexplainedSnippet] = []
         assigned: list[AssignedSnippet] = []
-        if self.collect_unassigned and n_unassigned:
-            unit, sample, channel = out["unit"], out["sample"], out["channel"]
+        unit = out["unit"]
+        if self.collect_unassigned and self._n_unassigned:
+            sample, channel = out["sample"], out["channel"]
             for i in np.flatnonzero(unit < 0).tolist():
                 s, c = int(sample[i]), int(channel[i])
                 t0 = s - work_first - b.pre
                 unexplained.append((s, c, work[t0 : t0 + b.width, b.local_channels(c)]))
-        if self.collect_assigned and n > n_unassigned and wanted:
-            for uid, s in zip(out["unit"].tolist(), out["sample"].tolist()):
+        if self.collect_assigned and wanted and (unit >= 0).any():
+            for uid, s in zip(unit.tolist(), out["sample"].tolist()):
                 t0 = s - work_first - b.pre
                 if uid >= 0 and wanted.get(uid, 0) > 0 and t0 + b.width <= work.shape[0]:
                     # (the second spike of a pair can lie a few samples beyond the data here: skipped)
@@ -279,6 +370,7 @@ def bank_arrays(bank: TemplateBank) -> BankArrays:
         bank.long_waves,
         bank.long_n,
         bank.overlap,
+        bank.late,
     )
 
 
@@ -292,6 +384,25 @@ def new_recent_spikes(n_recent: int, queue_length: int) -> RecentSpikes:
         q_u=np.zeros(queue_length, np.int64),
         q_a=np.zeros(queue_length, np.float32),
         counters=np.zeros(N_COUNTERS, np.int64),
+    )
+
+
+def new_late_spikes(capacity: int) -> LateSpikes:
+    """An empty FIFO of ``capacity`` spikes held for a late decision."""
+    i64, f32 = np.int64, np.float32
+    return LateSpikes(
+        peak=np.zeros(capacity, i64),
+        channel=np.zeros(capacity, i64),
+        depth=np.zeros(capacity, f32),
+        shift=np.zeros(capacity, i64),
+        index=np.zeros(capacity, i64),
+        fit=np.zeros(capacity, f32),
+        score=np.zeros(capacity, f32),
+        rec=np.zeros(capacity, i64),
+        final=np.zeros(capacity, i64),
+        final_fit=np.zeros(capacity, f32),
+        before=np.zeros(capacity, i64),
+        counters=np.zeros(N_LATE_COUNTERS, i64),
     )
 
 
@@ -316,8 +427,9 @@ def warm_up_matching() -> None:
         amp_n=np.ones(1, i64),
         matched=np.zeros(1, i64),
         long_waves=np.zeros((1, 1, 6), f32),
-        long_n=np.zeros(1, i64),
+        long_n=np.full(1, 100, i64),
         overlap=np.ones((1, 1), np.bool_),
+        late=np.zeros(1, np.bool_),
     )
     settings = MatchSettings(
         pre=1,
@@ -330,9 +442,14 @@ def warm_up_matching() -> None:
         tolerance=0.5,
         adapt_spikes=10,
         shape_spikes=ALWAYS,
+        late_len=5,
+        late_wait=4,
+        late_evidence=0.0,
+        late_margin=1.0,
     )
     weights = ChannelWeights(np.ones(1, f32), np.ones(1, f32), 0)
     recent = new_recent_spikes(4, 4)
+    late = new_late_spikes(4)
     match_step(
         pending,
         0,
@@ -348,6 +465,8 @@ def warm_up_matching() -> None:
         settings,
         np.zeros(4, ASSIGNED_DTYPE),
         recent,
+        late,
     )
     learn_long(work, 0, 8, bank, settings.pre, settings.adapt_spikes, recent)
+    resolve_late(work, 0, 8, np.zeros(1, i32), bank, weights, settings, recent, late, np.zeros(4, ASSIGNED_DTYPE))
     drop_repeats(np.zeros(1, ASSIGNED_DTYPE), np.full(1, -1, i64), 1, np.empty(1, np.bool_))

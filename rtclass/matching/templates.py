@@ -77,6 +77,9 @@ class TemplateBank:
         self.amp_n = np.zeros(INITIAL_CAPACITY, np.int64)  # observations behind amp
         self.matched = np.zeros(INITIAL_CAPACITY, np.int64)  # spikes matched so far (adaptation weight)
         self.active = np.zeros(INITIAL_CAPACITY, np.bool_)  # false: merged into another unit, matches nothing
+        #: the unit's spikes can be decided late (its waveform goes on past the match window; set
+        #: by the matcher at each of its matches)
+        self.late = np.zeros(INITIAL_CAPACITY, np.bool_)
         #: unit id -> the unit it was merged into (its spikes so far keep their id)
         self.merged_into: dict[int, int] = {}
         self.candidates = np.full((n_ch, 1), -1, np.int32)
@@ -84,7 +87,7 @@ class TemplateBank:
 
     def _grow(self) -> None:
         cap = 2 * self.ids.size
-        for name in ("ids", "peak_channel", "norm2", "amp", "amp_n", "matched", "long_n", "active"):
+        for name in ("ids", "peak_channel", "norm2", "amp", "amp_n", "matched", "long_n", "active", "late"):
             old = getattr(self, name)
             new = np.zeros(cap, old.dtype)
             new[: old.size] = old

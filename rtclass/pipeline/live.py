@@ -238,7 +238,9 @@ class Pipeline:
         bin_samples = ms_to_samples(cfg.publish.counts_bin_ms, info.sample_rate_hz)
         self.counter = SpikeCounter(bin_samples, self.chain.decision_lag) if bin_samples > 0 else None
         if self.chain.bank is not None:
-            self.table = UnitTable(self.chain.bank, info.sample_rate_hz, self.labeler)
+            matcher = self.chain.matcher
+            late_ms = matcher.late_delay_ms if matcher is not None else 0.0
+            self.table = UnitTable(self.chain.bank, info.sample_rate_hz, self.labeler, late_delay_ms=late_ms)
         self._warm_up()
         return info
 
@@ -539,6 +541,7 @@ class Pipeline:
             "published_by_topic": self._published_by_topic(),
             # spikes given to a unit twice within [matching] unit_dead_time_ms, dropped
             "repeats_dropped": self.chain.matcher.repeats if self.chain.matcher is not None else 0,
+            "late_decisions": self._late_summary(),
             "units": bank.n if bank is not None else 0,
             # units that still get spikes (the others were merged into one of them)
             "active_units": int(bank.active[: bank.n].sum()) if bank is not None else 0,
@@ -547,6 +550,22 @@ class Pipeline:
             "scheduling": self.scheduling.as_dict(),
             "n_channels": self.info.n_channels,
             "sample_rate_hz": fs,
+        }
+
+    def _late_summary(self) -> dict:
+        """Spikes decided again on their late window ([matching] late_window_post_ms): held, given
+        to another unit than the match window's, not held for want of room; and which units."""
+        m = self.chain.matcher
+        if m is None or not m.late_len:
+            return {"enabled": False}
+        bank = self.chain.bank
+        return {
+            "enabled": True,
+            "later_by_ms": m.late_delay_ms,
+            "held": m.late_held,
+            "moved": m.late_moved,
+            "overflow": m.late_overflow,
+            "units": [int(u) for u in np.unique(bank.ids[: bank.n][bank.late[: bank.n]])],
         }
 
     def unit_outputs(self) -> UnitOutputs | None:

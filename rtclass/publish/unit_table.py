@@ -13,8 +13,11 @@ from rtclass.publish.wire import CELL_TYPE_NAMES
 class UnitTable:
     """Per-unit running statistics, updated with every assigned spike batch."""
 
-    def __init__(self, bank: TemplateBank, sample_rate_hz: float, labeler=None):
+    def __init__(self, bank: TemplateBank, sample_rate_hz: float, labeler=None, late_delay_ms: float = 0.0):
+        """``late_delay_ms``: how much later the spikes of a unit that decides late are published
+        (the matcher's ``late_delay_ms``; 0: no unit does)."""
         self.bank = bank
+        self.late_delay_ms = late_delay_ms
         self.labeler = labeler
         self.fs = sample_rate_hz
         self.count: dict[int, int] = {}
@@ -70,6 +73,8 @@ class UnitTable:
                     "spike_count": n,
                     "firing_rate_hz": n / span if span > 0 else 0.0,
                     "merged_into": b.merged_into.get(uid),
+                    # its spikes that another, busier unit could have fired wait for a late decision
+                    "late_decision_ms": self.late_delay_ms if b.late[i] else 0.0,
                     **self._label(uid),
                 }
             )

@@ -20,7 +20,7 @@ from rtclass.matching.kernels import (
     drop_repeats,
     match_step,
 )
-from rtclass.matching.matcher import ALWAYS, ASSIGNED_DTYPE, bank_arrays, channel_weights
+from rtclass.matching.matcher import ALWAYS, ASSIGNED_DTYPE, bank_arrays, channel_weights, new_late_spikes
 from rtclass.matching.templates import TemplateBank
 from rtclass.probe import Probe
 
@@ -115,6 +115,7 @@ def _step(bank, st, work, peaks, work_first=0, n_units=None, amplitude_tolerance
         settings,
         out,
         st["recent"],
+        new_late_spikes(4),  # (late decisions off)
     )
     st["oldest"], st["n_unassigned"] = oldest, n_unassigned
     return out[:n]

@@ -238,11 +238,14 @@ def test_two_spikes_at_once_are_both_found(sim, sim_data):
 
     def both_found(pair_offset_ms):
         cfg = Config().replace(matching={"pair_offset_ms": pair_offset_ms})
-        out, _ = _run(cfg, sim, data, _true_bank(cfg, sim), range(300, data.shape[0] + 300, 300))
+        out, chain = _run(cfg, sim, data, _true_bank(cfg, sim), range(300, data.shape[0] + 300, 300))
         # in sample order, but for the other spike of a pair (at most the pair offset and the
-        # alignment search before the previous record); each unit's spikes in order
-        assert np.diff(out["sample"]).min() >= -(
-            round(pair_offset_ms * sim.fs / 1000) + 2 * cfg.matching.max_shift_samples
+        # alignment search before the previous record) and spikes decided late (at most the late
+        # decision's wait); each unit's spikes in order
+        back = -np.diff(out["sample"])
+        assert back.max() <= chain.matcher.late_latency_samples
+        assert (back > round(pair_offset_ms * sim.fs / 1000) + 2 * cfg.matching.max_shift_samples).sum() <= (
+            chain.matcher.late_held
         )
         assert all(np.all(np.diff(out["sample"][out["unit"] == u]) > 0) for u in (a, b))
         got = [out["unit"][(np.abs(out["sample"] - t) <= 2 * lag) & near[out["channel"]]] for t in times]
@@ -250,3 +253,104 @@ def test_two_spikes_at_once_are_both_found(sim, sim_data):
 
     off, on = both_found(0.0), both_found(0.2)
     assert off <= 0.05 and on >= 0.6  # measured: 0.0 -> 0.69 (the rest: a third spike nearby, or one template fits)
+
+
+# --- late decisions: a complex spike's spikelets decide what the match window cannot
+
+LATE_FS = 30000.0
+LATE_W, LATE_PRE, LATE_LONG_POST = 20, 8, 60  # match window, trough, long templates (2 ms after it)
+LATE_LONG_POST_MS = LATE_LONG_POST / LATE_FS * 1e3
+LATE_NOISE_UV = 5.0
+
+
+def _late_shape(sd, length):
+    t = np.arange(length, dtype=float)
+    s = -np.exp(-0.5 * ((t - LATE_PRE) / sd) ** 2) + 0.4 * np.exp(-0.5 * ((t - LATE_PRE - 6) / 2.5) ** 2)
+    return s / -s[LATE_PRE]
+
+
+def _spikelets(length):
+    """Two negative spikelets 0.8 and 1.3 ms after the trough, 0.4 of it deep."""
+    t = np.arange(length, dtype=float)
+    return -0.4 * (np.exp(-0.5 * ((t - LATE_PRE - 25) / 2.0) ** 2) + np.exp(-0.5 * ((t - LATE_PRE - 40) / 2.0) ** 2))
+
+
+def _late_setup():
+    """A busy unit 10 (a simple spike, slightly broader) and a sparse unit 30 on channel 3 whose
+    spikes match unit 10's within the match window but carry spikelets after it (a complex
+    spike); both long templates known. Returns (matcher, bank, long shapes by unit id, channel
+    fall-off)."""
+    from rtclass.config import MatchingConfig
+    from rtclass.matching.matcher import TemplateMatcher
+    from rtclass.matching.templates import TemplateBank
+    from rtclass.probe import Probe
+
+    n_ch = 12
+    probe = Probe("line", np.stack([np.zeros(n_ch), 20.0 * np.arange(n_ch)], 1))
+    length = LATE_PRE + LATE_LONG_POST
+    bank = TemplateBank(probe, LATE_W, LATE_PRE, 30.0, 50.0, long_post=LATE_LONG_POST)
+    chans = bank.local_channels(3)
+    fall = np.exp(-np.abs(chans - 3) * 0.7).astype(np.float32)
+    longs = {10: _late_shape(1.8, length), 30: _late_shape(1.5, length) + _spikelets(length)}
+    for uid, matched in ((10, 2000), (30, 40)):
+        i = bank.index[bank.add((100.0 * longs[uid][:LATE_W, None] * fall).astype(np.float32), 3, uid, weight=matched)]
+        bank.long_waves[i][chans] = (longs[uid][None, :] * fall[:, None]).astype(np.float32)
+        bank.long_n[i] = 100
+    cfg = MatchingConfig(late_window_post_ms=1.6, subtract_post_ms=LATE_LONG_POST_MS, unit_dead_time_ms=0.0)
+    return TemplateMatcher(cfg, bank, sweep=6, sample_rate_hz=LATE_FS), bank, longs, (chans, fall)
+
+
+def _late_data(n, spikes, longs, chans_fall, seed=3):
+    """Noise plus spikes (trough sample, waveform [length], depth uV) on channel 3's neighbours."""
+    chans, fall = chans_fall
+    x = np.random.default_rng(seed).normal(0, LATE_NOISE_UV, (n, 12)).astype(np.float32)
+    for t, wave, depth in spikes:
+        x[t - LATE_PRE : t - LATE_PRE + wave.size, chans] += depth * wave[:, None] * fall[None, :]
+    return x
+
+
+def _late_peaks(samples):
+    from rtclass.dsp.detection import PEAK_DTYPE
+
+    p = np.zeros(len(samples), PEAK_DTYPE)
+    for i, s in enumerate(samples):
+        p[i] = (s, 3, -100.0, True)
+    return p
+
+
+def test_a_spike_like_a_complex_spike_without_its_spikelets_goes_to_the_busier_unit():
+    matcher, bank, longs, cf = _late_setup()
+    length = LATE_PRE + LATE_LONG_POST
+    tailless = _late_shape(1.5, length)  # unit 30's main spike, no spikelets: some other cell's spike
+    spikes = [(200, longs[10], 100.0), (400, tailless, 100.0), (600, longs[30], 100.0), (800, longs[10], 100.0)]
+    x = _late_data(1200, spikes, longs, cf)
+    noise = np.full(12, LATE_NOISE_UV, np.float32)
+    out = matcher.process(x, 0, _late_peaks([200, 400, 600, 800]), noise, 0).spikes
+    assert matcher.late_held == 2 and matcher.late_moved == 1  # the two unit 30 won in the match window
+    assert sorted(zip(out["sample"].tolist(), out["unit"].tolist())) == [(200, 10), (400, 10), (600, 30), (800, 10)]
+    assert bank.late[bank.index[30]] and not bank.late[bank.index[10]]
+
+
+def test_a_held_spike_is_published_only_once_its_late_window_has_arrived():
+    matcher, bank, longs, cf = _late_setup()
+    x = _late_data(1000, [(400, longs[30], 100.0)], longs, cf)
+    noise = np.full(12, LATE_NOISE_UV, np.float32)
+    wait = matcher.late_wait
+    assert matcher.decision_latency_samples >= wait > matcher.normal_latency_samples
+    first = matcher.process(x[: 400 + wait - 1], 0, _late_peaks([400]), noise, 0).spikes
+    assert first.size == 0 and matcher.late_held == 1  # decided in the match window, held
+    later = matcher.process(x[: 400 + matcher.late_latency_samples], 0, _late_peaks([]), noise, 0).spikes
+    assert later["sample"].tolist() == [400] and later["unit"].tolist() == [30]
+
+
+def test_late_decisions_off_decide_on_the_match_window_alone():
+    from rtclass.config import MatchingConfig
+    from rtclass.matching.matcher import TemplateMatcher
+
+    _, bank, longs, cf = _late_setup()
+    cfg = MatchingConfig(late_window_post_ms=0.0, subtract_post_ms=LATE_LONG_POST_MS, unit_dead_time_ms=0.0)
+    matcher = TemplateMatcher(cfg, bank, sweep=6, sample_rate_hz=LATE_FS)
+    tailless = _late_shape(1.5, LATE_PRE + LATE_LONG_POST)
+    x = _late_data(800, [(400, tailless, 100.0)], longs, cf)
+    out = matcher.process(x, 0, _late_peaks([400]), np.full(12, LATE_NOISE_UV, np.float32), 0).spikes
+    assert out["unit"].tolist() == [30] and matcher.late_held == 0  # what the late decision corrects

@@ -406,11 +406,14 @@ def test_a_run_publishes_its_health_counters_and_the_spike_to_publish_lag(record
         "discovery_skipped",
     ):
         assert key in last, key
-    # every published spike waited at least the decision's look-ahead after its sample
-    waited_ms = pipe.chain.decision_lag / 30000 * 1e3
+    # every published spike waited at least the match window's look-ahead after its sample
+    waited_ms = (pipe.chain.detector.sweep + pipe.chain.matcher.normal_latency_samples) / 30000 * 1e3
     m = pipe.metrics()
     assert waited_ms <= m["publish_lag_ms"]["p50"] <= m["publish_lag_ms"]["p99"]
     assert 0 < m["active_units"] <= m["units"]  # units that get spikes, of all ids given
+    late = m["late_decisions"]  # spikes decided again on their late window, and the units that do
+    assert late["enabled"] and 0 <= late["moved"] <= late["held"] and late["later_by_ms"] > 0
+    assert set(late["units"]) <= {r["id"] for r in pipe.table.rows(pipe.chain.detector.work_first)}
     assert last["publish_lag_p50_ms"] >= waited_ms
     assert cap.features == []  # no classifier, no features
 

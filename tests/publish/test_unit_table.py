@@ -26,6 +26,7 @@ DOCUMENTED = {
     "spike_count",
     "firing_rate_hz",
     "merged_into",
+    "late_decision_ms",
     "cell_type",
     "cell_type_code",
     "confidence",

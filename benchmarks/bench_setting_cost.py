@@ -1,15 +1,17 @@
-"""The template-aware threshold's cost: the chain's processing time with ``[detect]
-template_threshold_sd`` at its default against the same chain with it off (= ``threshold_sd``),
-on the same simulated data, one core, 1 ms chunks, runs interleaved (on, off, on, off, ...) so
-that the machine's drift falls on both; with true templates given and with online discovery.
+"""What a setting costs: the chain's processing time with the defaults against the same chain
+with one setting changed (``--off``; by default the template-aware threshold switched off,
+``[detect] template_threshold_sd`` = ``threshold_sd``), on the same simulated data, one core,
+1 ms chunks, runs interleaved (on, off, on, off, ...) so that the machine's drift falls on both;
+with true templates given and with online discovery.
 
-    python benchmarks/bench_template_threshold.py [--duration 20] [--pairs 4]
-        [--out benchmarks/results/template_threshold_cost.json]
+    python benchmarks/bench_setting_cost.py [--duration 20] [--pairs 4]
+        [--off detect.template_threshold_sd=5.0] [--out benchmarks/results/template_threshold_cost.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -23,11 +25,10 @@ from rtclass.sim.recording import Simulation
 CHUNK = 30  # 1 ms at 30 kHz
 
 
-def run(sim: Simulation, data: np.ndarray, template_threshold_sd: float | None, templates: bool) -> np.ndarray:
-    """Per-chunk processing times (s) of one pass over ``data``; None: the default threshold."""
-    cfg = Config()
-    if template_threshold_sd is not None:
-        cfg = cfg.replace(detect={"template_threshold_sd": template_threshold_sd})
+def run(sim: Simulation, data: np.ndarray, overrides: dict, templates: bool) -> np.ndarray:
+    """Per-chunk processing times (s) of one pass over ``data`` with config ``overrides``
+    (section -> {key: value}; empty: the defaults)."""
+    cfg = Config().replace(**overrides) if overrides else Config()
     bank = None
     if templates:
         bank = bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(len(sim.units)), in_uv=True)
@@ -45,22 +46,35 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument(
+        "--off",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="the setting compared with the defaults (JSON value; repeatable); default: the "
+        "template-aware threshold off",
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "template_threshold_cost.json"))
     args = ap.parse_args()
     pinned = pin_one_core()
     sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
     data = sim.synthesizer().read(sim.n_samples)
-    off = Config().detect.threshold_sd
+    off: dict[str, dict] = {}
+    for item in args.off or [f"detect.template_threshold_sd={Config().detect.threshold_sd}"]:
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        off.setdefault(section, {})[name] = json.loads(value)
     res = {
         "machine": {**machine(), "pinned_to_one_core": pinned},
         "seconds": args.duration,
-        "default": Config().detect.template_threshold_sd,
+        "off": off,
+        "defaults_of_those": {sec: {k: getattr(getattr(Config(), sec), k) for k in keys} for sec, keys in off.items()},
     }
     for templates in (True, False):
-        run(sim, data, None, templates), run(sim, data, off, templates)  # compile, warm caches
+        run(sim, data, {}, templates), run(sim, data, off, templates)  # compile, warm caches
         pairs = []
         for _ in range(args.pairs):
-            t_on, t_off = run(sim, data, None, templates), run(sim, data, off, templates)
+            t_on, t_off = run(sim, data, {}, templates), run(sim, data, off, templates)
             pairs.append(
                 {
                     "time_ratio_on_over_off": float(t_on.sum() / t_off.sum()),
