@@ -54,11 +54,16 @@ def _simulate(seed: int, duration_s: float, folder: Path) -> Path:
     return path
 
 
-def _config(folder: Path, index: int, run_settings: tuple[str, ...] = ()) -> Path:
+def _config(folder: Path, index: int, run_settings: tuple[str, ...] = (), sections: tuple[str, ...] = ()) -> Path:
     """Probe ``index``'s config; ``run_settings``: extra ``[run]`` lines (``KEY = VALUE``, TOML),
-    ``{probe}`` replaced by the probe's index (e.g. ``cpu_cores = "{probe}"``)."""
+    ``{probe}`` replaced by the probe's index (e.g. ``cpu_cores = "{probe}"``); ``sections``:
+    ``SECTION.KEY = VALUE`` settings of other sections."""
     cfg = folder / f"probe{index}.toml"
     extra = "".join(line.replace("{probe}", str(index)) + "\n" for line in run_settings)
+    for item in sections:
+        key, value = item.split("=", 1)
+        section, name = key.strip().split(".", 1)
+        extra += f"[{section}]\n{name} = {value.strip()}\n"
     cfg.write_text(
         f'[publish]\nzmq_address = "{_publish_address(index)}"\nlsl = false\n[run]\nidle_timeout_s = 5.0\n{extra}'
     )
@@ -124,7 +129,14 @@ class SpikeListener:
         }
 
 
-def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path, run_settings: tuple[str, ...] = ()) -> dict:
+def run_case(
+    n_probes: int,
+    n_busy: int,
+    duration_s: float,
+    folder: Path,
+    run_settings: tuple[str, ...] = (),
+    sections: tuple[str, ...] = (),
+) -> dict:
     rec = _simulate(RECORDING_SEED, duration_s, folder)  # before any run starts: runs wait 10 s for data
     busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n_busy)]
     runs, senders = [], []
@@ -133,7 +145,7 @@ def run_case(n_probes: int, n_busy: int, duration_s: float, folder: Path, run_se
         for i in range(n_probes):
             out = folder / f"case_n{n_probes}_busy{n_busy}" / f"probe{i}"
             cmd = [RTCLASS, "run", "--source", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
-            cmd += ["--config", str(_config(folder, i, run_settings)), "--out", str(out)]
+            cmd += ["--config", str(_config(folder, i, run_settings, sections)), "--out", str(out)]
             runs.append((out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
         for i in range(n_probes):
             cmd = [RTCLASS, "replay", str(rec), "--to", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
@@ -188,13 +200,21 @@ def main() -> None:
         metavar="'KEY = VALUE'",
         help="an extra [run] line for every probe's config, {probe} = its index (e.g. 'realtime_priority = 50')",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="'SECTION.KEY = VALUE'",
+        help="a setting of another section for every probe's config (TOML value), e.g. "
+        "'matching.late_window_post_ms = 0'",
+    )
     args = ap.parse_args()
     folder = Path(args.work or tempfile.mkdtemp(prefix="rtclass_probes_"))
     folder.mkdir(parents=True, exist_ok=True)
     cases = []
     for n_busy in args.busy:
         for n in args.probes:
-            case = run_case(n, n_busy, args.duration, folder, tuple(args.run))
+            case = run_case(n, n_busy, args.duration, folder, tuple(args.run), tuple(args.set))
             cases.append(case)
             units = [p["units"] for p in case["per_probe"]]
             cores = [round(p["cores_at_real_time"] or 0, 2) for p in case["per_probe"]]
@@ -217,6 +237,7 @@ def main() -> None:
         "machine": machine(),
         "duration_s": args.duration,
         "run_settings": args.run,
+        "settings": args.set,
         "cases": cases,
         "largest_n_holding_real_time_and_p99_5ms": {
             str(b): max(
