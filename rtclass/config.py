@@ -278,6 +278,12 @@ class MatchingConfig:
         "a Kilosort/phy folder whose templates identify the units (as `--templates`; unit id = phy cluster "
         "id); empty: units are discovered online",
     )
+    prior_from_sort: bool = param(
+        True,
+        "with `templates`, each unit starts with its spike count in that sort (`spike_templates.npy`) as "
+        "the matcher's rate prior: from the first spike, a near tie goes to the unit that fired more in "
+        "the sort (without it, every unit starts equal and the prior builds up from the live counts)",
+    )
     window_pre_ms: float = param(0.33, "match window before the trough", "ms", 0.05, 2.0, advanced=True)
     window_post_ms: float = param(
         0.33,

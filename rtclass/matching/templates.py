@@ -262,11 +262,20 @@ def bandpassed_templates(templates_uv: np.ndarray, sos: np.ndarray) -> np.ndarra
 
 
 def bank_from_dense(
-    bank: TemplateBank, templates: np.ndarray, unit_ids: np.ndarray, trough_index: int, weight: int, in_uv: bool
+    bank: TemplateBank,
+    templates: np.ndarray,
+    unit_ids: np.ndarray,
+    trough_index: int,
+    weight: int,
+    in_uv: bool,
+    prior_spikes: np.ndarray | None = None,
 ) -> None:
     """Fill ``bank`` from dense templates ``[U, T, C]`` (filtered), the trough of each on its
-    deepest channel near ``trough_index``; each counts as ``weight`` spikes."""
-    for tpl, uid in zip(templates, unit_ids):
+    deepest channel near ``trough_index``; each counts as ``weight`` spikes, or as its count in
+    ``prior_spikes`` (a prior sort's spikes per template) where that is more: the matcher's rate
+    prior then favours, from the first spike, the units that fired more in the sort."""
+    counts = np.full(len(unit_ids), weight, np.int64) if prior_spikes is None else np.maximum(prior_spikes, weight)
+    for tpl, uid, n_spikes in zip(templates, unit_ids, counts.tolist()):
         depth = -tpl.min(axis=0)
         peak = int(depth.argmax())
         t_min = int(tpl[:, peak].argmin())
@@ -274,7 +283,22 @@ def bank_from_dense(
         if start < 0 or start + bank.width > tpl.shape[0]:
             start = min(max(trough_index - bank.pre, 0), tpl.shape[0] - bank.width)
         chans = bank.local_channels(peak)
-        bank.add(tpl[start : start + bank.width][:, chans], peak, int(uid), weight, in_uv)
+        bank.add(tpl[start : start + bank.width][:, chans], peak, int(uid), int(n_spikes), in_uv)
+
+
+def read_phy_spike_counts(folder: str | Path) -> np.ndarray | None:
+    """Each template's spike count in the sort, in ``read_phy_templates``' order (the templates that
+    have spikes); None without ``spike_templates.npy``."""
+    folder = Path(folder)
+    path = folder / "spike_templates.npy"
+    if not path.exists():
+        return None
+    n_templates = np.load(folder / "templates.npy", mmap_mode="r").shape[0]
+    per_template = np.load(path).ravel().astype(np.int64)
+    if per_template.size and (per_template.min() < 0 or per_template.max() >= n_templates):
+        raise InputError(f"{path} refers to templates outside 0 .. {n_templates - 1}; the sort's files do not match")
+    counts = np.bincount(per_template, minlength=n_templates)
+    return counts[counts > 0]
 
 
 def _load(path: Path, what: str) -> np.ndarray:

@@ -246,12 +246,19 @@ def new_bank(cfg: Config, probe: Probe, sample_rate_hz: float) -> TemplateBank:
 
 
 def bank_from_templates(
-    cfg: Config, probe: Probe, sample_rate_hz: float, templates: np.ndarray, unit_ids: np.ndarray, in_uv: bool
+    cfg: Config,
+    probe: Probe,
+    sample_rate_hz: float,
+    templates: np.ndarray,
+    unit_ids: np.ndarray,
+    in_uv: bool,
+    prior_spikes: np.ndarray | None = None,
 ) -> TemplateBank:
     """A bank of known templates ``[U, T, C]`` (raw or zero-phase filtered), passed through
     this pipeline's causal band-pass so their shapes match the filtered stream. ``in_uv``: the
     templates are in uV (a simulator's), else their scale is arbitrary (Kilosort's) and each
-    unit's amplitude is learnt from its first matches."""
+    unit's amplitude is learnt from its first matches. ``prior_spikes``: each template's spike
+    count in a prior sort, the matcher's rate prior from the first spike (see ``bank_from_dense``)."""
     bank = new_bank(cfg, probe, sample_rate_hz)
     sos = BandpassFilter(cfg.preprocess, 1, sample_rate_hz).sos
     bank_from_dense(
@@ -261,5 +268,6 @@ def bank_from_templates(
         templates.shape[1] // 2,
         weight=cfg.matching.adapt_spikes,
         in_uv=in_uv,
+        prior_spikes=prior_spikes,
     )
     return bank

@@ -31,7 +31,7 @@ from rtclass.ingest.base import Source, StreamInfo
 from rtclass.ingest.chunk import Chunk
 from rtclass.ingest.replay import FileSource
 from rtclass.matching.matcher import warm_up_matching
-from rtclass.matching.templates import TemplateBank, read_phy_templates
+from rtclass.matching.templates import TemplateBank, read_phy_spike_counts, read_phy_templates
 from rtclass.pipeline.chain import DetectionChain, bank_from_templates
 from rtclass.pipeline.scheduling import Scheduling, apply_scheduling, restore_scheduling
 from rtclass.pipeline.stage_times import PublishLag, StageTimes, Stopwatch
@@ -230,8 +230,17 @@ class Pipeline:
         bank = self._bank
         if bank is None and cfg.matching.templates:
             dense, ids = read_phy_templates(cfg.matching.templates, info.n_channels)
-            bank = bank_from_templates(cfg, self._probe, info.sample_rate_hz, dense, ids, in_uv=False)
-            log.info("loaded %d templates of %d units from %s", bank.n, np.unique(ids).size, cfg.matching.templates)
+            counts = read_phy_spike_counts(cfg.matching.templates) if cfg.matching.prior_from_sort else None
+            bank = bank_from_templates(
+                cfg, self._probe, info.sample_rate_hz, dense, ids, in_uv=False, prior_spikes=counts
+            )
+            log.info(
+                "loaded %d templates of %d units from %s%s",
+                bank.n,
+                np.unique(ids).size,
+                cfg.matching.templates,
+                "; the sort's spike counts are the units' rate prior" if counts is not None else "",
+            )
         live = not isinstance(self.source, FileSource) or cfg.source.speed > 0
         self.chain = DetectionChain(cfg, self._probe, info.sample_rate_hz, bank, live=live and self.live)
         self.labeler = self._make_labeler()

@@ -13,6 +13,7 @@ from rtclass.matching.templates import (
     TemplateBank,
     bandpassed_templates,
     bank_from_dense,
+    read_phy_spike_counts,
     read_phy_templates,
     same_shape_and_size,
     shifted_overlaps,
@@ -197,6 +198,26 @@ def test_curated_clusters_give_their_ids_and_unused_templates_are_dropped(tmp_pa
     np.save(folder / "spike_clusters.npy", np.array([9, 9, 9, 9, 4, 9]))
     dense, ids = read_phy_templates(folder, N_CH)
     assert ids.tolist() == [9, 9] and dense.shape[0] == 2
+    assert read_phy_spike_counts(folder).tolist() == [3, 3]  # per template kept, in the same order
+
+
+def test_a_prior_sorts_spike_counts_are_the_rate_prior_from_the_first_spike():
+    bank = _bank()
+    dense = np.zeros((2, 60, N_CH), np.float32)
+    for u, peak in enumerate((3, 9)):
+        dense[u, 30 - PRE : 30 - PRE + WIDTH][:, bank.local_channels(peak)] = _wave(bank, peak, 90.0)
+    bank_from_dense(bank, dense, np.array([1, 2]), 30, weight=200, in_uv=False, prior_spikes=np.array([50, 9000]))
+    # never below the adaptation weight (a sort's few spikes do not make a unit lighter than a template)
+    assert bank.matched[:2].tolist() == [200, 9000]
+    assert bank.amp_n[:2].tolist() == [0, 0]  # Kilosort's scale is arbitrary: amplitudes still learnt live
+
+
+def test_spike_counts_need_matching_files(tmp_path):
+    folder, _, _ = _phy(tmp_path)
+    assert read_phy_spike_counts(folder) is None  # no spike files: no prior
+    np.save(folder / "spike_templates.npy", np.array([0, 5]))
+    with pytest.raises(InputError, match="outside 0 .. 2"):
+        read_phy_spike_counts(folder)
 
 
 def test_a_whitening_matrix_of_the_wrong_size_is_refused(tmp_path):
