@@ -1003,7 +1003,8 @@ def _resolve_due(up_to, before, work, work_first, bank, weights_by_epoch, settin
         start = anchor - pre
         r0 = start - work_first
         final, final_a = u, late.fit[e]
-        if r0 >= 0 and r0 + late_len <= work.shape[0]:
+        in_data = r0 >= 0 and r0 + late_len <= work.shape[0]  # (not after a gap in the stream)
+        if in_data:
             # (the other spikes subtracted: those of the peaks decided whatever the chunking, every
             # peak before ``due``; a peak after it may be decided already or not)
             if _without_others(
@@ -1046,7 +1047,7 @@ def _resolve_due(up_to, before, work, work_first, bank, weights_by_epoch, settin
             q_s[j % n_q], q_u[j % n_q], q_a[j % n_q] = anchor, final, final_a
             counters[QUEUE_TAIL] += 1
         bank.matched[final] += 1
-        if final == u and settings.adapt_spikes > 0:
+        if final == u and settings.adapt_spikes > 0 and in_data:
             _adapt(work, r0, final_a, u, bank, settings)
         late.final[e], late.final_fit[e], late.before[e] = final, final_a, before
         lc[LATE_HEAD] += 1
