@@ -455,15 +455,7 @@ def _choose(
 def _residual(xs, s, energy, tmpl, width, wgt, n_used):
     """The energy template ``tmpl`` leaves at shift index ``s`` of ``xs`` with its amplitude
     fitted freely (``_fit`` without the amplitude gate); ``energy`` if it does not fit."""
-    dot = 0.0
-    tt = 0.0
-    for w in range(width):
-        x = xs[s + w]
-        v = tmpl[w]
-        for k in range(n_used):
-            wv = wgt[k] * v[k]
-            dot += wv * x[k]
-            tt += wv * v[k]
+    dot, tt = _dots(xs, s, tmpl, tmpl, 0, width, wgt, n_used)
     if dot <= 0.0 or tt <= 0.0:
         return energy
     return energy - dot * dot / tt
