@@ -15,6 +15,7 @@ import numpy as np
 
 from rtclass.bench.benchmark import feed_timed, machine, pin_one_core, save_json  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
+from rtclass.discovery.online import with_earlier_spikes  # noqa: E402
 from rtclass.evaluation.scoring import filtered_template_peaks, match_detections, score_sorting  # noqa: E402
 from rtclass.pipeline.chain import DetectionChain, bank_from_templates  # noqa: E402
 from rtclass.sim.recording import Simulation  # noqa: E402
@@ -155,6 +156,15 @@ def main() -> None:
     spikes, chain, perf = run(cfg, sim, None)
     sp = spikes[spikes["sample"] >= start]
     sc = score_sorting(gt_t, gt_u, sp["sample"], sp["unit"], n_units, sim.fs)
+    # the output files' view: each discovered unit's earlier spikes (the cluster it was found
+    # from, published unassigned) given that unit
+    sp_files = with_earlier_spikes(sp, chain.discovery.earlier)
+    sc_files = score_sorting(gt_t, gt_u, sp_files["sample"], sp_files["unit"], n_units, sim.fs)
+    first_minute = sp_files["sample"] < min(sim.n_samples, int(60 * sim.fs))
+    g_first = gt_t < min(sim.n_samples, int(60 * sim.fs))
+    sc_files_first = score_sorting(
+        gt_t[g_first], gt_u[g_first], sp_files["sample"][first_minute], sp_files["unit"][first_minute], n_units, sim.fs
+    )
 
     def scored_between(lo: int, hi: int):
         """The sorting scored on samples [lo, hi) alone, and which units fired there."""
@@ -173,7 +183,11 @@ def main() -> None:
     for a in range(0, sim.n_samples, minute):
         sc_minute, fired = scored_between(a, a + minute)
         by_minute.append(sc_minute.well_detected(ok & fired))
+    fired_first = np.bincount(gt_u[g_first], minlength=n_units) > 0
     res["discovery"] = {
+        "well_detected_snr_ge_5_in_files": sc_files.well_detected(ok),
+        "well_detected_snr_ge_5_first_minute_in_files": sc_files_first.well_detected(ok & fired_first),
+        "earlier_spikes_assigned_in_files": int((sp["unit"] < 0).sum() - (sp_files["unit"] < 0).sum()),
         "well_detected_snr_ge_5_second_half": sc_late.well_detected(ok),
         "well_detected_snr_ge_5_each_minute": by_minute,
         "performance": perf,

@@ -101,6 +101,24 @@ class DiscoveryResult:
     new_unit_ids: list[int]
 
 
+#: a promoted unit's earlier spikes, published unassigned: (unit id, the zone channel they peaked
+#: on, their samples)
+EarlierSpikes = tuple[int, int, np.ndarray]
+
+
+def with_earlier_spikes(spikes: np.ndarray, earlier: list[EarlierSpikes]) -> np.ndarray:
+    """``spikes`` (records with sample, channel and unit) with the unassigned ones that a unit was
+    later found from given that unit: the output files' view (the live stream published them
+    unassigned). Returns a copy if any changed."""
+    if not earlier or spikes.size == 0:
+        return spikes
+    out = spikes.copy()
+    for uid, channel, samples in earlier:
+        hit = (out["unit"] < 0) & (out["channel"] == channel) & np.isin(out["sample"], samples)
+        out["unit"][hit] = uid
+    return out
+
+
 class OnlineDiscovery(Stage):
     """Keeps unexplained snippets and turns clusters of them into units.
 
@@ -124,7 +142,10 @@ class OnlineDiscovery(Stage):
         self.matching = matching
         self.bank = bank
         self.interval = max(1, int(round(cfg.interval_s * sample_rate_hz)))
-        self.store: dict[int, deque] = {}
+        self.store: dict[int, deque] = {}  # zone channel -> (serial, snippet, sample) of unexplained spikes
+        #: each promoted unit's earlier spikes (the cluster it was found from), published unassigned:
+        #: the output files give them the unit (``with_earlier_spikes``)
+        self.earlier: list[EarlierSpikes] = []
         self.new: dict[int, int] = {}
         # each unit's recently assigned snippets (on its wide channels), for split checks
         self.unit_store: dict[int, deque] = {}
@@ -187,12 +208,12 @@ class OnlineDiscovery(Stage):
 
     def add(self, snippets: list[UnexplainedSnippet]) -> None:
         """Unexplained spikes: (sample, channel, snippet on ``local_channels(channel)``)."""
-        for _sample, channel, snip in snippets:
+        for sample, channel, snip in snippets:
             zone = self.store.get(channel)
             if zone is None:
                 zone = self.store[channel] = deque(maxlen=self.cfg.max_snippets)
             self._serial += 1
-            zone.append((self._serial, snip))
+            zone.append((self._serial, snip, sample))
             self.new[channel] = self.new.get(channel, 0) + 1
 
     def add_spikes(self, samples: np.ndarray, units: np.ndarray) -> None:
@@ -295,7 +316,8 @@ class OnlineDiscovery(Stage):
                         )
                     )
                 continue
-            ch, ids = key, [i for i, _ in items]
+            ch, ids = key, [item[0] for item in items]
+            samples = np.array([item[2] for item in items], np.int64)
             clusters, used = [], set()
             for template, members in job_clusters:
                 if not centred_on_zone(template, bank.pre) or not self._enough(template, ch, int(members.sum())):
@@ -306,7 +328,7 @@ class OnlineDiscovery(Stage):
                 known = known or any(_similar(template, ch, t, tc, bank, c, self.matching) for t, tc in accepted)
                 if not known:
                     accepted.append((template, ch))
-                clusters.append((template, int(members.sum()), not known))
+                clusters.append((template, int(members.sum()), not known, samples[members]))
                 used.update(i for i, m in zip(ids, members.tolist()) if m)
             out.append(("zone", ch, (used, clusters)))
         merges = duplicates(
@@ -405,13 +427,15 @@ class OnlineDiscovery(Stage):
                 self.unit_store[key].clear()
                 continue
             used, clusters = outcome
-            for template, n_members, new in clusters:
+            for template, n_members, new, member_samples in clusters:
                 if new:
-                    added.append(bank.add(template, key, weight=n_members))
+                    uid = bank.add(template, key, weight=n_members)
+                    added.append(uid)
+                    self.earlier.append((uid, key, member_samples))
                     self.promoted += 1
             if used:
                 zone = self.store[key]
-                self.store[key] = deque(((i, s) for i, s in zone if i not in used), maxlen=zone.maxlen)
+                self.store[key] = deque((item for item in zone if item[0] not in used), maxlen=zone.maxlen)
         for uid in added:
             self.wanted[uid] = self._split_snippets
         return added

@@ -592,7 +592,14 @@ class Pipeline:
                 if probs:
                     p = np.sort(probs)
                     labels[u] = (CELL_TYPE_NAMES[int(code[0])], float(p[-1]), float(p[-1] / max(p[-2], 1e-12)))
-        return UnitOutputs(bank.ids[: bank.n].copy(), templates.astype(np.float32), self.probe.positions_um, labels)
+        disc = self.chain.discovery
+        return UnitOutputs(
+            bank.ids[: bank.n].copy(),
+            templates.astype(np.float32),
+            self.probe.positions_um,
+            labels,
+            earlier=list(disc.earlier) if disc is not None else [],
+        )
 
     def _discovery_summary(self) -> dict[str, Any] | None:
         d = self.chain.discovery

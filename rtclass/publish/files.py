@@ -14,12 +14,13 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rtclass.discovery.online import EarlierSpikes, with_earlier_spikes
 from rtclass.errors import PublishError
 from rtclass.formats.phy import save_text, write_tsv, write_whole
 from rtclass.ingest.base import StreamInfo
@@ -173,6 +174,8 @@ class UnitOutputs:
     templates_uv: np.ndarray  # [U, T, C]
     positions_um: np.ndarray  # [C, 2]
     labels: dict[int, tuple[str, float, float]]  # unit -> (cell type, top probability, confidence ratio)
+    #: discovered units' earlier spikes, published unassigned: the files give them their unit
+    earlier: list[EarlierSpikes] = field(default_factory=list)
 
 
 class RawRecorder:
@@ -214,6 +217,12 @@ def write_run_output(
     spikes, amplitudes = log.spikes(), log.amplitudes()
     order = np.argsort(spikes["sample"], kind="stable")
     spikes, amplitudes = spikes[order], amplitudes[order]
+    if units is not None and units.earlier:
+        # a discovered unit's first spikes (the cluster it was found from) were published before it
+        # existed; the files give them the unit (the live stream and the journal stay as published)
+        before = int((spikes["unit"] < 0).sum())
+        spikes = with_earlier_spikes(spikes, units.earlier)
+        metrics = {**metrics, "earlier_spikes_assigned_in_files": before - int((spikes["unit"] < 0).sum())}
     clusters = spikes["unit"].astype(np.int32)
     if units is not None and units.ids.size:
         unassigned = int(max(units.ids.max(), clusters.max(initial=-1))) + 1

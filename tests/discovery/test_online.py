@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rtclass.config import Config, SimulateConfig
-from rtclass.discovery.online import OnlineDiscovery
+from rtclass.discovery.online import OnlineDiscovery, with_earlier_spikes
 from rtclass.dsp.filtering import BandpassFilter
 from rtclass.matching.templates import bandpassed_templates
 from rtclass.pipeline.chain import DetectionChain, new_bank
@@ -56,16 +56,16 @@ def test_a_large_unit_needs_fewer_spikes_than_a_small_one(filtered):
 CHAIN_SECONDS = 3
 
 
-def _discover(sim, data, cuts):
+def _discover(sim, data, cuts, chain_too=False):
     """Spike records and bank of a DetectionChain without templates (discovery in place) fed
-    ``data`` cut at ``cuts``."""
+    ``data`` cut at ``cuts`` (and the chain)."""
     chain = DetectionChain(Config(), sim.probe, sim.fs, live=False)
     assert chain.discovery is not None and not chain.discovery.threaded
     out, a = [], 0
     for b in cuts:
         out.append(chain.process(data[a:b].copy(), a))
         a = b
-    return np.concatenate(out), chain.bank
+    return (np.concatenate(out), chain.bank) + ((chain,) if chain_too else ())
 
 
 def _assert_same_discovery(got, want, what):
@@ -94,6 +94,37 @@ def test_discovery_is_chunk_invariant(sim, one_chunk, seed):
     data, want = one_chunk
     cuts = random_cuts(data.shape[0], np.random.default_rng(seed), 1, 700)
     _assert_same_discovery(_discover(sim, data, cuts), want, f"random chunks of 1..700 samples (seed {seed})")
+
+
+def test_a_units_earlier_spikes_are_the_cluster_it_was_found_from(sim, one_chunk):
+    """Each promoted unit remembers the spikes of its cluster, published unassigned before it
+    existed; the output files' view gives them that unit, and most of them are its own."""
+    data, _ = one_chunk
+    spikes, bank, chain = _discover(sim, data, [data.shape[0]], chain_too=True)
+    earlier = chain.discovery.earlier
+    assert len(earlier) == chain.discovery.promoted >= 5
+    files = with_earlier_spikes(spikes, earlier)
+    changed = files["unit"] != spikes["unit"]
+    assert changed.sum() >= sum(min(s.size, 15) for _, _, s in earlier)  # every cluster's members
+    assert np.all(spikes["unit"][changed] < 0)  # only spikes published unassigned change
+    assert np.array_equal(files[~changed], spikes[~changed])
+    for uid, channel, samples in earlier:
+        mine = files[(files["unit"] == uid) & np.isin(files["sample"], samples)]
+        assert np.all(mine["channel"] == channel) and mine.size == np.unique(samples).size
+    # the spikes so given are one true unit's, most of them: each is matched to the true spike
+    # nearest in time among those peaking within 60 um of the unit's channel
+    pos, peak = sim.probe.positions_um, np.abs(sim.dense_templates()).max(1).argmax(1)
+    purity = []
+    for _, channel, samples in earlier:
+        near = np.flatnonzero(np.linalg.norm(pos[peak] - pos[channel], axis=1) <= 60)
+        mine = np.isin(sim.spike_units, near)
+        t, u = sim.spike_times[mine], sim.spike_units[mine]
+        j = np.searchsorted(t, samples).clip(1, t.size - 1)
+        j = np.where(np.abs(t[j - 1] - samples) < np.abs(t[j] - samples), j - 1, j)
+        close = np.abs(t[j] - samples) <= 15
+        if close.sum() >= 10:
+            purity.append(np.bincount(u[j][close]).max() / close.sum())
+    assert len(purity) >= 5 and np.median(purity) >= 0.8
 
 
 def test_a_round_due_while_the_last_is_still_clustering_is_counted_as_skipped(filtered, monkeypatch):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rtclass.ingest.base import StreamInfo
-from rtclass.publish.files import SpikeLog, write_run_output
+from rtclass.publish.files import SpikeLog, UnitOutputs, write_run_output
 from rtclass.publish.wire import SPIKE_DTYPE
 
 
@@ -24,6 +24,24 @@ def test_spike_files_are_in_sample_order_with_their_amplitudes(tmp_path):
     assert np.load(out / "spike_times.npy").tolist() == [100, 136, 140, 200]
     assert np.load(out / "spike_clusters.npy").tolist() == [0, 2, 1, 0]
     assert np.allclose(np.load(out / "spike_amplitudes.npy"), [10.0, 13.6, 14.0, 20.0])
+
+
+def test_the_files_give_a_discovered_units_earlier_spikes_to_it(tmp_path):
+    """Spikes published unassigned before discovery found their unit (its cluster's members, on its
+    channel) carry the unit in the files; the metrics say how many."""
+    log = SpikeLog()
+    s = _spikes([100, 150, 150, 300, 400], [-1, -1, -1, 7, -1])
+    s["channel"] = [3, 3, 5, 3, 3]
+    log.append(s, [1.0] * 5)
+    units = UnitOutputs(
+        np.array([7]), np.zeros((1, 20, 8), np.float32), np.zeros((8, 2)), {}, earlier=[(7, 3, np.array([100, 150]))]
+    )
+    out = write_run_output(tmp_path / "run", log, StreamInfo("sim", 8, 30000.0), {}, units)
+    clusters = np.load(out / "spike_clusters.npy").tolist()
+    assert clusters == [7, 7, 8, 7, 8]  # 8: the cluster of spikes no unit explains
+    import json
+
+    assert json.loads((out / "metrics.json").read_text())["earlier_spikes_assigned_in_files"] == 2
 
 
 def test_the_journal_is_flushed_on_time_and_readable_while_the_run_goes_on(tmp_path):
