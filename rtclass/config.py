@@ -487,7 +487,7 @@ class DiscoveryConfig:
         advanced=True,
     )
     min_spikes: int = param(
-        40,
+        25,
         "spikes a cluster needs to become a unit: fewer finds units sooner, from noisier clusters",
         "",
         5,

@@ -19,8 +19,8 @@ import numpy as np
 from rtclass.matching.templates import SPLIT_REACH_UM, TemplateBank, shifted_overlaps
 
 #: a template explains a cluster if, fitted to the cluster's median with its amplitude within
-#: tolerance, it leaves less than this many noise variances per value (the median of 40 spikes
-#: alone leaves ~0.04; two MLIs 20 um apart with a 0.97 shape correlation leave ~0.7) ...
+#: tolerance, it leaves less than this many noise variances per value (the median of 25-40 spikes
+#: alone leaves ~0.04-0.06; two MLIs 20 um apart with a 0.97 shape correlation leave ~0.7) ...
 MIN_MISMATCH = 0.25
 #: ... or less than this fraction of the median's energy (a large unit's median differs from its
 #: template by a few per cent from alignment jitter, many noise variances in absolute terms)

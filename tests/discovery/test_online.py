@@ -43,13 +43,14 @@ def _units_found(filtered, depth_uv: float, n_spikes: int, cfg: Config | None = 
 
 def test_a_large_unit_needs_fewer_spikes_than_a_small_one(filtered):
     u = Config().discovery
-    assert u.min_spikes_large <= 25 < u.min_spikes and u.large_snr <= 15
+    few = u.min_spikes_large + 5
+    assert few < u.min_spikes and u.large_snr <= 15
     large, small = 15 * NOISE_UV, 6 * NOISE_UV
-    assert _units_found(filtered, large, 25) == 1
-    assert _units_found(filtered, small, 25) == 0  # too few spikes for its size ...
+    assert _units_found(filtered, large, few) == 1
+    assert _units_found(filtered, small, few) == 0  # too few spikes for its size ...
     assert _units_found(filtered, small, u.min_spikes + 5) == 1  # ... until it has enough
     every_unit_alike = Config().replace(discovery={"large_snr": 1000.0})
-    assert _units_found(filtered, large, 25, every_unit_alike) == 0
+    assert _units_found(filtered, large, few, every_unit_alike) == 0
 
 
 #: seconds of the session's simulated recording (seed 7) the chain runs on
