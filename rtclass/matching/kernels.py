@@ -384,17 +384,13 @@ def _choose(
     min_fit_explained,
     tmpl,
     matched,
-    track_margin,
 ):
     """The best candidate for a peak, each fitted on its view (the snippet on the channels
     around its peak channel) over the first ``width`` samples of the window: every candidate is
     scored at the detected alignment, the two best again over shifts. Ranked by what the fit
     leaves (noise units per value); a fit that removes less than ``min_fit_explained`` of its
     view's energy (a view that barely holds the spike leaves ~1 whatever the template) does not
-    compete. Returns (bank index or -1, residual ratio, amplitude, shift, explained fraction,
-    margin): with ``track_margin``, the margin is how much more energy (noise variances, less
-    the priors) the best fit of a unit with more spikes so far leaves than the winner, at the
-    winner's shift and its amplitude gate aside (inf: no such unit fits, or not tracked)."""
+    compete. Returns (bank index or -1, residual ratio, amplitude, shift, explained fraction)."""
     n_shift = 2 * max_shift + 1
     first, second = -1, -1
     first_score, second_score = np.inf, np.inf
@@ -430,25 +426,53 @@ def _choose(
             if explained >= min_fit_explained and score - prior < best_rank:
                 best_rank = score - prior
                 best_score, best_i, best_a, best_s, best_explained = score, u, a, s - max_shift, explained
+    return best_i, best_score, best_a, best_s, best_explained
+
+
+@numba.jit(nopython=True, nogil=True, cache=True)
+def _busier_margin(
+    cand,
+    channels,
+    local,
+    waves,
+    xs,
+    wgt,
+    energy,
+    view_channel,
+    view_used,
+    n_view,
+    width,
+    max_shift,
+    min_fit_explained,
+    tmpl,
+    matched,
+    u,
+    shift,
+    score,
+):
+    """How much more energy (noise variances, less the priors) the best fit of a unit with more
+    spikes so far than ``u`` leaves than u's match (``shift``, residual ratio ``score``, as
+    ``_choose`` ranked it over ``width`` samples of ``energy``), at u's shift and its amplitude
+    gate aside; inf if no such unit resembles the spike."""
+    s = shift + max_shift
+    n_best = width * view_used[_view_of(channels[u, 0], view_channel, n_view)]
+    best_rank = score - _log_prior(matched[u], n_best)
     margin = np.inf
-    if track_margin and best_i >= 0:
-        s = best_s + max_shift
-        n_best = width * view_used[_view_of(channels[best_i, 0], view_channel, n_view)]
-        for j in range(cand.shape[0]):
-            c = cand[j]
-            if c < 0:
-                break
-            if matched[c] <= matched[best_i]:
-                continue
-            v = _view_of(channels[c, 0], view_channel, n_view)
-            n_used = view_used[v]
-            _template(waves, c, local[channels[c, 0]], n_used, tmpl)
-            left = _residual(xs[v], s, energy[v, s], tmpl, width, wgt[v], n_used)
-            if left > (1.0 - min_fit_explained) * energy[v, s]:
-                continue  # it does not resemble the spike
-            rank = (left - 2.0 * RATE_PRIOR * np.log(max(matched[c], 1))) / (width * n_used)
-            margin = min(margin, (rank - best_rank) * n_best)
-    return best_i, best_score, best_a, best_s, best_explained, margin
+    for j in range(cand.shape[0]):
+        c = cand[j]
+        if c < 0:
+            break
+        if matched[c] <= matched[u]:
+            continue
+        v = _view_of(channels[c, 0], view_channel, n_view)
+        n_used = view_used[v]
+        _template(waves, c, local[channels[c, 0]], n_used, tmpl)
+        left = _residual(xs[v], s, energy[v, s], tmpl, width, wgt[v], n_used)
+        if left > (1.0 - min_fit_explained) * energy[v, s]:
+            continue  # it does not resemble the spike
+        rank = (left - 2.0 * RATE_PRIOR * np.log(max(matched[c], 1))) / (width * n_used)
+        margin = min(margin, (rank - best_rank) * n_best)
+    return margin
 
 
 @numba.jit(nopython=True, nogil=True, cache=True, fastmath=REASSOCIATE)
@@ -698,7 +722,7 @@ def match_peaks(
                 _energies(xs[v], n_used, wgt[v], max_shift, width, energy[v])
                 view_channel[v], view_used[v] = home, n_used
                 n_view += 1
-        best_i, best_score, best_a, best_s, best_explained, margin = _choose(
+        best_i, best_score, best_a, best_s, best_explained = _choose(
             cand,
             channels,
             local,
@@ -717,8 +741,8 @@ def match_peaks(
             min_fit_explained,
             tmpl,
             matched,
-            late_len > 0,
         )
+        chosen_energy, chosen_width = energy, width  # what the winner was judged on
         # accepted if it leaves little beyond noise, or (an overlap of two spikes) if it explains
         # most of the snippet anyway (and, by the ranking, it removes at least min_fit_explained)
         rejected = best_i < 0 or (best_score > max_residual and best_explained < min_explained)
@@ -749,10 +773,10 @@ def match_peaks(
                 min_fit_explained,
                 tmpl,
                 matched,
-                late_len > 0,
             )
             if cut[0] >= 0 and cut[1] <= max_residual:
-                best_i, best_score, best_a, best_s, best_explained, margin = cut
+                best_i, best_score, best_a, best_s, best_explained = cut
+                chosen_energy, chosen_width = energy_cut, truncated
                 rejected = False
         paired = False
         partner, partner_a, partner_s = -1, 0.0, 0
@@ -817,7 +841,30 @@ def match_peaks(
             late_flag[u] = eligible
             # a busier unit fits the spike almost as well (or better, but for its amplitude gate):
             # the match window may have mistaken its spike, or two overlapping ones, for this unit's
-            unsure = eligible and margin < settings.late_margin
+            unsure = (
+                eligible
+                and _busier_margin(
+                    cand,
+                    channels,
+                    local,
+                    waves,
+                    xs,
+                    wgt,
+                    chosen_energy,
+                    view_channel,
+                    view_used,
+                    n_view,
+                    chosen_width,
+                    max_shift,
+                    min_fit_explained,
+                    tmpl,
+                    matched,
+                    u,
+                    best_s,
+                    best_score,
+                )
+                < settings.late_margin
+            )
             hold = unsure
             if hold and late_counters[LATE_TAIL] - late_counters[LATE_HEAD] >= late.peak.shape[0]:
                 hold = False
@@ -916,10 +963,9 @@ def _late_choice(seg, u, cand, bank, weights, width, late_len, late_margin):
     (u's support, the other decided spikes taken away). Each candidate's long template is fitted
     with a free amplitude over the whole window; the contenders are u and the units with more
     spikes so far whose fit leaves at most ``late_margin`` more energy than u's on the match
-    window (``width`` columns). They are ranked on what they leave after the match window alone
-    (the spikelets of a complex spike, a broad waveform's tail: evidence the match window, where
-    the spike looked like u's, did not see), less their prior (``2 ln n``). Returns (bank index,
-    amplitude)."""
+    window (``width`` columns). They are ranked on the energy they leave over the whole window
+    (beyond the match window: the spikelets of a complex spike, a broad waveform's tail, which the
+    match window did not see), less their prior (``2 ln n``). Returns (bank index, amplitude)."""
     channels, long_waves, matched = bank.channels, bank.long_waves, bank.matched
     u_main, u_tail, u_a = _window_fit(seg, u, u, channels, long_waves, weights, width, late_len)
     best, best_rank, best_a = u, u_main + u_tail - _log_prior(matched[u], 1), u_a
@@ -975,8 +1021,8 @@ def _resolve_due(up_to, before, work, work_first, bank, weights_by_epoch, settin
     """Decide the held spikes whose late window ends by ``up_to`` (every peak before it is
     decided), in the order they were held: each sees the long templates as learnt from the
     spikes up to its window's end, whatever the chunking. A spike moved to another unit moves its
-    overlap entry and long-template update with it; the unit it ends with counts it (and, if it
-    is the unit that won it, learns from it as any match does). ``before``: the peak of this
+    overlap entry with it; the unit it ends with counts it, and its long-template update is queued
+    for that unit (the unit that won it also adapts to it, as to any match). ``before``: the peak of this
     ``match_peaks`` call the decisions come before (-1: after them all)."""
     rec_s, rec_u, rec_a, q_s, q_u, q_a, counters = recent
     lc = late.counters

@@ -289,7 +289,6 @@ class TemplateMatcher(Stage):
             grown[: self.n_pending] = self._pending[: self.n_pending]
             self._pending = grown
         latest_ready = work_first + work.shape[0] - self.post - self.max_shift
-        self._n_unassigned = 0
         oldest = self._oldest if self.n_pending else int(peaks["sample"][0])
         if oldest > latest_ready:  # nothing has its window yet: only queue the new peaks
             self._pending[self.n_pending : need] = peaks

@@ -110,8 +110,9 @@ class DetectionChain:
     def process(self, data: np.ndarray, first_sample: int) -> np.ndarray:
         """float32 [n, C] uV (repaired in place if non-finite) -> spikes (ASSIGNED_DTYPE) whose
         unit is decided, in sample order (but for the second spike of an overlapping pair, which
-        can precede the spikes before it by up to ``matcher.pair_lead`` samples); the units'
-        features are updated too."""
+        can precede the spikes before it by up to ``matcher.pair_lead`` samples, and a spike held
+        for a late decision, which comes after the spikes decided meanwhile); the units' features
+        are updated too."""
         spikes = self.decide(data, first_sample)
         self.update_features()
         return spikes

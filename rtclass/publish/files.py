@@ -212,8 +212,8 @@ def write_run_output(
     templates and amplitudes, channel map/positions, C4's cluster tsv files; spikes no unit
     explained (unit -1) get cluster id = the next free id, marked ``noise`` in cluster_group.tsv."""
     out = prepare_output_dir(out_dir)
-    # in sample order, as Kilosort writes them (the second spike of an overlapping pair can be
-    # logged a few samples after later ones)
+    # in sample order, as Kilosort writes them (the second spike of an overlapping pair, and a
+    # spike decided late, can be logged after later ones)
     spikes, amplitudes = log.spikes(), log.amplitudes()
     order = np.argsort(spikes["sample"], kind="stable")
     spikes, amplitudes = spikes[order], amplitudes[order]
