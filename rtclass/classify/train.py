@@ -457,7 +457,9 @@ def calibrated_threshold(evaluations: list[dict], classifier: str, max_abstentio
 
 TRAINING_DESCRIPTION = (
     "Simulated units; features computed as C4 does from each generator's spike trains (with the sorting "
-    "errors each generator models: missed spikes, contamination) and mean waveforms (with averaging noise)."
+    "errors each generator models: missed spikes, contamination) and mean waveforms (with averaging noise). "
+    "Each 3D-ACG is built from the spikes C4's spike filter keeps, judged on every spike's amplitude as the live "
+    "labeller judges them (a unit the filter rejects is not a training example)."
 )
 
 
@@ -529,8 +531,6 @@ def train_command(
         "limits": "Synthetic training data: the simulators' cell-type statistics follow published data (see "
         "docs/classifier.md), but real units differ in ways neither models. "
         + ("" if use_layer else "No layer input. ")
-        + "Its training 3D-ACGs use every spike of each unit: C4's spike filter, which rtclass applies to the "
-        "units it labels, was not applied to them. "
         + "Treat its labels on real data as unvalidated until checked against ground truth of your own.",
     }
     if cross_generator:

@@ -229,6 +229,23 @@ def c4_period_end_s(times_s: np.ndarray) -> float:
     return float(np.floor(times_s[-1] / C4_PERIOD_ROUND_S) * C4_PERIOD_ROUND_S) if times_s.size else 0.0
 
 
+def labelled_acg_spikes(
+    times_samples: np.ndarray, amplitudes: np.ndarray, sample_rate_hz: float, min_good_s: float
+) -> np.ndarray | None:
+    """The spikes a live run builds a whole recording's 3D-ACG from, for training sets: all of them
+    while the unit cannot be judged (``MIN_UNIT_SPIKES`` or fewer), C4's good spikes once it can,
+    ``None`` when the filter keeps too few (the live labeller proposes no label then, so such a
+    unit is no training example). ``times_samples`` sorted; one amplitude per spike."""
+    times_samples = np.asarray(times_samples)
+    if times_samples.size <= MIN_UNIT_SPIKES:
+        return times_samples
+    times_s = times_samples / sample_rate_hz
+    quality = spike_quality(
+        times_s, np.asarray(amplitudes, np.float64), c4_period_end_s(times_s), min_good_s=min_good_s
+    )
+    return times_samples[quality.good] if quality.passes else None
+
+
 class SpikeQualityFilter(Stage):
     """C4's spike filter on a live run: keeps each unit's spike samples and fitted amplitudes and
     judges them with ``spike_quality`` over the recording so far, cut at the last complete 10 s

@@ -264,9 +264,18 @@ class Simulation:
 
     def unit_trains(self) -> list[np.ndarray]:
         """Spike times (samples) of each unit, in unit id order."""
+        return self._per_unit(self.spike_times)
+
+    def unit_amplitudes_uv(self) -> list[np.ndarray]:
+        """Each spike's trough depth on its unit's peak channel (uV, drift left out), in the order of
+        ``unit_trains``."""
+        depth = np.array([u.amplitude_uv for u in self.units], np.float64)
+        return self._per_unit(self.spike_scales * depth[self.spike_units])
+
+    def _per_unit(self, per_spike: np.ndarray) -> list[np.ndarray]:
         order = np.argsort(self.spike_units, kind="stable")
         bounds = np.searchsorted(self.spike_units[order], np.arange(len(self.units) + 1))
-        return [self.spike_times[order[bounds[i] : bounds[i + 1]]] for i in range(len(self.units))]
+        return [per_spike[order[bounds[i] : bounds[i + 1]]] for i in range(len(self.units))]
 
     def dense_templates(self) -> np.ndarray:
         """``[n_units, TEMPLATE_SAMPLES, n_channels]`` mean waveforms (uV), trough at TEMPLATE_TROUGH."""

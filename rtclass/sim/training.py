@@ -8,6 +8,12 @@ spikes missed (0-20 %) and spikes of another unit mixed in (0-5 %), so that a mo
 features like those the live pipeline will hand it, and its waveform is cut as another sorter
 would store it: a template of 61, 82, 90 or 120 samples (Kilosort 4, Kilosort 2/3, C4, rtclass's
 snippets) with the trough anywhere from 30 % to 55 % of its length.
+
+The 3D-ACG is built from the spikes the live labeller would use (``labelled_acg_spikes``: C4's
+spike filter, judged on each spike's amplitude, with ``classify.spike_filter_min_good_s``'s
+default); a unit the filter rejects is left out, as the live labeller leaves it unlabelled. The
+spikes missed here are missed at random (not for being small), so the filter mostly removes
+contaminated units.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rtclass.config import SimulateConfig
+from rtclass.config import ClassifyConfig, SimulateConfig
 from rtclass.features.c4 import MIN_SPIKES, c4_acg, preprocess_waveform
+from rtclass.features.spike_quality import labelled_acg_spikes
 from rtclass.sim.recording import Simulation
 
 #: what augmentation draws per unit
@@ -51,19 +58,27 @@ def cut_template(trace: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return trace[idx]
 
 
-def unit_features(sim: Simulation, augment: bool, seed: int) -> dict[str, np.ndarray]:
+def unit_features(
+    sim: Simulation, augment: bool, seed: int, spike_filter_min_good_s: float | None = None
+) -> dict[str, np.ndarray]:
+    """The training arrays of every unit of ``sim``; ``spike_filter_min_good_s``: C4's spike filter
+    with this many good seconds (``None``: every spike builds the 3D-ACG)."""
     rng = np.random.default_rng(seed)
     trains = sim.unit_trains()
+    amplitudes = sim.unit_amplitudes_uv()
     rows: dict[str, list] = {k: [] for k in ("acg3d", "waveform", "cell_type", "layer", "unit_id", "n_spikes")}
     for u, t in zip(sim.units, trains):
+        amps = amplitudes[u.id]
         if augment and t.size:
             keep = rng.random(t.size) >= rng.uniform(*MISSED_FRACTION)
-            t = t[keep]
+            t, amps = t[keep], amps[keep]
             others = [v for v in range(len(trains)) if v != u.id and trains[v].size]
             if others:
-                o = trains[others[rng.integers(len(others))]]
+                v = others[rng.integers(len(others))]
                 n = int(rng.uniform(*CONTAMINATION_FRACTION) * t.size)
-                t = np.unique(np.concatenate([t, rng.choice(o, size=min(n, o.size), replace=False)]))
+                pick = rng.choice(trains[v].size, size=min(n, trains[v].size), replace=False)
+                t, first = np.unique(np.concatenate([t, trains[v][pick]]), return_index=True)
+                amps = np.concatenate([amps, amplitudes[v][pick]])[first]
         if t.size < MIN_SPIKES:
             continue
         trace = _raw_trace(u)
@@ -72,7 +87,12 @@ def unit_features(sim: Simulation, augment: bool, seed: int) -> dict[str, np.nda
         trace = trace + rng.normal(0, noise / np.sqrt(n_avg), trace.size)
         if augment:
             trace = cut_template(trace, rng)
-        rows["acg3d"].append(c4_acg(t))
+        acg_spikes = t
+        if spike_filter_min_good_s is not None:  # after every draw: a rejected unit does not change the others
+            acg_spikes = labelled_acg_spikes(t, amps, sim.fs, spike_filter_min_good_s)
+            if acg_spikes is None:
+                continue
+        rows["acg3d"].append(c4_acg(acg_spikes))
         rows["waveform"].append(preprocess_waveform(trace))
         rows["cell_type"].append(u.cell_type)
         rows["layer"].append(u.layer)
@@ -88,7 +108,12 @@ def unit_features(sim: Simulation, augment: bool, seed: int) -> dict[str, np.nda
     }
 
 
-def write_training_set(cfg: SimulateConfig, out_dir: str | Path, augment: bool = True) -> Path:
+def write_training_set(
+    cfg: SimulateConfig,
+    out_dir: str | Path,
+    augment: bool = True,
+    spike_filter_min_good_s: float | None = ClassifyConfig().spike_filter_min_good_s,
+) -> Path:
     """``DIR/features.npz``: features of every simulated unit (see ``unit_features``), plus the
     settings that made them."""
     import json
@@ -102,8 +127,14 @@ def write_training_set(cfg: SimulateConfig, out_dir: str | Path, augment: bool =
     except OSError as exc:
         raise PublishError(f"cannot create output folder {out}: {exc.strerror}") from exc
     sim = Simulation(cfg)
-    feats = unit_features(sim, augment, cfg.seed)
+    feats = unit_features(sim, augment, cfg.seed, spike_filter_min_good_s)
     path = out / "features.npz"
     np.savez_compressed(path, **feats)
-    (out / "simulation.json").write_text(json.dumps({"simulate": asdict(cfg), "augmented": augment}, indent=2) + "\n")
+    (out / "simulation.json").write_text(
+        json.dumps(
+            {"simulate": asdict(cfg), "augmented": augment, "spike_filter_min_good_s": spike_filter_min_good_s},
+            indent=2,
+        )
+        + "\n"
+    )
     return path

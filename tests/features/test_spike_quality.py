@@ -5,8 +5,10 @@ import pytest
 
 from rtclass.features.spike_quality import (
     CHUNK_S,
+    MIN_UNIT_SPIKES,
     SpikeQualityFilter,
     c4_period_end_s,
+    labelled_acg_spikes,
     missed_percent,
     spike_quality,
 )
@@ -71,6 +73,27 @@ def test_a_unit_with_too_few_spikes_or_good_seconds_has_none_and_says_why():
     assert not q.passes and "180 s" in q.reason
     with pytest.raises(ValueError, match="amplitudes"):
         spike_quality(t, a[:-1], 120.0)
+
+
+def test_training_sets_take_the_spikes_the_live_labeller_would():
+    """All spikes of a unit too small to judge, C4's good ones of a judged unit, none of a rejected one."""
+    rng = np.random.default_rng(6)
+    t, a = _unit(rng, duration_s=100.0, rate_hz=2.0)
+    samples = np.round(t * FS).astype(np.int64)
+    assert samples.size <= MIN_UNIT_SPIKES
+    np.testing.assert_array_equal(labelled_acg_spikes(samples, a, FS, 0.0), samples)
+    t, a = _unit(rng)
+    extra = rng.uniform(100.0, 160.0, 600)
+    order = np.argsort(np.concatenate([t, extra]))
+    times = np.concatenate([t, extra])[order]
+    amps = np.concatenate([a, rng.normal(60.0, 8.0, extra.size)])[order]
+    samples = np.round(times * FS).astype(np.int64)
+    kept = labelled_acg_spikes(samples, amps, FS, 0.0)
+    expected = spike_quality(samples / FS, amps, c4_period_end_s(samples / FS), min_good_s=0.0).good
+    np.testing.assert_array_equal(kept, samples[expected])
+    assert 0 < kept.size < samples.size
+    cut = amps > np.median(amps)  # only the upper half of the amplitudes: missed spikes everywhere
+    assert labelled_acg_spikes(samples[cut], amps[cut], FS, 0.0) is None
 
 
 def _records(times_s, amps, unit):

@@ -10,6 +10,7 @@ import pytest
 from rtclass.classify.train import load_set
 from rtclass.config import SimulateConfig
 from rtclass.features.c4 import MIN_SPIKES, c4_acg, preprocess_waveform
+from rtclass.features.spike_quality import MIN_UNIT_SPIKES
 from rtclass.sim.recording import Simulation
 from rtclass.sim.training import MISSED_FRACTION, _raw_trace, unit_features, write_training_set
 
@@ -58,11 +59,30 @@ def test_augmentation_removes_and_adds_spikes_and_is_seeded(sim):
     assert not np.array_equal(aug["n_spikes"], plain["n_spikes"][common])
 
 
+def test_with_c4s_spike_filter_the_acg_is_built_from_the_spikes_the_live_labeller_keeps(sim):
+    plain = unit_features(sim, augment=True, seed=1)
+    filtered = unit_features(sim, augment=True, seed=1, spike_filter_min_good_s=0.0)
+    assert set(filtered["unit_id"]) <= set(plain["unit_id"])
+    for row, uid in enumerate(filtered["unit_id"]):
+        k = int(np.flatnonzero(plain["unit_id"] == uid)[0])
+        assert filtered["n_spikes"][row] == plain["n_spikes"][k]  # the same unit, its waveform unchanged
+        assert np.array_equal(filtered["waveform"][row], plain["waveform"][k])
+        if plain["n_spikes"][k] <= MIN_UNIT_SPIKES:  # too few to judge: every spike, as live
+            assert np.array_equal(filtered["acg3d"][row], plain["acg3d"][k])
+    amplitudes = sim.unit_amplitudes_uv()
+    trains = sim.unit_trains()
+    for u in sim.units:
+        assert amplitudes[u.id].shape == trains[u.id].shape
+        if trains[u.id].size:
+            assert np.median(amplitudes[u.id]) == pytest.approx(u.amplitude_uv, rel=0.05)
+
+
 def test_the_set_on_disk_is_what_rtclass_train_reads(tmp_path):
     path = write_training_set(CFG, tmp_path / "set")
     assert path == tmp_path / "set" / "features.npz"
     desc = json.loads((tmp_path / "set" / "simulation.json").read_text())
     assert desc["augmented"] is True and desc["simulate"]["seed"] == 3 and desc["simulate"]["units_per_type"] == 2
+    assert desc["spike_filter_min_good_s"] == 0.0  # the live labeller's default
     s = load_set(tmp_path / "set", use_layer=True)
     f = np.load(path)
     assert s.x.shape == (f["acg3d"].shape[0], 1104) and s.y.size == f["cell_type"].size

@@ -31,7 +31,9 @@ import numba
 import numpy as np
 
 from rtclass.cell_types import CELL_TYPES
+from rtclass.config import ClassifyConfig
 from rtclass.features.c4 import MIN_SPIKES, N_LOG_LAGS, N_RATE_BINS, WAVEFORM_SAMPLES, c4_acg, preprocess_waveform
+from rtclass.features.spike_quality import labelled_acg_spikes
 from rtclass.sim.independent import celltypes, trains, waveforms
 
 #: independent random streams per unit and stage (numpy seeds them from [seed, type, unit, stage])
@@ -47,6 +49,8 @@ DESCRIPTION_FILE = "simulation.json"
 ACG_SHAPE = (N_RATE_BINS, N_LOG_LAGS + 1)
 #: shortest drift ramp (s), so that a zero ramp fraction still gives a defined gain
 MIN_RAMP_S = 1e-9
+#: background events are 1 to this many times the detection threshold
+BACKGROUND_AMPLITUDE_MAX = 1.5
 
 
 @dataclass
@@ -61,6 +65,8 @@ class GeneratedUnit:
     #: the drawn parameters: ``train``, ``waveform``, ``template``, ``sorting``, and ``realised``
     #: (what the imperfections did)
     params: dict = field(default_factory=dict)
+    #: each spike's amplitude relative to the unit's full-size spike (what C4's spike filter judges)
+    spike_amplitudes: np.ndarray | None = None
 
 
 def _rng(seed: int, type_index: int, unit_index: int, stage: int) -> np.random.Generator:
@@ -127,6 +133,15 @@ def _clean_trains(seed: int, units_per_type: int, duration_s: float, params: lis
     return out
 
 
+def _samples_and_amplitudes(times_s: np.ndarray, amplitudes: np.ndarray, duration_s: float):
+    """``trains.to_samples`` of the spike times, with each kept spike's amplitude (the first
+    spike's where two fall in one sample)."""
+    samples = np.floor(np.asarray(times_s, np.float64) * trains.SAMPLE_RATE_HZ).astype(np.int64)
+    inside = (samples >= 0) & (samples < int(round(duration_s * trains.SAMPLE_RATE_HZ)))
+    unique, first = np.unique(samples[inside], return_index=True)
+    return unique, np.asarray(amplitudes, np.float64)[inside][first]
+
+
 def _neighbour(rng: np.random.Generator, k: int, layers: list[str], pair_of: dict[int, int]) -> int:
     """A unit recorded nearby: another unit of the same layer (not the same cell)."""
     candidates = [j for j, layer in enumerate(layers) if layer == layers[k] and j != k and pair_of.get(k) != j]
@@ -169,7 +184,13 @@ def generate_units(seed: int, units_per_type: int, duration_s: float) -> list[Ge
         n_from_neighbour = min(int(round(sp["neighbour_frac"] * own.size)), clean[j].size)
         biggest = np.argsort(-amps[j], kind="stable")[:n_from_neighbour]
         from_neighbour = clean[j][biggest]
-        spikes = trains.to_samples(np.concatenate([own, background, from_neighbour]), duration_s)
+        # background events are just big enough to be detected; a neighbour's spikes keep their size
+        background_amplitude = rng.uniform(1.0, BACKGROUND_AMPLITUDE_MAX, background.size) / sp["detection_margin"]
+        spikes, spike_amps = _samples_and_amplitudes(
+            np.concatenate([own, background, from_neighbour]),
+            np.concatenate([amps[k][detected[k]], background_amplitude, amps[j][biggest]]),
+            duration_s,
+        )
         wrng = _rng(seed, CELL_TYPES.index(c), k % n, STAGE_WAVEFORM)
         model = celltypes.WAVEFORM_OF_TYPE[c]
         tmpl = waveforms.template(wrng, model, params[k]["waveform"], params[k]["template"])
@@ -182,19 +203,34 @@ def generate_units(seed: int, units_per_type: int, duration_s: float) -> list[Ge
             "drift_chunk_s": list(chunks[k]),
             "paired_unit_id": int(pair_of[k]) if k in pair_of else -1,
         }
-        units.append(GeneratedUnit(k, c, layers[k], spikes, tmpl, {**params[k], "realised": realised}))
+        units.append(GeneratedUnit(k, c, layers[k], spikes, tmpl, {**params[k], "realised": realised}, spike_amps))
     return units
 
 
-def unit_features(units: list[GeneratedUnit]) -> dict[str, np.ndarray]:
+def unit_features(units: list[GeneratedUnit], spike_filter_min_good_s: float | None = None) -> dict[str, np.ndarray]:
     """The arrays of an rtclass training set: ``acg3d`` float32 [n, 10, 101] (C4's 3D-ACG),
     ``waveform`` float32 [n, 90] (C4's preprocessed waveform), ``cell_type``, ``layer`` (str),
-    ``unit_id``, ``n_spikes`` (int64). Units with fewer than C4's MIN_SPIKES spikes are skipped."""
-    kept = [u for u in units if u.spike_times_samples.size >= MIN_SPIKES]
+    ``unit_id``, ``n_spikes`` (int64). Units with fewer than C4's MIN_SPIKES spikes are skipped.
+    ``spike_filter_min_good_s``: the 3D-ACG is built from the spikes the live labeller would use
+    (C4's spike filter with this many good seconds, ``labelled_acg_spikes``) and units it rejects
+    are skipped; ``None``: from every spike."""
+    kept, acg_spikes = [], []
+    for u in units:
+        if u.spike_times_samples.size < MIN_SPIKES:
+            continue
+        spikes = u.spike_times_samples
+        if spike_filter_min_good_s is not None:
+            if u.spike_amplitudes is None:
+                raise ValueError(f"unit {u.unit_id} has no spike amplitudes for C4's spike filter")
+            spikes = labelled_acg_spikes(spikes, u.spike_amplitudes, trains.SAMPLE_RATE_HZ, spike_filter_min_good_s)
+            if spikes is None:
+                continue
+        kept.append(u)
+        acg_spikes.append(spikes)
     acg = np.zeros((len(kept), *ACG_SHAPE), np.float32)
     wave = np.zeros((len(kept), WAVEFORM_SAMPLES), np.float32)
     for i, u in enumerate(kept):
-        acg[i] = c4_acg(u.spike_times_samples)
+        acg[i] = c4_acg(acg_spikes[i])
         wave[i] = preprocess_waveform(u.template_uv)
     return {
         "acg3d": acg,
@@ -206,16 +242,23 @@ def unit_features(units: list[GeneratedUnit]) -> dict[str, np.ndarray]:
     }
 
 
-def write_feature_set(out_dir: str | Path, seed: int, units_per_type: int, duration_s: float) -> Path:
+def write_feature_set(
+    out_dir: str | Path,
+    seed: int,
+    units_per_type: int,
+    duration_s: float,
+    spike_filter_min_good_s: float | None = ClassifyConfig().spike_filter_min_good_s,
+) -> Path:
     """Generate units and write ``out_dir/features.npz`` and ``out_dir/simulation.json`` (the
     folder ``rtclass train`` / ``rtclass.classify.train.load_set`` reads). Returns ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    features = unit_features(generate_units(seed, units_per_type, duration_s))
+    features = unit_features(generate_units(seed, units_per_type, duration_s), spike_filter_min_good_s)
     np.savez_compressed(out / FEATURES_FILE, **features)
     description = {
         "generator": GENERATOR_NAME,
         "simulate": {"seed": int(seed), "duration_s": float(duration_s), "units_per_type": int(units_per_type)},
+        "spike_filter_min_good_s": spike_filter_min_good_s,
     }
     (out / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
     return out

@@ -128,6 +128,22 @@ def test_features_have_c4_shapes_and_no_nans(units):
     assert list(f["cell_type"]) == [u.cell_type for u in units]
 
 
+def test_each_spike_has_an_amplitude_and_c4s_filter_drops_units_that_lose_spikes_throughout():
+    units = U.generate_units(8, 6, 120.0)
+    for u in units:
+        assert u.spike_amplitudes.shape == u.spike_times_samples.shape and np.all(u.spike_amplitudes > 0)
+    plain = U.unit_features(units)
+    filtered = U.unit_features(units, spike_filter_min_good_s=0.0)
+    assert set(filtered["unit_id"]) < set(plain["unit_id"])  # some units rejected, none added
+    margin = {u.unit_id: u.params["sorting"]["detection_margin"] for u in units}
+    rejected = set(plain["unit_id"]) - set(filtered["unit_id"])
+    judged = {u.unit_id for u in units if u.spike_times_samples.size > 300}
+    # units whose spikes sit near the detection threshold (their amplitude histogram is cut) go first
+    assert np.median([margin[k] for k in rejected]) < np.median([margin[k] for k in judged])
+    with pytest.raises(ValueError, match="amplitudes"):
+        U.unit_features([U.GeneratedUnit(99, "MLI", "ML", units[4].spike_times_samples, units[4].template_uv)], 0.0)
+
+
 def test_units_below_c4s_minimum_are_skipped(units):
     short = U.GeneratedUnit(99, "MLI", "ML", units[4].spike_times_samples[: MIN_SPIKES - 1], units[4].template_uv)
     f = U.unit_features([*units[:2], short])
@@ -143,9 +159,10 @@ def test_feature_set_round_trips_and_loads_for_training(tmp_path):
     assert desc == {
         "generator": "independent",
         "simulate": {"seed": SEED, "duration_s": DURATION_S, "units_per_type": UNITS_PER_TYPE},
+        "spike_filter_min_good_s": 0.0,  # the live labeller's default
     }
     stored = np.load(folder / "features.npz")
-    direct = U.unit_features(U.generate_units(SEED, UNITS_PER_TYPE, DURATION_S))
+    direct = U.unit_features(U.generate_units(SEED, UNITS_PER_TYPE, DURATION_S), 0.0)
     assert set(stored.files) == set(direct)
     for key in direct:
         np.testing.assert_array_equal(stored[key], direct[key])
