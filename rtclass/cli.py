@@ -170,11 +170,12 @@ def cmd_view(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from rtclass.classify.offline import classify_folder, load_model_or_none
+    from rtclass.classify.offline import classify_folder, layer_file, load_model_or_none
     from rtclass.classify.phy_features import extract_features
     from rtclass.errors import InputError
 
-    model = load_model_or_none(args.model, args.classifier)  # fail on a bad model before the long feature pass
+    # fail on a bad model before the long feature pass
+    model = load_model_or_none(args.model, args.classifier, layers_known=layer_file(args.folder).exists())
     with Progress(transient=True) as bar:
         task = bar.add_task("features", total=1.0)
         feats = extract_features(

@@ -1,43 +1,55 @@
-"""Rebuild the shipped default classifier, rtclass/models/rtclass-c4sim-v2, from scratch (about 40 min on 2 cores).
+"""Rebuild the shipped classifiers, rtclass/models/rtclass-c4sim-v2 (and with ``--layer`` the layer-aware
+rtclass-c4sim-v2-layer), from scratch (about 25 and 10 min on 2 cores, set generation included).
 
-    pip install -e '.[train]' && python scripts/build_default_model.py
+    pip install -e '.[train]' && python scripts/build_default_model.py && python scripts/build_default_model.py --layer
 
 A build step of the source checkout, not part of the installed package: it writes the model into the
 checkout's package data (rtclass/models/), which the wheel then ships, and the cross-generator
 evaluation into benchmarks/results/classifier_generalisation.json.
 
-Two generators of labelled units, designed independently: A (``rtclass.sim``, every per-unit range
-widened by 30 % for training) and B (``rtclass.sim.independent``: other spike-train processes, waveform
-model, noise and sorting errors). The recipe (network ensemble and physiology baseline) is first
-trained on one generator and tested on the other, both ways; the shipped model is then trained on
-both, and tested on held-out seeds and regimes of each. The card reports all of it, and the
-classifier that did better across generators is the one used live.
+Three generators of labelled units, designed independently: A (``rtclass.sim``, every per-unit range
+widened by 30 % for training), B (``rtclass.sim.independent``: other spike-train processes, waveform
+model, noise and sorting errors) and C (``rtclass.sim.generator_c``: integrate-and-fire trains,
+feature-anchored waveforms, threshold/collision sorting losses). The recipe (network ensemble and
+physiology baseline) is trained on each generator alone and tested on each other one, and on every
+pair of generators and tested on the third (a generator it never saw); the shipped model is then
+trained on all three and tested on held-out seeds and regimes of each. The card reports all of it;
+the evaluations on generators left out decide which classifier is used live and the default
+confidence ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rtclass.classify.model import DEFAULT_MODEL_NAME
-from rtclass.classify.train import cross_generator_evaluation, load_set, train_command
+import numpy as np
+
+from rtclass.classify.layout import LAYER_ORDER
+from rtclass.classify.model import DEFAULT_LAYER_MODEL_NAME, DEFAULT_MODEL_NAME
+from rtclass.classify.train import LabelledSet, cross_generator_evaluation, load_set, train_command
 from rtclass.config import SimulateConfig
-from rtclass.sim.independent.units import write_feature_set
+from rtclass.sim.generator_c.units import write_feature_set as write_generator_c_set
+from rtclass.sim.independent.units import write_feature_set as write_generator_b_set
 from rtclass.sim.training import write_training_set
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 #: cached training sets (git-ignored): a rerun with the same settings reuses them
 WORK = CHECKOUT / "scripts" / "_training_sets"
 #: the checkout's package data, not the installed package's (which may be a wheel in site-packages)
-OUT = CHECKOUT / "rtclass" / "models" / DEFAULT_MODEL_NAME
-RESULTS = CHECKOUT / "benchmarks" / "results" / "classifier_generalisation.json"
-A_TRAIN_SEEDS = (101, 102, 103, 104)
-B_TRAIN_SEEDS = (1, 2, 3, 4)
-B_HELD_SEED = 11
+MODELS = CHECKOUT / "rtclass" / "models"
+RESULTS = CHECKOUT / "benchmarks" / "results"
+#: layer-aware model: test units given a wrong known layer in this fraction (a unit near a layer
+#: boundary), as well as with their true layer and with none
+WRONG_LAYER_FRACTION = 0.1
+WRONG_LAYER_SEED = 0
+TRAIN_SEEDS = {"A": (101, 102, 103, 104), "B": (1, 2, 3, 4), "C": (1, 2, 3, 4)}
+HELD_SEED = {"A": 201, "B": 11, "C": 11}
 UNITS_PER_TYPE = 100
 HELD_UNITS_PER_TYPE = 60
 DURATION_S = 300.0
@@ -45,12 +57,19 @@ SPREAD = 0.3
 #: ensemble size: 3 keeps inference for 400 units near 20 ms on one core
 MEMBERS = 3
 EPOCHS = 30
+GENERATORS = {
+    "A": "rtclass.sim (gamma renewal trains with slow rate modulation, waveforms as sums of Gaussian phases, "
+    "uniform missed spikes and contamination)",
+    "B": "rtclass.sim.independent (inverse-Gaussian and hazard trains, waveforms from action-potential derivatives "
+    "through an acquisition filter, coloured averaging noise, amplitude- and burst-dependent missed spikes)",
+    "C": "rtclass.sim.generator_c (integrate-and-fire trains, feature-anchored waveforms, threshold and collision "
+    "sorting losses)",
+}
 CROSS_DESCRIPTION = (
-    "Generator A is rtclass's simulator (rtclass.sim: gamma renewal trains with slow rate modulation, waveforms "
-    "as sums of Gaussian phases, uniform missed spikes and contamination). Generator B (rtclass.sim.independent) "
-    "was designed separately: other spike-train processes, a waveform model built from action-potential "
-    "derivatives through an acquisition filter, coloured averaging noise, amplitude- and burst-dependent "
-    "missed spikes. Each direction trains the same recipe on one generator only and tests it on the other."
+    "Three generators, designed independently: "
+    + "; ".join(f"{k}: {v}" for k, v in GENERATORS.items())
+    + ". Each evaluation trains the same recipe on some generators only and tests it on another; "
+    "'trained on A, B, tested on C' is the shipped recipe facing a generator it never saw."
 )
 
 
@@ -70,7 +89,11 @@ def _a(seed: int, units: int, **kw) -> Callable:
 
 
 def _b(seed: int, units: int) -> Callable:
-    return lambda folder: write_feature_set(folder, seed, units, DURATION_S)
+    return lambda folder: write_generator_b_set(folder, seed, units, DURATION_S)
+
+
+def _c(seed: int, units: int) -> Callable:
+    return lambda folder: write_generator_c_set(folder, seed, units, DURATION_S)
 
 
 def _summary(evaluations: dict) -> str:
@@ -81,44 +104,95 @@ def _summary(evaluations: dict) -> str:
     )
 
 
+def _sets() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(training sets, held-out sets) of each generator."""
+    make = {"A": lambda seed, n: _a(seed, n, parameter_spread=SPREAD), "B": _b, "C": _c}
+    train = {
+        g: [_set(f"{g.lower()}_train_seed{s}", make[g](s, UNITS_PER_TYPE)) for s in TRAIN_SEEDS[g]] for g in GENERATORS
+    }
+    held = {
+        g: [_set(f"{g.lower()}_heldout_seed{HELD_SEED[g]}", make[g](HELD_SEED[g], HELD_UNITS_PER_TYPE))] for g in "BC"
+    }
+    held["A"] = [
+        _set(f"a_heldout_seed{HELD_SEED['A']}", _a(HELD_SEED["A"], HELD_UNITS_PER_TYPE)),
+        _set("a_heldout_regime_rates0.75_widths1.15", _a(202, HELD_UNITS_PER_TYPE, rate_scale=0.75, width_scale=1.15)),
+    ]
+    return train, held
+
+
+def _with_layers(s: LabelledSet, how: str) -> LabelledSet:
+    """A copy of a layer-aware set whose layer one-hots are all ``unknown`` or, in
+    ``WRONG_LAYER_FRACTION`` of its units, another known layer."""
+    x = s.x.copy()
+    one_hot = x[:, -len(LAYER_ORDER) :]
+    if how == "unknown":
+        layer = np.zeros(len(x), np.int64)
+        label = "layer unknown"
+    else:
+        rng = np.random.default_rng(WRONG_LAYER_SEED)
+        layer = one_hot.argmax(1)
+        wrong = rng.random(len(x)) < WRONG_LAYER_FRACTION
+        others = 1 + (layer - 1 + rng.integers(1, len(LAYER_ORDER) - 1, len(x))) % (len(LAYER_ORDER) - 1)
+        layer = np.where(wrong & (layer > 0), others, layer)
+        label = f"{100 * WRONG_LAYER_FRACTION:.0f} % wrong layers"
+    x[:, -len(LAYER_ORDER) :] = np.eye(len(LAYER_ORDER), dtype=np.float32)[layer]
+    return dataclasses.replace(s, name=f"{s.name} ({label})", x=x)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--members", type=int, default=MEMBERS)
+    ap.add_argument(
+        "--layer",
+        action="store_true",
+        help=f"build the layer-aware model {DEFAULT_LAYER_MODEL_NAME} (evaluated with a generator left out only)",
+    )
     args = ap.parse_args()
-    a_train = [_set(f"a_train_seed{s}", _a(s, UNITS_PER_TYPE, parameter_spread=SPREAD)) for s in A_TRAIN_SEEDS]
-    a_held = [
-        _set("a_heldout_seed201", _a(201, HELD_UNITS_PER_TYPE)),
-        _set("a_heldout_regime_rates0.75_widths1.15", _a(202, HELD_UNITS_PER_TYPE, rate_scale=0.75, width_scale=1.15)),
-    ]
-    b_train = [_set(f"b_train_seed{s}", _b(s, UNITS_PER_TYPE)) for s in B_TRAIN_SEEDS]
-    b_held = [_set(f"b_heldout_seed{B_HELD_SEED}", _b(B_HELD_SEED, HELD_UNITS_PER_TYPE))]
+    use_layer = args.layer
+    out = MODELS / (DEFAULT_LAYER_MODEL_NAME if use_layer else DEFAULT_MODEL_NAME)
+    results_path = RESULTS / ("classifier_generalisation_layer.json" if use_layer else "classifier_generalisation.json")
+    train, held = _sets()
 
     def load(folders):
-        return [load_set(f, False) for f in folders]
+        return [load_set(f, use_layer) for f in folders]
 
+    # tested on a generator's first training seed and its held-out sets (a layer-aware model also
+    # with every layer unknown and with some layers wrong)
+    tests = {g: load(train[g][:1] + held[g]) for g in GENERATORS}
+    if use_layer:
+        tests = {
+            g: [v for s in t for v in (s, _with_layers(s, "unknown"), _with_layers(s, "wrong"))]
+            for g, t in tests.items()
+        }
     directions = {}
     t0 = time.perf_counter()
-    directions["trained on A, tested on B"] = cross_generator_evaluation(
-        load(a_train), load(b_train[:1] + b_held), args.members, args.epochs, 0
-    )
-    print("A -> B:", _summary(directions["trained on A, tested on B"]), flush=True)
-    directions["trained on B, tested on A"] = cross_generator_evaluation(
-        load(b_train), load(a_train[:1] + a_held), args.members, args.epochs, 0
-    )
-    print("B -> A:", _summary(directions["trained on B, tested on A"]), flush=True)
-    cross = {"description": CROSS_DESCRIPTION, "directions": directions}
+    plans = [] if use_layer else [((g,), o) for g in GENERATORS for o in GENERATORS if o != g]
+    plans += [(tuple(g for g in GENERATORS if g != o), o) for o in GENERATORS]
+    for trained_on, tested_on in plans:
+        name = f"trained on {', '.join(trained_on)}, tested on {tested_on}"
+        data = load([f for g in trained_on for f in train[g]])
+        directions[name] = cross_generator_evaluation(
+            data, tests[tested_on], args.members, args.epochs, 0, use_layer=use_layer
+        )
+        print(f"{name}:", _summary(directions[name]), flush=True)
+    # the shipped recipe (trained on all but one generator) decides the live classifier and threshold
+    deciding = [name for name in directions if name.count(",") == 2]
+    cross = {"description": CROSS_DESCRIPTION, "directions": directions, "deciding": deciding}
+    all_train = [f for g in GENERATORS for f in train[g]]
+    all_held = [f for g in GENERATORS for f in held[g]]
     results = train_command(
-        a_train + b_train, str(OUT), a_held + b_held, args.members, args.epochs, 0, False, cross_generator=cross
+        all_train, str(out), all_held, args.members, args.epochs, 0, use_layer, cross_generator=cross
     )
     print("shipped:", _summary({k: results[k] for k in results if "heldout" in k}), flush=True)
-    card = json.loads((OUT / "model_card.json").read_text())
-    RESULTS.write_text(
+    card = json.loads((out / "model_card.json").read_text())
+    results_path.write_text(
         json.dumps(
             {
                 "cross_generator": cross,
                 "shipped_model": {k: results[k] for k in results},
                 "live_classifier": card["live_classifier"],
+                "confidence_ratio": card["confidence_ratio"],
                 "epochs": args.epochs,
                 "members": args.members,
                 "build_seconds": time.perf_counter() - t0,
@@ -127,7 +201,7 @@ def main() -> int:
         )
         + "\n"
     )
-    print(f"wrote {OUT} and {RESULTS}; live classifier: {card['live_classifier']}")
+    print(f"wrote {out} and {results_path}; live classifier: {card['live_classifier']}")
     return 0
 
 

@@ -32,7 +32,16 @@ if TYPE_CHECKING:
 MODELS_DIR = package_data_path("models")
 DEFAULT_MODEL_NAME = "rtclass-c4sim-v2"
 DEFAULT_MODEL = MODELS_DIR / DEFAULT_MODEL_NAME / "model.onnx"
+#: the shipped model that also takes each unit's layer: the default when the layers are known
+DEFAULT_LAYER_MODEL_NAME = "rtclass-c4sim-v2-layer"
+DEFAULT_LAYER_MODEL = MODELS_DIR / DEFAULT_LAYER_MODEL_NAME / "model.onnx"
 CARD_NAME = "model_card.json"
+
+
+def default_model(layers_known: bool) -> Path:
+    """The shipped model to use when none is named: the layer-aware one when the units' layers are
+    known (and it is installed), else the default."""
+    return DEFAULT_LAYER_MODEL if layers_known and DEFAULT_LAYER_MODEL.exists() else DEFAULT_MODEL
 
 
 def sha256(path: Path) -> str:

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtclass.classify.model import AUTO, DEFAULT_MODEL, Classifier, load_classifier
+from rtclass.classify.model import AUTO, Classifier, default_model, load_classifier
 from rtclass.classify.phy_features import FeatureSet
 from rtclass.formats.phy import write_tsv
 
+#: C4's layer of each cluster (``cluster_id``, ``layer``: ML, PCL, GCL or unknown)
+LAYER_FILE = "cluster_layer.tsv"
 
-def load_model_or_none(path: str | None, which: str = AUTO) -> Classifier | None:
+
+def load_model_or_none(path: str | None, which: str = AUTO, layers_known: bool = False) -> Classifier | None:
+    """The named model (``none``: no model), or the shipped one: the layer-aware one when the
+    clusters' layers are known (``cluster_layer.tsv``)."""
     if path == "none":
         return None
     if path is None:
-        return load_classifier(DEFAULT_MODEL, which) if DEFAULT_MODEL.exists() else None
+        shipped = default_model(layers_known)
+        return load_classifier(shipped, which) if shipped.exists() else None
     return load_classifier(path, which)
+
+
+def layer_file(folder: str | Path) -> Path:
+    """C4's per-cluster layer table in a phy folder."""
+    return Path(folder) / LAYER_FILE
 
 
 def classify_folder(folder: str | Path, feats: FeatureSet, model: Classifier, threshold: float) -> dict[str, int]:
@@ -22,12 +33,8 @@ def classify_folder(folder: str | Path, feats: FeatureSet, model: Classifier, th
     folder = Path(folder)
     layers = None
     if model.use_layer:
-        layer_file = folder / "cluster_layer.tsv"
-        table = (
-            dict(line.split("\t")[:2] for line in layer_file.read_text().splitlines()[1:])
-            if layer_file.exists()
-            else {}
-        )
+        path = layer_file(folder)
+        table = dict(line.split("\t")[:2] for line in path.read_text().splitlines()[1:]) if path.exists() else {}
         layers = [table.get(str(c), "unknown") for c in feats.cluster_id]
     probs = model.predict(feats.acg3d, feats.waveform, layers)
     names, top, ratio = model.label(probs, threshold)

@@ -107,6 +107,12 @@ WAVEFORM_NOISE_SD = (0.0, 0.05)
 RATE_FACTOR_RANGE = (0.6, 1.6)
 #: the size of the positivity after the trough (waveform asymmetry), log-uniform factor
 POSITIVITY_RANGE = (0.7, 1.4)
+#: layer-aware models: the fraction of training units whose layer is given as ``unknown`` (so the
+#: model also labels units outside the configured depth ranges), and the fraction given a wrong
+#: known layer (a unit near a layer boundary, ranges set from histology or estimated along the
+#: probe); both estimates
+LAYER_UNKNOWN_FRACTION = 0.3
+LAYER_WRONG_FRACTION = 0.1
 #: log lags per decade of the 3D-ACG (evenly spaced in log lag)
 LOG_LAGS_PER_DECADE = (LOG_LAGS_MS.size - 1) / np.log10(LOG_LAGS_MS[-1] / LOG_LAGS_MS[0])
 
@@ -150,7 +156,21 @@ def augment_inputs(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = x.copy()
     out[:, :ACG_SIZE] = acg.reshape(n, ACG_SIZE)
     out[:, ACG_SIZE : ACG_SIZE + WAVE_SIZE] = wave
+    if x.shape[1] > ACG_SIZE + WAVE_SIZE:
+        out[:, ACG_SIZE + WAVE_SIZE :] = randomise_layers(x[:, ACG_SIZE + WAVE_SIZE :], rng)
     return out.astype(np.float32)
+
+
+def randomise_layers(one_hot: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Layer one-hots ``[n, 4]`` (``LAYER_ORDER``) with ``LAYER_UNKNOWN_FRACTION`` of them set to
+    unknown and ``LAYER_WRONG_FRACTION`` moved to another known layer."""
+    n, n_layers = one_hot.shape
+    layer = one_hot.argmax(1)
+    draw = rng.random(n)
+    wrong = (draw >= LAYER_UNKNOWN_FRACTION) & (draw < LAYER_UNKNOWN_FRACTION + LAYER_WRONG_FRACTION)
+    shifted = 1 + (layer - 1 + rng.integers(1, n_layers - 1, n)) % (n_layers - 1)  # another known layer
+    layer = np.where(draw < LAYER_UNKNOWN_FRACTION, 0, np.where(wrong & (layer > 0), shifted, layer))
+    return np.eye(n_layers, dtype=np.float32)[layer]
 
 
 def _train_member(x, y, n_classes, use_layer, seed, epochs, progress, augment=True):
@@ -402,7 +422,7 @@ def write_card(out_dir: Path, model_path: Path, info: dict) -> None:
             lines.append(f"- `{s['name']}`: {s['units']} units; {s.get('settings', '')}")
         lines.append("")
     if "cross_generator" in info:
-        lines += ["## Across generators (the same recipe, trained on one generator, tested on the other)", ""]
+        lines += ["## Across generators (the same recipe, trained on some generators, tested on another)", ""]
         lines += info["cross_generator"].get("description", "").splitlines() + [""]
         for direction, evaluations in info["cross_generator"]["directions"].items():
             lines += [f"### {direction}", ""] + _card_evaluation_lines(evaluations) + [""]
@@ -480,8 +500,10 @@ def train_command(
     sets, export ``out_dir/model.onnx``, ``out_dir/baseline.json`` and the model card.
 
     ``cross_generator`` (optional): ``{"description": str, "directions": {name: evaluations}}`` from
-    ``cross_generator_evaluation``; it goes into the card and decides which classifier is used live
-    (``better_classifier`` over all its evaluations). Without it the held-out sets decide."""
+    ``cross_generator_evaluation``, optionally ``"deciding": [direction names]``; it goes into the
+    card and decides which classifier is used live and the default confidence ratio
+    (``better_classifier``, ``calibrated_threshold`` over the deciding directions' evaluations, all
+    of them by default). Without it the held-out sets decide."""
     require_training_extra("rtclass train")
     train = [load_set(d, use_layer) for d in data]
     held = [load_set(d, use_layer) for d in evaluation]
@@ -500,7 +522,8 @@ def train_command(
         ev["description"] = ("training set" if s in train else "held out") + ": " + _describe(s.description)
         results[s.name] = ev
     if cross_generator:
-        deciding = [ev for evs in cross_generator["directions"].values() for ev in evs.values()]
+        names = cross_generator.get("deciding") or list(cross_generator["directions"])
+        deciding = [ev for name in names for ev in cross_generator["directions"][name].values()]
     else:
         deciding = [results[s.name] for s in held]
     live_classifier = better_classifier(deciding)

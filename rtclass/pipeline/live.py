@@ -22,7 +22,7 @@ import numpy as np
 
 from rtclass.classify.labeler import LiveLabeler
 from rtclass.classify.layers import layer_at, parse_layer_ranges
-from rtclass.classify.model import DEFAULT_MODEL, describe_classifier, load_classifier
+from rtclass.classify.model import default_model, describe_classifier, load_classifier
 from rtclass.config import Config
 from rtclass.dsp.detection import ThresholdDetector
 from rtclass.errors import ConfigError, InputError
@@ -258,12 +258,13 @@ class Pipeline:
         c = self.cfg.classify
         if c.model == "none" or self.chain.features is None:
             return None
-        if not c.model and not DEFAULT_MODEL.exists():
-            log.warning("no classifier model at %s: units stay unlabeled ([classify] model)", DEFAULT_MODEL)
-            return None
-        model = load_classifier(c.model or DEFAULT_MODEL, c.classifier)
-        log.info("labelling with %s", describe_classifier(model))
         ranges = parse_layer_ranges(c.layers)
+        shipped = default_model(layers_known=bool(ranges))
+        if not c.model and not shipped.exists():
+            log.warning("no classifier model at %s: units stay unlabeled ([classify] model)", shipped)
+            return None
+        model = load_classifier(c.model or shipped, c.classifier)
+        log.info("labelling with %s", describe_classifier(model))
         if ranges and not model.use_layer:
             log.warning("classify.layers is set, but the model does not take the layer: it is not used")
         if model.use_layer and not ranges:

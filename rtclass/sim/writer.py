@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtclass.classify.offline import LAYER_FILE
 from rtclass.config import PreprocessConfig, SimulateConfig
 from rtclass.errors import PublishError
 from rtclass.evaluation.scoring import filtered_template_peaks, measured_noise_sd
@@ -89,7 +90,7 @@ def write_ground_truth(sim: Simulation, folder: Path, bin_path: Path, noise_sd_u
         "hp_filtered = False\n"
     )
     write_tsv(folder / "cluster_cell_type.tsv", "cell_type", ids, [u.cell_type for u in sim.units])
-    write_tsv(folder / "cluster_layer.tsv", "layer", ids, [u.layer for u in sim.units])
+    write_tsv(folder / LAYER_FILE, "layer", ids, [u.layer for u in sim.units])
     snr, peak = filtered_template_peaks(sim.dense_templates(), noise_sd_uv, PreprocessConfig(), sim.fs)
     write_tsv(folder / "cluster_snr.tsv", "snr", ids, [f"{v:.2f}" for v in snr])
     write_tsv(folder / "cluster_peak_channel.tsv", "peak_channel", ids, list(peak))

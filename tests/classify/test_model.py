@@ -254,3 +254,13 @@ def test_a_c4_archive_imported_labels_units_on_the_wire_of_a_live_run(recording,
     assert {CELL_TYPE_NAMES[c] for c in np.unique(labelled["cell_type"])} <= set(C4_CLASSES)
     rows = (tmp_path / "run" / "cluster_predicted_cell_type.tsv").read_text().splitlines()[1:]
     assert {row.split("\t")[1] for row in rows} & set(C4_CLASSES)
+
+
+def test_the_shipped_layer_aware_model_is_the_default_when_layers_are_known(tmp_path):
+    from rtclass.classify.model import DEFAULT_LAYER_MODEL, DEFAULT_MODEL, default_model
+    from rtclass.classify.offline import load_model_or_none
+
+    assert default_model(False) == DEFAULT_MODEL and not CellTypeModel(DEFAULT_MODEL).use_layer
+    assert default_model(True) == DEFAULT_LAYER_MODEL and CellTypeModel(DEFAULT_LAYER_MODEL).use_layer
+    assert load_model_or_none(None, "model", layers_known=True).use_layer
+    assert not load_model_or_none(None, "model", layers_known=False).use_layer

@@ -192,3 +192,21 @@ def test_the_default_threshold_keeps_abstention_on_another_generator_at_most_10_
     assert calibrated_threshold([sure, unsure], "model") == 1.5  # the highest lower one that does
     assert calibrated_threshold([ev({1.0: 1.0, 1.5: 0.5, 2.0: 0.4, 3.0: 0.1})], "baseline") == 1.0
     assert calibrated_threshold([], "model") == 2.0
+
+
+def test_layer_aware_training_hides_or_changes_some_layers_and_keeps_the_rest():
+    from rtclass.classify.layout import LAYER_ORDER, layer_one_hot
+    from rtclass.classify.train import LAYER_UNKNOWN_FRACTION, LAYER_WRONG_FRACTION, augment_inputs, randomise_layers
+
+    known = ["ML", "PCL", "GCL"] * 4000
+    one_hot = layer_one_hot(known)
+    out = randomise_layers(one_hot, np.random.default_rng(3))
+    assert out.shape == one_hot.shape and np.all(out.sum(1) == 1)
+    layer, given = out.argmax(1), one_hot.argmax(1)
+    assert np.mean(layer == 0) == pytest.approx(LAYER_UNKNOWN_FRACTION, abs=0.02)
+    assert np.mean((layer != 0) & (layer != given)) == pytest.approx(LAYER_WRONG_FRACTION, abs=0.015)
+    unknown = layer_one_hot(["unknown"] * 50)
+    assert np.array_equal(randomise_layers(unknown, np.random.default_rng(3)).argmax(1), np.zeros(50))  # stays unknown
+    x = np.zeros((6, 1100 + len(LAYER_ORDER)), np.float32)
+    x[:, 1100 + 1] = 1.0
+    assert augment_inputs(x, np.random.default_rng(0))[:, 1100:].sum(1).tolist() == [1.0] * 6
