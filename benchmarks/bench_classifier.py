@@ -15,7 +15,7 @@ import numpy as np
 
 from rtclass.bench.benchmark import inference, machine, pin_one_core, save_json  # noqa: E402
 from rtclass.cell_types import CELL_TYPE_NAMES, UNLABELED  # noqa: E402
-from rtclass.classify.model import DEFAULT_MODEL, CellTypeModel  # noqa: E402
+from rtclass.classify.model import CellTypeModel, default_model  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
 from rtclass.features.c4 import c4_acg  # noqa: E402
 from rtclass.features.spike_quality import MIN_UNIT_SPIKES, c4_period_end_s, spike_quality  # noqa: E402
@@ -51,7 +51,7 @@ class SimSource:
         pass
 
 
-def offline_labels(quality, fs, min_good_s, units, spikes, waves, model, threshold, period_end_s):
+def offline_labels(quality, fs, min_good_s, units, spikes, waves, layers, model, threshold, period_end_s):
     """Each unit's label from C4's features of its spikes after the run (through C4's spike filter
     ``quality`` over ``[0, period_end_s(times_s)]`` when the live run used it), and the units the
     filter withholds."""
@@ -68,7 +68,8 @@ def offline_labels(quality, fs, min_good_s, units, spikes, waves, model, thresho
         elif times_s.size > MIN_UNIT_SPIKES:
             withheld.add(u)
         acg_spikes[u] = t
-    names, _, _ = model.label(model.predict(np.stack([c4_acg(acg_spikes[u]) for u in units]), waves), threshold)
+    acg = np.stack([c4_acg(acg_spikes[u]) for u in units])
+    names, _, _ = model.label(model.predict(acg, waves, layers), threshold)
     return [UNLABELED if u in withheld else str(o) for u, o in zip(units, names)], withheld
 
 
@@ -76,11 +77,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--model", default="", help="the model (default: the shipped one, layer-aware with --layers)")
+    ap.add_argument(
+        "--layers", action="store_true", help="give the simulated layer stack as [classify] layers (layer-aware model)"
+    )
     ap.add_argument("--spike-filter", dest="spike_filter", default="c4", help="classify.spike_filter: c4 or off")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "classifier.json"))
     args = ap.parse_args()
     pinned = pin_one_core()
+    sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
+    args.model = args.model or str(default_model(layers_known=args.layers))
     model = CellTypeModel(args.model)
     res = {
         "machine": {**machine(), "pinned_to_one_core": pinned},
@@ -89,8 +95,10 @@ def main() -> None:
     }
 
     classify = {"model": args.model, "interval_s": 1.0, "spike_filter": args.spike_filter}
+    if args.layers:
+        classify["layers"] = sim.layer_ranges()
     cfg = Config().replace(classify=classify, publish={"zmq": False, "lsl": False})
-    sim = Simulation(SimulateConfig(duration_s=args.duration, seed=args.seed))
+    res["classify_layers"] = cfg.classify.layers
     bank = bank_from_templates(cfg, sim.probe, sim.fs, sim.dense_templates(), np.arange(len(sim.units)), in_uv=True)
     pipe = Pipeline(cfg, SimSource(sim, 300), probe=sim.probe, bank=bank)
     pipe.open()
@@ -125,6 +133,7 @@ def main() -> None:
             units,
             spikes,
             waves,
+            [lab.layers_of(u) for u in units] if model.use_layer else None,
             model,
             lab.threshold,
             period,

@@ -581,7 +581,8 @@ class ClassifyConfig:
     model: str = param(
         "",
         "the ONNX cell-type model (as `--model`); empty: the model shipped in the package "
-        "(`rtclass-c4sim-v2`, trained on simulated units only); `none`: no labels",
+        "(`rtclass-c4sim-v2`, or `rtclass-c4sim-v2-layer` when `layers` is set; trained on simulated units only); "
+        "`none`: no labels",
     )
     classifier: str = param(
         "auto",
@@ -592,8 +593,9 @@ class ClassifyConfig:
     )
     layers: str = param(
         "",
-        "the cerebellar layers along the probe, for models that take the layer (C4's `layer_information` "
-        "models): `NAME:from-to` in um from the tip, comma-separated, NAME one of GCL, PCL, ML, e.g. "
+        "the cerebellar layers along the probe, for models that take the layer (`rtclass-c4sim-v2-layer`, "
+        "C4's `layer_information` models): `NAME:from-to` in um from the tip, comma-separated, NAME one of "
+        "GCL, PCL, ML, e.g. "
         "`GCL:0-450,PCL:450-500,ML:500-900`; a unit is in the range of its peak contact, else `unknown`",
     )
     interval_s: float = param(

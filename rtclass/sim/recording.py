@@ -60,6 +60,10 @@ TEMPLATE_SAMPLES = 90
 TEMPLATE_TROUGH = 30
 
 
+#: the layers a layer-aware classifier knows (C4's)
+CLASSIFIED_LAYERS = ("ML", "PCL", "GCL")
+
+
 @dataclass(frozen=True)
 class LayerSegment:
     name: str
@@ -261,6 +265,15 @@ class Simulation:
 
     def cell_types(self) -> list[str]:
         return [u.cell_type for u in self.units]
+
+    def layer_ranges(self) -> str:
+        """The simulated layer stack as ``[classify] layers`` gives it (``NAME:from-to`` in um along
+        the probe, C4's layers only: white matter is left out)."""
+        return ",".join(
+            f"{seg.name}:{seg.bottom_um:g}-{seg.top_um:g}"
+            for seg in sorted(self.layers, key=lambda seg: seg.bottom_um)
+            if seg.name in CLASSIFIED_LAYERS
+        )
 
     def unit_trains(self) -> list[np.ndarray]:
         """Spike times (samples) of each unit, in unit id order."""

@@ -440,3 +440,13 @@ def test_after_a_labelling_round_the_units_classifier_input_is_published_once():
     labeler.ticks = 2
     live.Pipeline._publish_status(pipe, live.Status(data_s=2.0))
     assert len(cap.features) == 2
+
+
+def test_with_the_layers_given_a_run_labels_with_the_shipped_layer_aware_model(recording, tmp_path):
+    from rtclass.classify.model import DEFAULT_LAYER_MODEL, DEFAULT_MODEL
+
+    cfg = _file_cfg().replace(classify={"layers": "GCL:0-1000,PCL:1000-1040,ML:1040-1400"})
+    m = run_live(cfg, f"file:{recording}", str(tmp_path / "layers"))
+    assert m["labels"]["model"] == str(DEFAULT_LAYER_MODEL)
+    plain = run_live(_file_cfg(), f"file:{recording}", str(tmp_path / "plain"))
+    assert plain["labels"]["model"] == str(DEFAULT_MODEL)

@@ -181,3 +181,14 @@ def test_blocks_cover_the_recording_once():
     blocks = list(sim.synthesizer().blocks(1000))
     assert [b.shape[0] for b in blocks] == [1000, 1000, 1000]
     assert np.array_equal(np.concatenate(blocks), sim.synthesizer().read(3000))
+
+
+def test_the_layer_stack_as_classify_layers_puts_units_in_their_layer():
+    from rtclass.classify.layers import layer_at, parse_layer_ranges
+
+    sim = Simulation(SimulateConfig(duration_s=1.0, seed=2))
+    ranges = parse_layer_ranges(sim.layer_ranges())
+    assert {r.name for r in ranges} == {"ML", "PCL", "GCL"}
+    y = sim.probe.positions_um[:, 1]
+    placed = [layer_at(ranges, float(y[u.peak_channel])) == u.layer for u in sim.units if u.layer != "WM"]
+    assert np.mean(placed) > 0.8  # the peak contact is in the unit's layer but near a boundary
