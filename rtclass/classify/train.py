@@ -475,6 +475,14 @@ def calibrated_threshold(evaluations: list[dict], classifier: str, max_abstentio
     return float(max(good, default=min(curves[0])))
 
 
+LIMITS_TEXT = (
+    "Synthetic training data: the simulators' cell-type statistics follow published data (see "
+    "docs/classifier.md), but real units differ in ways none of them models. "
+)
+LAYER_LIMITS_TEXT = (
+    "Layer input: every generator puts each type in its canonical layer; on a real probe units near a "
+    "layer boundary and rough depth ranges give wrong layers (scored with 10 % wrong). "
+)
 TRAINING_DESCRIPTION = (
     "Simulated units; features computed as C4 does from each generator's spike trains (with the sorting "
     "errors each generator models: missed spikes, contamination) and mean waveforms (with averaging noise). "
@@ -537,7 +545,16 @@ def train_command(
         "epochs": epochs,
         "seed": seed,
         "training_randomisation": (
-            {"waveform_stretch": STRETCH_RANGE, "positivity": POSITIVITY_RANGE, "rate_factor": RATE_FACTOR_RANGE}
+            {
+                "waveform_stretch": STRETCH_RANGE,
+                "positivity": POSITIVITY_RANGE,
+                "rate_factor": RATE_FACTOR_RANGE,
+                **(
+                    {"layer_unknown_fraction": LAYER_UNKNOWN_FRACTION, "layer_wrong_fraction": LAYER_WRONG_FRACTION}
+                    if use_layer
+                    else {}
+                ),
+            }
             if augment
             else None
         ),
@@ -551,9 +568,8 @@ def train_command(
             "sets": [{"name": s.name, "units": int(len(s.y)), "settings": _describe(s.description)} for s in train],
         },
         "evaluation": dict(results),
-        "limits": "Synthetic training data: the simulators' cell-type statistics follow published data (see "
-        "docs/classifier.md), but real units differ in ways neither models. "
-        + ("" if use_layer else "No layer input. ")
+        "limits": LIMITS_TEXT
+        + (LAYER_LIMITS_TEXT if use_layer else "No layer input. ")
         + "Treat its labels on real data as unvalidated until checked against ground truth of your own.",
     }
     if cross_generator:
