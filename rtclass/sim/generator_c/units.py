@@ -30,8 +30,11 @@ from rtclass.sim.generator_c.waveforms import (
 )
 
 GENERATOR_NAME = "generator_c"
-#: the cells simulated per round; a Purkinje cell gives two units
-CELL_KINDS = ("PkC", "MLI", "GoC", "MFB")
+#: a Purkinje cell gives two units (its simple and its complex spikes)
+PURKINJE_CELL = "PkC"
+PURKINJE_UNITS = ("PkC_ss", "PkC_cs")
+#: the cells simulated per round
+CELL_KINDS = (PURKINJE_CELL, *(t for t in CELL_TYPES if t not in PURKINJE_UNITS))
 MS_PER_S = 1000.0
 
 
@@ -56,7 +59,7 @@ def _unit(
     other_unit_s: np.ndarray,
     spikelet_counts: np.ndarray | None = None,
 ) -> SimulatedUnit:
-    complex_spikes = cell_type == "PkC_cs"
+    complex_spikes = cell_type == PURKINJE_UNITS[1]
     shape = draw_shape(rng, ct.SHAPES[cell_type])
     contaminant = draw_shape(rng, ct.SHAPES[CELL_TYPES[int(rng.integers(len(CELL_TYPES)))]])
     cs_shape = draw_complex_spike_shape(rng) if complex_spikes else None
@@ -75,10 +78,11 @@ def simulate_units(seed: int, units_per_type: int, duration_s: float) -> Iterato
     for index, stream in enumerate(streams):
         rng = np.random.default_rng(stream)
         kind = CELL_KINDS[index % len(CELL_KINDS)]
-        if kind == "PkC":
+        if kind == PURKINJE_CELL:
             cell = simulate_purkinje_cell(rng, duration_s)
-            yield _unit(rng, unit_id, "PkC_ss", cell.simple_s, duration_s, previous_s)
-            yield _unit(rng, unit_id + 1, "PkC_cs", cell.complex_s, duration_s, cell.simple_s, cell.spikelets)
+            simple_unit, complex_unit = PURKINJE_UNITS
+            yield _unit(rng, unit_id, simple_unit, cell.simple_s, duration_s, previous_s)
+            yield _unit(rng, unit_id + 1, complex_unit, cell.complex_s, duration_s, cell.simple_s, cell.spikelets)
             unit_id += 2
             previous_s = cell.simple_s
         else:
