@@ -112,18 +112,6 @@ def detected_with_amplitudes(
     return keep, amplitude
 
 
-def sorted_unit_samples(
-    rng: np.random.Generator,
-    sorter: Sorter,
-    spike_s: np.ndarray,
-    duration_s: float,
-    other_unit_s: np.ndarray,
-    spikelet_s: np.ndarray | None = None,
-) -> np.ndarray:
-    """The unit's spike times as the sorter reports them: int64 samples, sorted, unique."""
-    return sorted_unit(rng, sorter, spike_s, duration_s, other_unit_s, spikelet_s)[0]
-
-
 def sorted_unit(
     rng: np.random.Generator,
     sorter: Sorter,
@@ -132,9 +120,10 @@ def sorted_unit(
     other_unit_s: np.ndarray,
     spikelet_s: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(``sorted_unit_samples``, each spike's amplitude relative to the detection threshold, what
-    C4's spike filter judges). Foreign spikes and noise events are just big enough to be detected;
-    a detected spikelet is smaller than its complex spike."""
+    """(the unit's spike times as the sorter reports them: int64 samples, sorted, unique; each
+    spike's amplitude relative to the detection threshold, what C4's spike filter judges). Foreign
+    spikes and noise events are just big enough to be detected; a detected spikelet is smaller than
+    its complex spike."""
     keep, amplitude = detected_with_amplitudes(rng, sorter, spike_s, duration_s)
     own = spike_s[keep]
     parts, amps = [own], [amplitude[keep]]

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from rtclass.features.c4 import C4_SAMPLE_RATE_HZ
-from rtclass.sim.generator_c.sorting import Sorter, amplitude_gain, detected, draw_sorter, sorted_unit_samples
+from rtclass.sim.generator_c.sorting import Sorter, amplitude_gain, detected, draw_sorter, sorted_unit
 
 DURATION_S = 100.0
 CLEAN = Sorter(
@@ -34,7 +34,7 @@ def _train(rng, rate_hz=50.0):
 def test_a_clean_sorter_keeps_every_spike():
     rng = np.random.default_rng(0)
     spikes = _train(rng)
-    samples = sorted_unit_samples(rng, CLEAN, spikes, DURATION_S, np.zeros(0))
+    samples = sorted_unit(rng, CLEAN, spikes, DURATION_S, np.zeros(0))[0]
     assert samples.dtype == np.int64 and np.all(np.diff(samples) > 0)
     assert samples.size == np.unique(np.floor(spikes * C4_SAMPLE_RATE_HZ)).size
 
@@ -74,7 +74,7 @@ def test_contamination_adds_foreign_spikes_and_noise_events():
     rng = np.random.default_rng(4)
     spikes, other = _train(rng, 20.0), _train(rng, 100.0)
     sorter = dataclasses.replace(CLEAN, other_unit_fraction=0.2, noise_event_rate_hz=5.0)
-    samples = sorted_unit_samples(rng, sorter, spikes, DURATION_S, other)
+    samples = sorted_unit(rng, sorter, spikes, DURATION_S, other)[0]
     extra = samples.size - spikes.size
     assert 0.2 * spikes.size + 5.0 * DURATION_S - 150 < extra < 0.2 * spikes.size + 5.0 * DURATION_S + 150
 
