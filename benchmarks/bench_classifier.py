@@ -18,7 +18,7 @@ from rtclass.cell_types import CELL_TYPE_NAMES, UNLABELED  # noqa: E402
 from rtclass.classify.model import CellTypeModel, default_model  # noqa: E402
 from rtclass.config import Config, SimulateConfig  # noqa: E402
 from rtclass.features.c4 import c4_acg  # noqa: E402
-from rtclass.features.spike_quality import MIN_UNIT_SPIKES, c4_period_end_s, spike_quality  # noqa: E402
+from rtclass.features.spike_quality import labelled_acg_spikes  # noqa: E402
 from rtclass.ingest.base import SourceStats, StreamInfo  # noqa: E402
 from rtclass.pipeline.chain import bank_from_templates  # noqa: E402
 from rtclass.pipeline.live import Pipeline  # noqa: E402
@@ -53,20 +53,17 @@ class SimSource:
 
 def offline_labels(quality, fs, min_good_s, units, spikes, waves, layers, model, threshold, period_end_s):
     """Each unit's label from C4's features of its spikes after the run (through C4's spike filter
-    ``quality`` over ``[0, period_end_s(times_s)]`` when the live run used it), and the units the
-    filter withholds."""
+    ``quality`` over ``[0, period_end_s]`` when the live run used it; None: C4's period), and the
+    units the filter withholds."""
     acg_spikes, withheld = {}, set()
     for u in units:
         if quality is None:
             acg_spikes[u] = np.sort(spikes["sample"][spikes["unit"] == u])
             continue
-        t = quality.spikes_of(u)
-        times_s = t / fs
-        q = spike_quality(times_s, quality.amplitudes_of(u), period_end_s(times_s), min_good_s=min_good_s)
-        if q.passes:
-            t = t[q.good]
-        elif times_s.size > MIN_UNIT_SPIKES:
+        t = labelled_acg_spikes(quality.spikes_of(u), quality.amplitudes_of(u), fs, min_good_s, period_end_s)
+        if t is None:
             withheld.add(u)
+            t = quality.spikes_of(u)
         acg_spikes[u] = t
     acg = np.stack([c4_acg(acg_spikes[u]) for u in units])
     names, _, _ = model.label(model.predict(acg, waves, layers), threshold)
@@ -138,7 +135,7 @@ def main() -> None:
             lab.threshold,
             period,
         )
-        for rule, period in (("whole_run", lambda t: whole_run_s), ("c4_period", c4_period_end_s))
+        for rule, period in (("whole_run", whole_run_s), ("c4_period", None))
     }
     off_names, withheld_offline = offline["whole_run"]
     agree = {rule: float(np.mean([live[u] == o for u, o in zip(units, names)])) for rule, (names, _) in offline.items()}

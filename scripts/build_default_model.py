@@ -32,7 +32,13 @@ import numpy as np
 
 from rtclass.classify.layout import LAYER_ORDER
 from rtclass.classify.model import DEFAULT_LAYER_MODEL_NAME, DEFAULT_MODEL_NAME
-from rtclass.classify.train import LabelledSet, cross_generator_evaluation, load_set, train_command
+from rtclass.classify.train import (
+    LabelledSet,
+    cross_generator_evaluation,
+    load_set,
+    randomise_layers,
+    train_command,
+)
 from rtclass.config import SimulateConfig
 from rtclass.sim.generator_c.units import write_feature_set as write_generator_c_set
 from rtclass.sim.independent.units import write_feature_set as write_generator_b_set
@@ -125,17 +131,15 @@ def _with_layers(s: LabelledSet, how: str) -> LabelledSet:
     ``WRONG_LAYER_FRACTION`` of its units, another known layer."""
     x = s.x.copy()
     one_hot = x[:, -len(LAYER_ORDER) :]
+    rng = np.random.default_rng(WRONG_LAYER_SEED)
     if how == "unknown":
-        layer = np.zeros(len(x), np.int64)
+        x[:, -len(LAYER_ORDER) :] = randomise_layers(one_hot, rng, unknown_fraction=1.0, wrong_fraction=0.0)
         label = "layer unknown"
     else:
-        rng = np.random.default_rng(WRONG_LAYER_SEED)
-        layer = one_hot.argmax(1)
-        wrong = rng.random(len(x)) < WRONG_LAYER_FRACTION
-        others = 1 + (layer - 1 + rng.integers(1, len(LAYER_ORDER) - 1, len(x))) % (len(LAYER_ORDER) - 1)
-        layer = np.where(wrong & (layer > 0), others, layer)
+        x[:, -len(LAYER_ORDER) :] = randomise_layers(
+            one_hot, rng, unknown_fraction=0.0, wrong_fraction=WRONG_LAYER_FRACTION
+        )
         label = f"{100 * WRONG_LAYER_FRACTION:.0f} % wrong layers"
-    x[:, -len(LAYER_ORDER) :] = np.eye(len(LAYER_ORDER), dtype=np.float32)[layer]
     return dataclasses.replace(s, name=f"{s.name} ({label})", x=x)
 
 

@@ -161,15 +161,20 @@ def augment_inputs(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def randomise_layers(one_hot: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Layer one-hots ``[n, 4]`` (``LAYER_ORDER``) with ``LAYER_UNKNOWN_FRACTION`` of them set to
-    unknown and ``LAYER_WRONG_FRACTION`` moved to another known layer."""
+def randomise_layers(
+    one_hot: np.ndarray,
+    rng: np.random.Generator,
+    unknown_fraction: float = LAYER_UNKNOWN_FRACTION,
+    wrong_fraction: float = LAYER_WRONG_FRACTION,
+) -> np.ndarray:
+    """Layer one-hots ``[n, 4]`` (``LAYER_ORDER``) with ``unknown_fraction`` of them set to unknown
+    and ``wrong_fraction`` moved to another known layer (by default, the training randomisation)."""
     n, n_layers = one_hot.shape
     layer = one_hot.argmax(1)
     draw = rng.random(n)
-    wrong = (draw >= LAYER_UNKNOWN_FRACTION) & (draw < LAYER_UNKNOWN_FRACTION + LAYER_WRONG_FRACTION)
+    wrong = (draw >= unknown_fraction) & (draw < unknown_fraction + wrong_fraction)
     shifted = 1 + (layer - 1 + rng.integers(1, n_layers - 1, n)) % (n_layers - 1)  # another known layer
-    layer = np.where(draw < LAYER_UNKNOWN_FRACTION, 0, np.where(wrong & (layer > 0), shifted, layer))
+    layer = np.where(draw < unknown_fraction, 0, np.where(wrong & (layer > 0), shifted, layer))
     return np.eye(n_layers, dtype=np.float32)[layer]
 
 

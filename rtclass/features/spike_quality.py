@@ -230,19 +230,24 @@ def c4_period_end_s(times_s: np.ndarray) -> float:
 
 
 def labelled_acg_spikes(
-    times_samples: np.ndarray, amplitudes: np.ndarray, sample_rate_hz: float, min_good_s: float
+    times_samples: np.ndarray,
+    amplitudes: np.ndarray,
+    sample_rate_hz: float,
+    min_good_s: float,
+    period_end_s: float | None = None,
 ) -> np.ndarray | None:
-    """The spikes a live run builds a whole recording's 3D-ACG from, for training sets: all of them
-    while the unit cannot be judged (``MIN_UNIT_SPIKES`` or fewer), C4's good spikes once it can,
-    ``None`` when the filter keeps too few (the live labeller proposes no label then, so such a
-    unit is no training example). ``times_samples`` sorted; one amplitude per spike."""
+    """The spikes a live run builds a whole recording's 3D-ACG from (training sets, the offline
+    labels a benchmark compares with): all of them while the unit cannot be judged
+    (``MIN_UNIT_SPIKES`` or fewer), C4's good spikes once it can, ``None`` when the filter keeps
+    too few (the live labeller proposes no label then, so such a unit is no training example).
+    ``times_samples`` sorted; one amplitude per spike; the filter judges ``[0, period_end_s]``
+    (default: C4's period, ``c4_period_end_s``)."""
     times_samples = np.asarray(times_samples)
     if times_samples.size <= MIN_UNIT_SPIKES:
         return times_samples
     times_s = times_samples / sample_rate_hz
-    quality = spike_quality(
-        times_s, np.asarray(amplitudes, np.float64), c4_period_end_s(times_s), min_good_s=min_good_s
-    )
+    end_s = c4_period_end_s(times_s) if period_end_s is None else period_end_s
+    quality = spike_quality(times_s, np.asarray(amplitudes, np.float64), end_s, min_good_s=min_good_s)
     return times_samples[quality.good] if quality.passes else None
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.signal import freqz
 
 from rtclass.cell_types import CELL_TYPES
+from rtclass.classify.layers import KNOWN_LAYERS
 from rtclass.config import SimulateConfig
 from rtclass.errors import ConfigError
 from rtclass.probe import Probe, neuropixels
@@ -58,10 +59,6 @@ COMMON_MODE_GAIN_SPREAD = 0.1
 #: samples of a ground-truth template (C4's waveform length) and the trough's index in it
 TEMPLATE_SAMPLES = 90
 TEMPLATE_TROUGH = 30
-
-
-#: the layers a layer-aware classifier knows (C4's)
-CLASSIFIED_LAYERS = ("ML", "PCL", "GCL")
 
 
 @dataclass(frozen=True)
@@ -272,7 +269,7 @@ class Simulation:
         return ",".join(
             f"{seg.name}:{seg.bottom_um:g}-{seg.top_um:g}"
             for seg in sorted(self.layers, key=lambda seg: seg.bottom_um)
-            if seg.name in CLASSIFIED_LAYERS
+            if seg.name in KNOWN_LAYERS
         )
 
     def unit_trains(self) -> list[np.ndarray]:

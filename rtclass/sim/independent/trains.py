@@ -24,7 +24,8 @@ exponential epoch durations) times a sinusoid (stride, licking, whisking rhythms
 cell's simple and complex spikes are generated together: each complex spike silences the simple
 spikes for a drawn pause.
 
-Times are seconds inside this module; ``to_samples`` gives sorted unique int64 samples at 30 kHz.
+Times are seconds inside this module; ``to_samples`` gives sorted unique int64 samples at 30 kHz
+(and where each came from).
 """
 
 from __future__ import annotations
@@ -77,11 +78,13 @@ MFB_MAX_BURST_SPIKES = 20
 MFB_MIN_DOWN_FRAC = 0.2
 
 
-def to_samples(times_s: np.ndarray, duration_s: float) -> np.ndarray:
-    """Spike times (s) -> sorted unique int64 samples at 30 kHz inside the recording."""
+def to_samples(times_s: np.ndarray, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Spike times (s) -> (sorted unique int64 samples at 30 kHz inside the recording, for each the
+    index in ``times_s`` of the first spike that fell in it)."""
     s = np.floor(np.asarray(times_s, np.float64) * SAMPLE_RATE_HZ).astype(np.int64)
-    s = s[(s >= 0) & (s < int(round(duration_s * SAMPLE_RATE_HZ)))]
-    return np.unique(s)
+    inside = np.flatnonzero((s >= 0) & (s < int(round(duration_s * SAMPLE_RATE_HZ))))
+    samples, first = np.unique(s[inside], return_index=True)
+    return samples, inside[first]
 
 
 def _n_bins(duration_s: float) -> int:

@@ -133,15 +133,6 @@ def _clean_trains(seed: int, units_per_type: int, duration_s: float, params: lis
     return out
 
 
-def _samples_and_amplitudes(times_s: np.ndarray, amplitudes: np.ndarray, duration_s: float):
-    """``trains.to_samples`` of the spike times, with each kept spike's amplitude (the first
-    spike's where two fall in one sample)."""
-    samples = np.floor(np.asarray(times_s, np.float64) * trains.SAMPLE_RATE_HZ).astype(np.int64)
-    inside = (samples >= 0) & (samples < int(round(duration_s * trains.SAMPLE_RATE_HZ)))
-    unique, first = np.unique(samples[inside], return_index=True)
-    return unique, np.asarray(amplitudes, np.float64)[inside][first]
-
-
 def _neighbour(rng: np.random.Generator, k: int, layers: list[str], pair_of: dict[int, int]) -> int:
     """A unit recorded nearby: another unit of the same layer (not the same cell)."""
     candidates = [j for j, layer in enumerate(layers) if layer == layers[k] and j != k and pair_of.get(k) != j]
@@ -186,11 +177,8 @@ def generate_units(seed: int, units_per_type: int, duration_s: float) -> list[Ge
         from_neighbour = clean[j][biggest]
         # background events are just big enough to be detected; a neighbour's spikes keep their size
         background_amplitude = rng.uniform(1.0, BACKGROUND_AMPLITUDE_MAX, background.size) / sp["detection_margin"]
-        spikes, spike_amps = _samples_and_amplitudes(
-            np.concatenate([own, background, from_neighbour]),
-            np.concatenate([amps[k][detected[k]], background_amplitude, amps[j][biggest]]),
-            duration_s,
-        )
+        spikes, source = trains.to_samples(np.concatenate([own, background, from_neighbour]), duration_s)
+        spike_amps = np.concatenate([amps[k][detected[k]], background_amplitude, amps[j][biggest]])[source]
         wrng = _rng(seed, CELL_TYPES.index(c), k % n, STAGE_WAVEFORM)
         model = celltypes.WAVEFORM_OF_TYPE[c]
         tmpl = waveforms.template(wrng, model, params[k]["waveform"], params[k]["template"])

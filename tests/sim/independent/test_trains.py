@@ -140,6 +140,7 @@ def test_modulation_has_mean_one_and_moves():
 
 
 def test_to_samples_gives_sorted_unique_int64_inside_the_recording():
-    s = tr.to_samples(np.array([0.5, 0.1, 0.1, -1.0, 2.0, 0.3]), 1.0)
+    s, source = tr.to_samples(np.array([0.5, 0.1, 0.1, -1.0, 2.0, 0.3]), 1.0)
     assert s.dtype == np.int64
     np.testing.assert_array_equal(s, [3000, 9000, 15000])
+    np.testing.assert_array_equal(source, [1, 5, 0])  # the first of the two at 0.1 s
