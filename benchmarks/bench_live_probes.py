@@ -85,6 +85,33 @@ def _wait_rusage(proc: subprocess.Popen, timeout_s: float) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+#: the steady-state CPU window starts this long after every probe published its first spikes
+#: (the first discovery rounds) and ends at least this long before their data ends
+STEADY_MARGIN_S = 5.0
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) so far of a running process and its live descendants (a run's
+    clustering child), from /proc; 0 where /proc is not there."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        cpu[child] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo += [c for c, parent in parents.items() if parent == p]
+    return total
+
+
 def _publish_address(index: int) -> str:
     return f"tcp://127.0.0.1:{FIRST_PORT + 100 + index}"
 
@@ -136,25 +163,41 @@ def run_case(
     folder: Path,
     run_settings: tuple[str, ...] = (),
     sections: tuple[str, ...] = (),
+    chunk_ms: float = 1.0,
 ) -> dict:
+    """``n_probes`` live runs, each fed ``chunk_ms`` chunks at real time, beside ``n_busy`` busy
+    processes. Each probe's CPU is measured twice: the whole run (start-up and idle tail included)
+    and the steady state while data flows (``STEADY_MARGIN_S`` in from each end)."""
     rec = _simulate(RECORDING_SEED, duration_s, folder)  # before any run starts: runs wait 10 s for data
     busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n_busy)]
     runs, senders = [], []
     listeners = [SpikeListener(_publish_address(i)) for i in range(n_probes)]
     try:
         for i in range(n_probes):
-            out = folder / f"case_n{n_probes}_busy{n_busy}" / f"probe{i}"
+            out = folder / f"case_n{n_probes}_busy{n_busy}_chunk{chunk_ms:g}ms" / f"probe{i}"
             cmd = [RTCLASS, "run", "--source", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
             cmd += ["--config", str(_config(folder, i, run_settings, sections)), "--out", str(out)]
             runs.append((out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
         for i in range(n_probes):
             cmd = [RTCLASS, "replay", str(rec), "--to", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
-            senders.append(subprocess.Popen(cmd + ["--wait", "60"], stdout=subprocess.DEVNULL))
+            cmd += ["--chunk-ms", str(chunk_ms), "--wait", "60"]
+            senders.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
         t0 = time.monotonic()
+        # the steady window starts once every probe publishes spikes (its run is up and data flows)
+        while not all(listener.latency_s for listener in listeners) and time.monotonic() < t0 + GRACE_S:
+            time.sleep(0.1)
+        steady_s = duration_s - 3 * STEADY_MARGIN_S
+        if steady_s > 0:
+            time.sleep(STEADY_MARGIN_S)
+            before = [_tree_cpu_s(proc.pid) for _, proc in runs]
+            time.sleep(steady_s)
+            steady_cores = [(_tree_cpu_s(proc.pid) - b) / steady_s for (_, proc), b in zip(runs, before)]
+        else:
+            steady_cores = [None] * n_probes
         for s in senders:
             s.wait(timeout=duration_s + GRACE_S + 60)
         probes = []
-        for (out, proc), listener in zip(runs, listeners):
+        for (out, proc), listener, steady in zip(runs, listeners, steady_cores):
             cpu_s = _wait_rusage(proc, GRACE_S)
             heard = listener.stop()
             metrics_path = out / "metrics.json"
@@ -172,11 +215,18 @@ def run_case(
                     "discovery_skipped_rounds": d.get("skipped_rounds", 0),
                     "cpu_s": cpu_s,
                     "cores_at_real_time": cpu_s / data_s if data_s else None,
+                    "steady_cores_at_real_time": steady,
                     "processing_s": m.get("processing_s"),
                     **heard,
                 }
             )
-        return {"probes": n_probes, "busy_processes": n_busy, "wall_s": time.monotonic() - t0, "per_probe": probes}
+        return {
+            "probes": n_probes,
+            "busy_processes": n_busy,
+            "chunk_ms": chunk_ms,
+            "wall_s": time.monotonic() - t0,
+            "per_probe": probes,
+        }
     finally:
         for p in busy + senders + [p for _, p in runs]:
             if p.poll() is None:
@@ -186,11 +236,22 @@ def run_case(
                 listener.stop()
 
 
+def _by_series(args: argparse.Namespace, value) -> dict:
+    """``value(busy, chunk_ms)`` keyed by the busy processes (as before several chunk lengths
+    were measured), and by ``"<busy> busy, <chunk> ms chunks"`` when there are several."""
+    if len(args.chunk_ms) == 1:
+        return {str(b): value(b, args.chunk_ms[0]) for b in args.busy}
+    return {f"{b} busy, {c:g} ms chunks": value(b, c) for b in args.busy for c in args.chunk_ms}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--probes", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--busy", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument(
+        "--chunk-ms", type=float, nargs="+", default=[1.0], help="the senders' chunk lengths, one series each"
+    )
     ap.add_argument("--work", default=None, help="folder for recordings and outputs (default: a temporary one)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument(
@@ -212,50 +273,54 @@ def main() -> None:
     folder = Path(args.work or tempfile.mkdtemp(prefix="rtclass_probes_"))
     folder.mkdir(parents=True, exist_ok=True)
     cases = []
-    for n_busy in args.busy:
-        for n in args.probes:
-            case = run_case(n, n_busy, args.duration, folder, tuple(args.run), tuple(args.set))
-            cases.append(case)
-            units = [p["units"] for p in case["per_probe"]]
-            cores = [round(p["cores_at_real_time"] or 0, 2) for p in case["per_probe"]]
-            dropped = sum(p["samples_dropped"] for p in case["per_probe"])
-            p99 = [round(p.get("spike_to_event_p99_ms", float("nan")), 1) for p in case["per_probe"]]
-            p50 = [round(p.get("spike_to_event_p50_ms", float("nan")), 2) for p in case["per_probe"]]
-            print(
-                f"{n} probes + {n_busy} busy: units {units}, dropped {dropped}, cores per probe {cores}, "
-                f"spike -> event p50 {p50} ms, p99 {p99} ms",
-                flush=True,
-            )
-    alone = [c["per_probe"][0]["units"] for c in cases if c["probes"] == 1 and c["busy_processes"] == 0]
+    series = [(c, b, n) for c in args.chunk_ms for b in args.busy for n in args.probes]
+    for chunk_ms, n_busy, n in series:
+        case = run_case(n, n_busy, args.duration, folder, tuple(args.run), tuple(args.set), chunk_ms)
+        cases.append(case)
+        units = [p["units"] for p in case["per_probe"]]
+        cores = [round(p["cores_at_real_time"] or 0, 2) for p in case["per_probe"]]
+        steady = [round(p["steady_cores_at_real_time"] or 0, 2) for p in case["per_probe"]]
+        dropped = sum(p["samples_dropped"] for p in case["per_probe"])
+        p99 = [round(p.get("spike_to_event_p99_ms", float("nan")), 1) for p in case["per_probe"]]
+        p50 = [round(p.get("spike_to_event_p50_ms", float("nan")), 2) for p in case["per_probe"]]
+        print(
+            f"{chunk_ms:g} ms chunks, {n} probes + {n_busy} busy: units {units}, dropped {dropped}, "
+            f"cores per probe {cores} (steady {steady}), spike -> event p50 {p50} ms, p99 {p99} ms",
+            flush=True,
+        )
     for case in cases:
+        alone = [
+            c["per_probe"][0]["units"]
+            for c in cases
+            if c["probes"] == 1 and c["busy_processes"] == 0 and c["chunk_ms"] == case["chunk_ms"]
+        ]
         for p in case["per_probe"]:
             p["units_vs_alone"] = p["units"] / alone[0] if alone and alone[0] else None
         case["holds_real_time"] = all(
             p["samples_dropped"] == 0 and p["exit_code"] == 0 and p["samples_in"] > 0 for p in case["per_probe"]
         )
+
+    def largest_n(busy: int, chunk_ms: float, p99_ms: float | None) -> int:
+        """The most probes that kept real time (and, given ``p99_ms``, spike -> event p99 within it)."""
+        held = [
+            c["probes"]
+            for c in cases
+            if c["busy_processes"] == busy
+            and c["chunk_ms"] == chunk_ms
+            and c["holds_real_time"]
+            and (p99_ms is None or all(p.get("spike_to_event_p99_ms", 1e9) <= p99_ms for p in c["per_probe"]))
+        ]
+        return max(held, default=0)
+
     res = {
         "machine": machine(),
         "duration_s": args.duration,
         "run_settings": args.run,
         "settings": args.set,
         "cases": cases,
-        "largest_n_holding_real_time_and_p99_5ms": {
-            str(b): max(
-                [
-                    c["probes"]
-                    for c in cases
-                    if c["busy_processes"] == b
-                    and c["holds_real_time"]
-                    and all(p.get("spike_to_event_p99_ms", 1e9) <= P99_TARGET_MS for p in c["per_probe"])
-                ],
-                default=0,
-            )
-            for b in args.busy
-        },
-        "largest_n_holding_real_time": {
-            str(b): max([c["probes"] for c in cases if c["busy_processes"] == b and c["holds_real_time"]], default=0)
-            for b in args.busy
-        },
+        # keyed by busy processes, then (with several chunk lengths) by the chunk length
+        "largest_n_holding_real_time_and_p99_5ms": _by_series(args, lambda b, c: largest_n(b, c, P99_TARGET_MS)),
+        "largest_n_holding_real_time": _by_series(args, lambda b, c: largest_n(b, c, None)),
     }
     save_json(res, args.out)
     print(f"saved {args.out}")

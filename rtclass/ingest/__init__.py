@@ -12,7 +12,19 @@ SOURCE_FORMS = "lsl:NAME, zmq://HOST:PORT, openephys://HOST:PORT, file:PATH.ap.b
 
 
 def make_source(spec: str, cfg: Config) -> Source:
-    """``lsl:NAME`` | ``zmq://HOST:PORT`` | ``file:PATH`` (or a path to a ``.bin``)."""
+    """``lsl:NAME`` | ``zmq://HOST:PORT`` | ``openephys://HOST:PORT`` | ``file:PATH`` (or a path to a
+    ``.bin``). A live source's chunks are joined into ``[source] batch_ms`` blocks when it is set."""
+    source = _unbatched_source(spec, cfg)
+    from rtclass.ingest.replay import FileSource
+
+    if cfg.source.batch_ms > 0 and not isinstance(source, FileSource):  # a file reads chunk_ms blocks
+        from rtclass.ingest.batching import BatchedSource
+
+        return BatchedSource(source, cfg.source.batch_ms)
+    return source
+
+
+def _unbatched_source(spec: str, cfg: Config) -> Source:
     src, probe = cfg.source, cfg.probe
     if spec.startswith("lsl:"):
         from rtclass.ingest.lsl import LslSource

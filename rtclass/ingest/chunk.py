@@ -31,3 +31,12 @@ class Chunk:
     def end_sample(self) -> int:
         """Index one past the last sample."""
         return self.first_sample + self.data.shape[0]
+
+
+def join_chunks(parts: list[Chunk]) -> Chunk:
+    """Consecutive chunks (none but the first with a gap before it) as one: the first's start and
+    gap, the last's time."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    return Chunk(np.concatenate([p.data for p in parts]), first.first_sample, parts[-1].t_last, first.gap_before)

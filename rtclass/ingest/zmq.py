@@ -11,7 +11,7 @@ import zmq
 from rtclass.errors import InputError, PublishError, StreamNotFoundError
 from rtclass.ingest import rawframe
 from rtclass.ingest.base import SourceStats, StreamInfo
-from rtclass.ingest.chunk import Chunk
+from rtclass.ingest.chunk import Chunk, join_chunks
 
 log = logging.getLogger("rtclass.zmq")
 
@@ -185,9 +185,7 @@ class ZmqSource:
                 break
             parts.append(more)
             n += more.n_samples
-        if len(parts) == 1:
-            return chunk
-        return Chunk(np.concatenate([p.data for p in parts]), chunk.first_sample, parts[-1].t_last, chunk.gap_before)
+        return join_chunks(parts)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -35,3 +35,17 @@ def test_chunks_carry_no_other_fields():
     assert [f.name for f in dataclasses.fields(Chunk)] == ["data", "first_sample", "t_last", "gap_before"]
     with pytest.raises(AttributeError):
         c.gap = 3
+
+
+def test_joined_chunks_keep_the_first_start_and_gap_and_the_last_time():
+    from rtclass.ingest.chunk import join_chunks
+
+    rng = np.random.default_rng(3)
+    parts = [Chunk(rng.normal(size=(n, 4)).astype(np.float32), 0, 0.0) for n in (5, 30, 2)]
+    parts[0].first_sample, parts[0].gap_before = 100, 7
+    parts[1].first_sample, parts[2].first_sample = 105, 135
+    parts[1].t_last, parts[2].t_last = 1.0, 2.0
+    joined = join_chunks(parts)
+    assert (joined.first_sample, joined.end_sample, joined.gap_before, joined.t_last) == (100, 137, 7, 2.0)
+    np.testing.assert_array_equal(joined.data, np.concatenate([p.data for p in parts]))
+    assert join_chunks(parts[:1]) is parts[0]

@@ -63,3 +63,13 @@ def test_what_is_not_a_source_is_refused_with_the_forms(cfg, spec, words):
         make_source(spec, cfg)
     if "unknown" in str(err.value):
         assert SOURCE_FORMS in str(err.value)
+
+
+def test_batch_ms_joins_a_live_sources_chunks_but_not_a_files(cfg, tmp_path):
+    from rtclass.ingest.batching import BatchedSource
+
+    batched = cfg.replace(source={"batch_ms": 10.0})
+    z = make_source("zmq://127.0.0.1:5570", batched)
+    assert isinstance(z, BatchedSource) and isinstance(z.source, ZmqSource) and z.batch_s == pytest.approx(0.01)
+    assert isinstance(make_source("lsl:NP1", batched), BatchedSource)
+    assert isinstance(make_source(str(tmp_path / "x.ap.bin"), batched), FileSource)  # it reads chunk_ms blocks
