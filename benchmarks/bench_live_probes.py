@@ -1,247 +1,26 @@
 """Several live probes on one machine, measured (not extrapolated): N concurrent `rtclass run`
 processes, each fed by its own `rtclass replay` of the same simulated 384-channel recording over
-ZMQ at real time, optionally beside other busy processes (standing in for acquisition software or
-a decoder). Per probe: units found, samples dropped, discovery rounds run and skipped, CPU seconds
-per data second (the run and its clustering child, from the kernel's accounting of the process
-tree), spike -> labelled event p50/p99 as a plain ZMQ subscriber per probe receives them, and
-the largest N whose probes all keep real time without dropping a sample (and with p99 <= 5 ms).
+ZMQ at real time, optionally beside other busy processes; the measurement is
+``rtclass.bench.live_probes`` (``rtclass bench`` runs a shorter series of it).
 
     python benchmarks/bench_live_probes.py [--probes 1 2 4] [--busy 0 1] [--duration 60]
+        [--chunk-ms 1] [--set 'source.batch_ms = 10'] [--run 'realtime_priority = 50']
 
-Units found are compared with those of one probe alone (N 1, no busy process). Saves
-benchmarks/results/live_probes.json.
+Saves benchmarks/results/live_probes.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
+import signal
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import numpy as np
-import zmq
-
 from rtclass.bench.benchmark import machine, save_json
-from rtclass.publish.wire import SPIKES_PREFIX, decode_spikes
+from rtclass.bench.live_probes import measure
 
 RESULTS = Path(__file__).parent / "results" / "live_probes.json"
-FIRST_PORT = 6100
-#: seconds a run may take beyond its data (start-up, drain, writing files)
-GRACE_S = 60.0
-BUSY_LOOP = "while True: pass"
-RTCLASS = str(Path(sys.executable).with_name("rtclass"))
-#: every probe replays the same recording, so that each can be compared with it alone
-RECORDING_SEED = 100
-#: spike -> labelled event, the target of a rig
-P99_TARGET_MS = 5.0
-
-
-def _simulate(seed: int, duration_s: float, folder: Path) -> Path:
-    out = folder / f"probe_seed{seed}"
-    path = out / "rtclass_sim.ap.bin"
-    if not path.exists():
-        subprocess.run(
-            [RTCLASS, "simulate", "--out", str(out), "--duration", str(duration_s), "--seed", str(seed)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    return path
-
-
-def _config(folder: Path, index: int, run_settings: tuple[str, ...] = (), sections: tuple[str, ...] = ()) -> Path:
-    """Probe ``index``'s config; ``run_settings``: extra ``[run]`` lines (``KEY = VALUE``, TOML),
-    ``{probe}`` replaced by the probe's index (e.g. ``cpu_cores = "{probe}"``); ``sections``:
-    ``SECTION.KEY = VALUE`` settings of other sections."""
-    cfg = folder / f"probe{index}.toml"
-    extra = "".join(line.replace("{probe}", str(index)) + "\n" for line in run_settings)
-    for item in sections:
-        key, value = item.split("=", 1)
-        section, name = key.strip().split(".", 1)
-        extra += f"[{section}]\n{name} = {value.strip()}\n"
-    cfg.write_text(
-        f'[publish]\nzmq_address = "{_publish_address(index)}"\nlsl = false\n[run]\nidle_timeout_s = 5.0\n{extra}'
-    )
-    return cfg
-
-
-def _wait_rusage(proc: subprocess.Popen, timeout_s: float) -> float:
-    """CPU seconds (user + system) of a finished child and the children it waited for."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return usage.ru_utime + usage.ru_stime
-        time.sleep(0.2)
-    proc.kill()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_utime + usage.ru_stime
-
-
-CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-#: the steady-state CPU window starts this long after every probe published its first spikes
-#: (the first discovery rounds) and ends at least this long before their data ends
-STEADY_MARGIN_S = 5.0
-
-
-def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) so far of a running process and its live descendants (a run's
-    clustering child), from /proc; 0 where /proc is not there."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        child = int(stat.parent.name)
-        parents[child] = int(fields[1])
-        cpu[child] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        total += cpu.get(p, 0.0)
-        todo += [c for c, parent in parents.items() if parent == p]
-    return total
-
-
-def _publish_address(index: int) -> str:
-    return f"tcp://127.0.0.1:{FIRST_PORT + 100 + index}"
-
-
-class SpikeListener:
-    """A plain ZMQ SUB on one probe's spikes (a decoder's view): the delay from each spike's
-    source time (the replay's ``time.monotonic`` clock, shared by the processes of this
-    machine) to its labelled message's arrival, and which of them carried a cell type."""
-
-    def __init__(self, address: str):
-        self.sock = zmq.Context.instance().socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, SPIKES_PREFIX)
-        self.sock.connect(address)
-        self.latency_s: list[float] = []
-        self.labelled = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            if self.sock.poll(20):
-                _, payload = self.sock.recv_multipart()
-                now = time.monotonic()
-                spikes = decode_spikes(payload)
-                self.latency_s.extend((now - spikes["t_source"]).tolist())
-                self.labelled += int((spikes["cell_type"] > 0).sum())
-
-    def stop(self) -> dict:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-        lat_ms = np.array(self.latency_s) * 1e3
-        if not lat_ms.size:
-            return {"spikes_received": 0}
-        return {
-            "spikes_received": int(lat_ms.size),
-            "labelled_spikes_received": self.labelled,
-            "spike_to_event_p50_ms": float(np.percentile(lat_ms, 50)),
-            "spike_to_event_p99_ms": float(np.percentile(lat_ms, 99)),
-        }
-
-
-def run_case(
-    n_probes: int,
-    n_busy: int,
-    duration_s: float,
-    folder: Path,
-    run_settings: tuple[str, ...] = (),
-    sections: tuple[str, ...] = (),
-    chunk_ms: float = 1.0,
-) -> dict:
-    """``n_probes`` live runs, each fed ``chunk_ms`` chunks at real time, beside ``n_busy`` busy
-    processes. Each probe's CPU is measured twice: the whole run (start-up and idle tail included)
-    and the steady state while data flows (``STEADY_MARGIN_S`` in from each end)."""
-    rec = _simulate(RECORDING_SEED, duration_s, folder)  # before any run starts: runs wait 10 s for data
-    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n_busy)]
-    runs, senders = [], []
-    listeners = [SpikeListener(_publish_address(i)) for i in range(n_probes)]
-    try:
-        for i in range(n_probes):
-            out = folder / f"case_n{n_probes}_busy{n_busy}_chunk{chunk_ms:g}ms" / f"probe{i}"
-            cmd = [RTCLASS, "run", "--source", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
-            cmd += ["--config", str(_config(folder, i, run_settings, sections)), "--out", str(out)]
-            runs.append((out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
-        for i in range(n_probes):
-            cmd = [RTCLASS, "replay", str(rec), "--to", f"zmq://127.0.0.1:{FIRST_PORT + i}"]
-            cmd += ["--chunk-ms", str(chunk_ms), "--wait", "60"]
-            senders.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
-        t0 = time.monotonic()
-        # the steady window starts once every probe publishes spikes (its run is up and data flows)
-        while not all(listener.latency_s for listener in listeners) and time.monotonic() < t0 + GRACE_S:
-            time.sleep(0.1)
-        steady_s = duration_s - 3 * STEADY_MARGIN_S
-        if steady_s > 0:
-            time.sleep(STEADY_MARGIN_S)
-            before = [_tree_cpu_s(proc.pid) for _, proc in runs]
-            time.sleep(steady_s)
-            steady_cores = [(_tree_cpu_s(proc.pid) - b) / steady_s for (_, proc), b in zip(runs, before)]
-        else:
-            steady_cores = [None] * n_probes
-        for s in senders:
-            s.wait(timeout=duration_s + GRACE_S + 60)
-        probes = []
-        for (out, proc), listener, steady in zip(runs, listeners, steady_cores):
-            cpu_s = _wait_rusage(proc, GRACE_S)
-            heard = listener.stop()
-            metrics_path = out / "metrics.json"
-            m = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-            d = m.get("discovery") or {}
-            data_s = float(m.get("data_s", 0.0))
-            probes.append(
-                {
-                    "exit_code": proc.returncode,
-                    "data_s": data_s,
-                    "samples_in": m.get("samples_in", 0),
-                    "samples_dropped": m.get("samples_dropped", 0),
-                    "units": m.get("units", 0),
-                    "discovery_rounds": d.get("rounds", 0),
-                    "discovery_skipped_rounds": d.get("skipped_rounds", 0),
-                    "cpu_s": cpu_s,
-                    "cores_at_real_time": cpu_s / data_s if data_s else None,
-                    "steady_cores_at_real_time": steady,
-                    "processing_s": m.get("processing_s"),
-                    **heard,
-                }
-            )
-        return {
-            "probes": n_probes,
-            "busy_processes": n_busy,
-            "chunk_ms": chunk_ms,
-            "wall_s": time.monotonic() - t0,
-            "per_probe": probes,
-        }
-    finally:
-        for p in busy + senders + [p for _, p in runs]:
-            if p.poll() is None:
-                p.kill()
-        for listener in listeners:
-            if not listener._stop.is_set():
-                listener.stop()
-
-
-def _by_series(args: argparse.Namespace, value) -> dict:
-    """``value(busy, chunk_ms)`` keyed by the busy processes (as before several chunk lengths
-    were measured), and by ``"<busy> busy, <chunk> ms chunks"`` when there are several."""
-    if len(args.chunk_ms) == 1:
-        return {str(b): value(b, args.chunk_ms[0]) for b in args.busy}
-    return {f"{b} busy, {c:g} ms chunks": value(b, c) for b in args.busy for c in args.chunk_ms}
 
 
 def main() -> None:
@@ -270,59 +49,21 @@ def main() -> None:
         "'matching.late_window_post_ms = 0'",
     )
     args = ap.parse_args()
+    # a terminated benchmark still stops its runs, senders and busy loops (run_case's finally)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = Path(args.work or tempfile.mkdtemp(prefix="rtclass_probes_"))
     folder.mkdir(parents=True, exist_ok=True)
-    cases = []
-    series = [(c, b, n) for c in args.chunk_ms for b in args.busy for n in args.probes]
-    for chunk_ms, n_busy, n in series:
-        case = run_case(n, n_busy, args.duration, folder, tuple(args.run), tuple(args.set), chunk_ms)
-        cases.append(case)
-        units = [p["units"] for p in case["per_probe"]]
-        cores = [round(p["cores_at_real_time"] or 0, 2) for p in case["per_probe"]]
-        steady = [round(p["steady_cores_at_real_time"] or 0, 2) for p in case["per_probe"]]
-        dropped = sum(p["samples_dropped"] for p in case["per_probe"])
-        p99 = [round(p.get("spike_to_event_p99_ms", float("nan")), 1) for p in case["per_probe"]]
-        p50 = [round(p.get("spike_to_event_p50_ms", float("nan")), 2) for p in case["per_probe"]]
-        print(
-            f"{chunk_ms:g} ms chunks, {n} probes + {n_busy} busy: units {units}, dropped {dropped}, "
-            f"cores per probe {cores} (steady {steady}), spike -> event p50 {p50} ms, p99 {p99} ms",
-            flush=True,
-        )
-    for case in cases:
-        alone = [
-            c["per_probe"][0]["units"]
-            for c in cases
-            if c["probes"] == 1 and c["busy_processes"] == 0 and c["chunk_ms"] == case["chunk_ms"]
-        ]
-        for p in case["per_probe"]:
-            p["units_vs_alone"] = p["units"] / alone[0] if alone and alone[0] else None
-        case["holds_real_time"] = all(
-            p["samples_dropped"] == 0 and p["exit_code"] == 0 and p["samples_in"] > 0 for p in case["per_probe"]
-        )
-
-    def largest_n(busy: int, chunk_ms: float, p99_ms: float | None) -> int:
-        """The most probes that kept real time (and, given ``p99_ms``, spike -> event p99 within it)."""
-        held = [
-            c["probes"]
-            for c in cases
-            if c["busy_processes"] == busy
-            and c["chunk_ms"] == chunk_ms
-            and c["holds_real_time"]
-            and (p99_ms is None or all(p.get("spike_to_event_p99_ms", 1e9) <= p99_ms for p in c["per_probe"]))
-        ]
-        return max(held, default=0)
-
-    res = {
-        "machine": machine(),
-        "duration_s": args.duration,
-        "run_settings": args.run,
-        "settings": args.set,
-        "cases": cases,
-        # keyed by busy processes, then (with several chunk lengths) by the chunk length
-        "largest_n_holding_real_time_and_p99_5ms": _by_series(args, lambda b, c: largest_n(b, c, P99_TARGET_MS)),
-        "largest_n_holding_real_time": _by_series(args, lambda b, c: largest_n(b, c, None)),
-    }
-    save_json(res, args.out)
+    res = measure(
+        tuple(args.probes),
+        tuple(args.busy),
+        args.duration,
+        folder,
+        tuple(args.chunk_ms),
+        tuple(args.run),
+        tuple(args.set),
+        log=lambda line: print(line, flush=True),
+    )
+    save_json({"machine": machine(), **res}, args.out)
     print(f"saved {args.out}")
 
 

@@ -386,10 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", required=True, help="the .onnx file to write (model_card.json beside it)")
     i.set_defaults(func=cmd_import_c4)
 
-    b = sub.add_parser("bench", help="measure throughput, latency, inference time and memory on this machine")
+    b = sub.add_parser(
+        "bench", help="measure throughput, latency, live probes side by side, inference time and memory here"
+    )
     b.add_argument("--out", help="save the results as JSON")
     b.add_argument("--plots", help="folder for PNG plots (needs matplotlib, extra 'plots')")
-    b.add_argument("--quick", action="store_true", help="a shorter run (about a minute)")
+    b.add_argument("--quick", action="store_true", help="a shorter run (about 2.5 minutes)")
     b.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # CI: does it all run
     b.set_defaults(func=cmd_bench)
     return p

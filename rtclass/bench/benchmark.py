@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rtclass.bench import live_probes
 from rtclass.config import Config, SimulateConfig
 
 LATENCY_STREAM = "rtclass-bench"
@@ -580,10 +582,13 @@ def latency(kind: str, seconds: float, chunk: int = 30) -> dict[str, Any]:
 THROUGHPUT_REPEATS = {"full": 3, "quick": 1, "smoke": 1}
 #: data seconds of each part, by mode: (throughput, latency, memory, detection comparison)
 DURATIONS = {"full": (10.0, 30.0, 300.0, 20.0), "quick": (3.0, 8.0, 20.0, 5.0), "smoke": (1.0, 3.0, 2.0, 1.0)}
+#: live probes measured side by side: how many at once, seconds of data each (the smoke run has
+#: none: tests/bench/test_live_probes.py runs the measurement)
+LIVE_PROBES = {"full": ((1, 2, 4), 30.0), "quick": ((1, 2), 20.0)}
 
 
 def run_bench(mode: str, out: str | None, plots: str | None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """``mode``: full (about 3.5 min on 2 cores), quick (about 1 min) or smoke (a check that it all runs)."""
+    """``mode``: full (about 7 min on 2 cores), quick (about 2.5 min) or smoke (a check that it all runs)."""
     pinned = pin_one_core()
     res: dict[str, Any] = {"machine": {**machine(), "pinned_to_one_core": pinned}, "mode": mode}
     seconds, lat_s, mem_s, det_s = DURATIONS[mode]
@@ -591,9 +596,6 @@ def run_bench(mode: str, out: str | None, plots: str | None, log: Callable[[str]
     res["throughput"] = throughput(
         seconds, CHANNEL_COUNTS if mode == "full" else (64, 384, 768), repeats=THROUGHPUT_REPEATS[mode]
     )
-    xrt = res["throughput"]["384"]["realtime_factor"]
-    # one-core throughput times the cores: ignores the sources' and publishers' own cost
-    res["probes_in_real_time_estimate"] = int(np.floor(xrt * (os.cpu_count() or 1)))
     log("per-chunk times ...")
     res["chunk_times"] = chunk_times(seconds)
     log("classifier inference ...")
@@ -605,6 +607,11 @@ def run_bench(mode: str, out: str | None, plots: str | None, log: Callable[[str]
     res["latency"] = {"source_lsl": latency("lsl", lat_s), "source_zmq": latency("zmq", lat_s)}
     log("memory ...")
     res["memory"] = memory(mem_s)
+    if mode in LIVE_PROBES:
+        counts, probe_s = LIVE_PROBES[mode]
+        log(f"live probes side by side ({', '.join(map(str, counts))} at once, {probe_s:g} s each) ...")
+        with tempfile.TemporaryDirectory(prefix="rtclass_bench_probes_") as folder:
+            res["live_probes"] = live_probes.measure(counts, (0,), probe_s, Path(folder), log=lambda m: log("  " + m))
     log("detection side by side with SpikeInterface (if installed) ...")
     pin_one_core()
     res["detection"] = detection_comparison(det_s, chunks=(30, 30000), with_spikeinterface=mode != "smoke")
@@ -654,10 +661,15 @@ def table(res: dict[str, Any]) -> str:
         runs = r.get("realtime_factor_runs", [])
         spread = f" (runs: {', '.join(f'{x:.1f}' for x in runs)})" if len(runs) > 1 else ""
         lines.append(f"  {int(c):5d} channels: {r['realtime_factor']:6.1f}x real time{spread}")
-    lines.append(
-        f"  -> at most about {res['probes_in_real_time_estimate']} probes of 384 channels in real time on this "
-        "machine (one-core throughput x cores)"
-    )
+    if "live_probes" in res:
+        lp = res["live_probes"]
+        lines.append("live probes side by side (each its own rtclass run, fed 1 ms chunks over ZMQ at real time):")
+        lines += ["  " + live_probes.case_line(case) for case in lp["cases"]]
+        lines.append(
+            f"  -> {lp['largest_n_holding_real_time']['0']} probes measured in real time without a lost sample; "
+            f"{lp['largest_n_holding_real_time_and_p99_5ms']['0']} with spike -> event p99 <= "
+            f"{live_probes.P99_TARGET_MS:g} ms"
+        )
     lines.append("per-chunk processing time (384 channels):")
     for _c, r in res["chunk_times"].items():
         lines.append(
