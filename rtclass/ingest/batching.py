@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from rtclass.ingest.base import Source, StreamInfo
-from rtclass.ingest.chunk import Chunk, join_chunks
+from rtclass.ingest.chunk import Chunk, join_contiguous
 
 
 class BatchedSource:
@@ -45,25 +45,23 @@ class BatchedSource:
             first = self.source.read(timeout_s)
         if first is None:
             return None
-        parts, n = [first], first.n_samples
         wanted = self.batch_s * self._sample_rate_hz
         slept = False
-        while n < wanted:
+
+        def next_chunk(samples_so_far: int) -> Chunk | None:
+            nonlocal slept
             more = self.source.read(0.0)
-            if more is None:
-                if slept:
-                    break  # the sender is slower than its rate: no second wait
-                # one wake-up for the block, not one per chunk (no wait while chunks are queued:
-                # a backlog after a stall drains at full speed)
-                time.sleep((wanted - n) / self._sample_rate_hz)
+            if more is None and not slept:
+                # one wake-up for the block, not one per chunk (no wait while chunks are queued: a
+                # backlog after a stall drains at full speed); a sender slower than its rate gets
+                # no second wait
+                time.sleep((wanted - samples_so_far) / self._sample_rate_hz)
                 slept = True
-                continue
-            if more.gap_before:
-                self._pending = more
-                break
-            parts.append(more)
-            n += more.n_samples
-        return join_chunks(parts)
+                more = self.source.read(0.0)
+            return more
+
+        joined, self._pending = join_contiguous(first, next_chunk, wanted)
+        return joined
 
     def close(self) -> None:
         self.source.close()

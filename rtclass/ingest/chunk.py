@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,3 +41,21 @@ def join_chunks(parts: list[Chunk]) -> Chunk:
     if len(parts) == 1:
         return first
     return Chunk(np.concatenate([p.data for p in parts]), first.first_sample, parts[-1].t_last, first.gap_before)
+
+
+def join_contiguous(
+    first: Chunk, next_chunk: Callable[[int], Chunk | None], max_samples: float
+) -> tuple[Chunk, Chunk | None]:
+    """``first`` joined with what ``next_chunk(samples so far)`` returns (None: nothing more now)
+    until ``max_samples`` are in. A chunk with a gap before it ends the join: it is returned as
+    the second item, to start the next one (else None)."""
+    parts, n = [first], first.n_samples
+    while n < max_samples:
+        more = next_chunk(n)
+        if more is None:
+            break
+        if more.gap_before:
+            return join_chunks(parts), more
+        parts.append(more)
+        n += more.n_samples
+    return join_chunks(parts), None

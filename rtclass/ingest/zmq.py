@@ -11,7 +11,7 @@ import zmq
 from rtclass.errors import InputError, PublishError, StreamNotFoundError
 from rtclass.ingest import rawframe
 from rtclass.ingest.base import SourceStats, StreamInfo
-from rtclass.ingest.chunk import Chunk, join_chunks
+from rtclass.ingest.chunk import Chunk, join_contiguous
 
 log = logging.getLogger("rtclass.zmq")
 
@@ -172,20 +172,16 @@ class ZmqSource:
             chunk = None if frame is None else self._to_chunk(frame)
         if chunk is None:
             return None
-        parts, n = [chunk], chunk.n_samples
-        while n < MAX_READ_SAMPLES:
-            frame = self._receive(0.0)
-            if frame is None:
-                break
-            more = self._to_chunk(frame)
-            if more is None:
-                continue
-            if more.gap_before:
-                self._pending = more
-                break
-            parts.append(more)
-            n += more.n_samples
-        return join_chunks(parts)
+        joined, self._pending = join_contiguous(chunk, self._next_queued, MAX_READ_SAMPLES)
+        return joined
+
+    def _next_queued(self, samples_so_far: int) -> Chunk | None:
+        """The next valid frame already queued, as a chunk (malformed ones are counted and skipped)."""
+        while (frame := self._receive(0.0)) is not None:
+            chunk = self._to_chunk(frame)
+            if chunk is not None:
+                return chunk
+        return None
 
     def close(self) -> None:
         if self._sock is not None:
