@@ -129,7 +129,7 @@ class SourceConfig:
         "live sources: gather what arrives within this long into one block before processing it (0 = each "
         "chunk as it arrives). Each block has a fixed cost: with a sender's 1 ms chunks a probe takes about "
         "twice the CPU it takes with 10 ms blocks, and every spike waits up to this much longer. Set 5-10 "
-        "on a machine that runs several probes and can afford the latency",
+        "on a machine that runs several probes and can afford the latency (metrics.json `batch_ms`)",
         "ms",
         0.0,
         1000.0,

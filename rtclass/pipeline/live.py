@@ -558,6 +558,8 @@ class Pipeline:
             "labels": self._label_summary(),
             "discovery": self._discovery_summary(),
             "scheduling": self.scheduling.as_dict(),
+            # a live source's chunks joined into blocks of this length ([source] batch_ms; 0 = none)
+            "batch_ms": self.cfg.source.batch_ms,
             "n_channels": self.info.n_channels,
             "sample_rate_hz": fs,
         }

@@ -97,6 +97,7 @@ def test_the_run_reports_where_it_was_scheduled(sim_data):
     pipe.open()
     pipe.run()
     assert pipe.metrics()["scheduling"] == {"cpu_cores": [core], "realtime_priority": 0, "refused": ""}
+    assert pipe.metrics()["batch_ms"] == 0.0  # each chunk processed as it arrived
     assert os.sched_getaffinity(0) == before  # undone when the run ends
 
 
