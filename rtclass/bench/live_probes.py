@@ -101,36 +101,37 @@ def _cpu_s(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
 
 
+def _thread_kind(pid: int, tid: int, name: str) -> str:
+    """Which part of an ``rtclass run`` (process ``pid``) its thread ``tid`` (named ``name``) is."""
+    if tid == pid:
+        return "main_thread"
+    if name.startswith("ZMQbg"):
+        return "zmq_io_threads"
+    return "other_threads"
+
+
 def _run_cpu_s(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) so far of a running ``rtclass run``, split into its main (hot
     path) thread, ZeroMQ's I/O threads, its other threads (labeller, LSL, discovery's feeder) and
-    its live child processes (clustering), from /proc; empty where /proc is not there."""
-    parents: dict[int, int] = {}
+    its live descendant processes (clustering), from /proc; all 0 where /proc is not there."""
+    children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         found = _stat_fields(stat)
         if found is not None:
-            parents[int(stat.parent.name)] = int(found[1][1])
+            children.setdefault(int(found[1][1]), []).append(int(stat.parent.name))
     out = {"main_thread": 0.0, "zmq_io_threads": 0.0, "other_threads": 0.0, "child_processes": 0.0}
     for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
         found = _stat_fields(task / "stat")
-        if found is None:
-            continue
-        name, fields = found
-        key = (
-            "main_thread"
-            if int(task.name) == pid
-            else "zmq_io_threads"
-            if name.startswith("ZMQbg")
-            else "other_threads"
-        )
-        out[key] += _cpu_s(fields)
-    todo = [c for c, parent in parents.items() if parent == pid]
+        if found is not None:
+            name, fields = found
+            out[_thread_kind(pid, int(task.name), name)] += _cpu_s(fields)
+    todo = list(children.get(pid, []))
     while todo:
         child = todo.pop()
         found = _stat_fields(Path(f"/proc/{child}/stat"))
         if found is not None:
             out["child_processes"] += _cpu_s(found[1])
-        todo += [c for c, parent in parents.items() if parent == child]
+        todo += children.get(child, [])
     return out
 
 
