@@ -54,10 +54,13 @@ RESULTS = CHECKOUT / "benchmarks" / "results"
 #: boundary), as well as with their true layer and with none
 WRONG_LAYER_FRACTION = 0.1
 WRONG_LAYER_SEED = 0
-TRAIN_SEEDS = {"A": (101, 102, 103, 104), "B": (1, 2, 3, 4), "C": (1, 2, 3, 4)}
+TRAIN_SEEDS = {"A": (101, 102, 103, 104), "B": (1, 2, 3, 4), "C": (1, 2, 3, 4, 5, 6, 7, 8)}
 HELD_SEED = {"A": 201, "B": 11, "C": 11}
 UNITS_PER_TYPE = 100
 HELD_UNITS_PER_TYPE = 60
+#: a held-out regime of each generator (another preparation): every rate and waveform time scaled
+REGIME = {"rate_scale": 0.75, "width_scale": 1.15}
+REGIME_SEED = {"A": 202, "B": 12, "C": 12}
 DURATION_S = 300.0
 SPREAD = 0.3
 #: ensemble size: 3 keeps inference for 400 units near 20 ms on one core
@@ -94,12 +97,12 @@ def _a(seed: int, units: int, **kw) -> Callable:
     return lambda folder: write_training_set(cfg, folder)
 
 
-def _b(seed: int, units: int) -> Callable:
-    return lambda folder: write_generator_b_set(folder, seed, units, DURATION_S)
+def _b(seed: int, units: int, **regime) -> Callable:
+    return lambda folder: write_generator_b_set(folder, seed, units, DURATION_S, **regime)
 
 
-def _c(seed: int, units: int) -> Callable:
-    return lambda folder: write_generator_c_set(folder, seed, units, DURATION_S)
+def _c(seed: int, units: int, **regime) -> Callable:
+    return lambda folder: write_generator_c_set(folder, seed, units, DURATION_S, **regime)
 
 
 def _summary(evaluations: dict) -> str:
@@ -116,13 +119,17 @@ def _sets() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     train = {
         g: [_set(f"{g.lower()}_train_seed{s}", make[g](s, UNITS_PER_TYPE)) for s in TRAIN_SEEDS[g]] for g in GENERATORS
     }
+    held_make = {"A": _a, "B": _b, "C": _c}
     held = {
-        g: [_set(f"{g.lower()}_heldout_seed{HELD_SEED[g]}", make[g](HELD_SEED[g], HELD_UNITS_PER_TYPE))] for g in "BC"
+        g: [
+            _set(f"{g.lower()}_heldout_seed{HELD_SEED[g]}", held_make[g](HELD_SEED[g], HELD_UNITS_PER_TYPE)),
+            _set(
+                f"{g.lower()}_heldout_regime_rates{REGIME['rate_scale']}_widths{REGIME['width_scale']}",
+                held_make[g](REGIME_SEED[g], HELD_UNITS_PER_TYPE, **REGIME),
+            ),
+        ]
+        for g in GENERATORS
     }
-    held["A"] = [
-        _set(f"a_heldout_seed{HELD_SEED['A']}", _a(HELD_SEED["A"], HELD_UNITS_PER_TYPE)),
-        _set("a_heldout_regime_rates0.75_widths1.15", _a(202, HELD_UNITS_PER_TYPE, rate_scale=0.75, width_scale=1.15)),
-    ]
     return train, held
 
 

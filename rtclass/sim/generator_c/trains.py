@@ -168,22 +168,27 @@ def _firing_drive(
     return drive
 
 
-def _draw_preparation(rng: np.random.Generator, ranges: ct.FiringRanges) -> tuple[bool, float, float]:
-    """(anaesthetised, rate, modulation depth)."""
+def _draw_preparation(
+    rng: np.random.Generator, ranges: ct.FiringRanges, rate_scale: float
+) -> tuple[bool, float, float]:
+    """(anaesthetised, rate, modulation depth); the drawn rate times ``rate_scale``."""
     anaesthetised = ct.ANAESTHETISED.happens(rng)
     rate_range = ranges.rate_anaesthetised_hz if anaesthetised else ranges.rate_awake_hz
-    rate_hz = rate_range.draw(rng)
+    rate_hz = rate_range.draw(rng) * rate_scale
     depth = ranges.modulation_depth.draw(rng)
     if anaesthetised:
         depth *= ct.ANAESTHETISED_MODULATION_FACTOR.draw(rng)
     return anaesthetised, rate_hz, depth
 
 
-def simulate_tonic_cell(rng: np.random.Generator, cell_type: str, duration_s: float) -> TonicCell:
-    """An MLI, GoC or MFB (or a Purkinje cell's simple spikes alone)."""
+def simulate_tonic_cell(
+    rng: np.random.Generator, cell_type: str, duration_s: float, rate_scale: float = 1.0
+) -> TonicCell:
+    """An MLI, GoC or MFB (or a Purkinje cell's simple spikes alone); its drawn rate times
+    ``rate_scale`` (a held-out regime)."""
     ranges = ct.FIRING[cell_type]
     n_ms = int(round(duration_s * MS_PER_S))
-    anaesthetised, rate_hz, depth = _draw_preparation(rng, ranges)
+    anaesthetised, rate_hz, depth = _draw_preparation(rng, ranges, rate_scale)
     neuron = _draw_neuron(rng, ranges, ranges.reset.draw(rng))
     rate_hz = min(rate_hz, neuron.max_rate_hz())
     behaviour = _draw_behaviour(rng, n_ms)
@@ -214,13 +219,14 @@ def _olive_spikes(
     return spike_s
 
 
-def simulate_purkinje_cell(rng: np.random.Generator, duration_s: float) -> PurkinjeCell:
-    """A Purkinje cell's complex spikes and the simple spikes they pause."""
+def simulate_purkinje_cell(rng: np.random.Generator, duration_s: float, rate_scale: float = 1.0) -> PurkinjeCell:
+    """A Purkinje cell's complex spikes and the simple spikes they pause; both drawn rates times
+    ``rate_scale`` (a held-out regime)."""
     ss_ranges, cf = ct.PKC_SIMPLE_SPIKES, ct.CLIMBING_FIBRE
     n_ms = int(round(duration_s * MS_PER_S))
-    anaesthetised, ss_rate_hz, depth = _draw_preparation(rng, ss_ranges)
+    anaesthetised, ss_rate_hz, depth = _draw_preparation(rng, ss_ranges, rate_scale)
     cs_range = cf.rate_anaesthetised_hz if anaesthetised else cf.rate_awake_hz
-    cs_rate_hz = cs_range.draw(rng)
+    cs_rate_hz = cs_range.draw(rng) * rate_scale
     behaviour = _draw_behaviour(rng, n_ms)
     complex_s = _olive_spikes(rng, cs_rate_hz, depth * behaviour, duration_s)
 

@@ -26,6 +26,7 @@ from rtclass.sim.generator_c.waveforms import (
     draw_complex_spike_shape,
     draw_recording,
     draw_shape,
+    scaled_in_time,
     template_uv,
 )
 
@@ -57,12 +58,15 @@ def _unit(
     spike_s: np.ndarray,
     duration_s: float,
     other_unit_s: np.ndarray,
+    width_scale: float,
     spikelet_counts: np.ndarray | None = None,
 ) -> SimulatedUnit:
     complex_spikes = cell_type == PURKINJE_UNITS[1]
-    shape = draw_shape(rng, ct.SHAPES[cell_type])
-    contaminant = draw_shape(rng, ct.SHAPES[CELL_TYPES[int(rng.integers(len(CELL_TYPES)))]])
-    cs_shape = draw_complex_spike_shape(rng) if complex_spikes else None
+    shape = scaled_in_time(draw_shape(rng, ct.SHAPES[cell_type]), width_scale)
+    contaminant = scaled_in_time(
+        draw_shape(rng, ct.SHAPES[CELL_TYPES[int(rng.integers(len(CELL_TYPES)))]]), width_scale
+    )
+    cs_shape = scaled_in_time(draw_complex_spike_shape(rng), width_scale) if complex_spikes else None
     template = template_uv(rng, shape, draw_recording(rng, cell_type), contaminant, cs_shape, spikelet_counts)
     spikelet_s = spike_s + cs_shape.first_spikelet_ms / MS_PER_S if cs_shape is not None else None
     sorter = draw_sorter(rng, complex_spikes)
@@ -70,8 +74,14 @@ def _unit(
     return SimulatedUnit(unit_id, cell_type, samples, template, amplitudes)
 
 
-def simulate_units(seed: int, units_per_type: int, duration_s: float) -> Iterator[SimulatedUnit]:
-    """``units_per_type`` units of each type (before the spike-count cut), in rounds of cells."""
+def simulate_units(
+    seed: int, units_per_type: int, duration_s: float, rate_scale: float = 1.0, width_scale: float = 1.0
+) -> Iterator[SimulatedUnit]:
+    """``units_per_type`` units of each type (before the spike-count cut), in rounds of cells.
+    ``rate_scale``, ``width_scale``: a held-out regime, every drawn firing rate and every waveform
+    time (ms) multiplied by them."""
+    if rate_scale <= 0 or width_scale <= 0:
+        raise ValueError(f"rate_scale and width_scale must be > 0 (got {rate_scale}, {width_scale})")
     streams = np.random.SeedSequence(seed).spawn(units_per_type * len(CELL_KINDS))
     previous_s = np.zeros(0)
     unit_id = 0
@@ -79,15 +89,17 @@ def simulate_units(seed: int, units_per_type: int, duration_s: float) -> Iterato
         rng = np.random.default_rng(stream)
         kind = CELL_KINDS[index % len(CELL_KINDS)]
         if kind == PURKINJE_CELL:
-            cell = simulate_purkinje_cell(rng, duration_s)
+            cell = simulate_purkinje_cell(rng, duration_s, rate_scale)
             simple_unit, complex_unit = PURKINJE_UNITS
-            yield _unit(rng, unit_id, simple_unit, cell.simple_s, duration_s, previous_s)
-            yield _unit(rng, unit_id + 1, complex_unit, cell.complex_s, duration_s, cell.simple_s, cell.spikelets)
+            yield _unit(rng, unit_id, simple_unit, cell.simple_s, duration_s, previous_s, width_scale)
+            yield _unit(
+                rng, unit_id + 1, complex_unit, cell.complex_s, duration_s, cell.simple_s, width_scale, cell.spikelets
+            )
             unit_id += 2
             previous_s = cell.simple_s
         else:
-            cell = simulate_tonic_cell(rng, kind, duration_s)
-            yield _unit(rng, unit_id, kind, cell.spike_s, duration_s, previous_s)
+            cell = simulate_tonic_cell(rng, kind, duration_s, rate_scale)
+            yield _unit(rng, unit_id, kind, cell.spike_s, duration_s, previous_s, width_scale)
             unit_id += 1
             previous_s = cell.spike_s
 
@@ -98,16 +110,19 @@ def write_feature_set(
     units_per_type: int,
     duration_s: float,
     spike_filter_min_good_s: float | None = ClassifyConfig().spike_filter_min_good_s,
+    rate_scale: float = 1.0,
+    width_scale: float = 1.0,
 ) -> Path:
     """Simulate a labelled set and write ``out_dir/features.npz`` (C4's inputs, labels, layers)
     and ``out_dir/simulation.json``; units with fewer than ``MIN_SPIKES`` spikes are skipped.
     ``spike_filter_min_good_s``: each 3D-ACG is built from the spikes the live labeller would use
     (C4's spike filter with this many good seconds, ``labelled_acg_spikes``) and units it rejects
-    are skipped; ``None``: from every spike. Returns the folder."""
+    are skipped; ``None``: from every spike. ``rate_scale``, ``width_scale``: a held-out regime
+    (``simulate_units``). Returns the folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     acgs, waves, types, layers, ids, counts = [], [], [], [], [], []
-    for unit in simulate_units(seed, units_per_type, duration_s):
+    for unit in simulate_units(seed, units_per_type, duration_s, rate_scale, width_scale):
         if unit.spike_samples.size < MIN_SPIKES:
             continue
         acg_spikes = unit.spike_samples
@@ -134,7 +149,13 @@ def write_feature_set(
     )
     description = {
         "generator": GENERATOR_NAME,
-        "simulate": {"seed": seed, "duration_s": duration_s, "units_per_type": units_per_type},
+        "simulate": {
+            "seed": seed,
+            "duration_s": duration_s,
+            "units_per_type": units_per_type,
+            "rate_scale": rate_scale,
+            "width_scale": width_scale,
+        },
         "spike_filter_min_good_s": spike_filter_min_good_s,
     }
     (out / "simulation.json").write_text(json.dumps(description, indent=2))

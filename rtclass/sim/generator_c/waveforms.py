@@ -22,7 +22,7 @@ the trough at a sorter-dependent position.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -125,6 +125,12 @@ def draw_shape(rng: np.random.Generator, ranges: ct.ShapeRanges) -> SpikeShape:
         late_trough=ranges.late_trough.draw(rng) if triphasic else 0.0,
         late_trough_delay_ms=ranges.late_trough_delay_ms.draw(rng),
     )
+
+
+def scaled_in_time(shape: SpikeShape | ComplexSpikeShape, width_scale: float) -> SpikeShape | ComplexSpikeShape:
+    """``shape`` with every time (``*_ms``) times ``width_scale`` (a held-out regime)."""
+    times = {f.name: getattr(shape, f.name) * width_scale for f in fields(shape) if f.name.endswith("_ms")}
+    return replace(shape, **times)
 
 
 def draw_complex_spike_shape(rng: np.random.Generator) -> ComplexSpikeShape:

@@ -141,16 +141,34 @@ def _neighbour(rng: np.random.Generator, k: int, layers: list[str], pair_of: dic
     return candidates[int(rng.integers(len(candidates)))]
 
 
-def generate_units(seed: int, units_per_type: int, duration_s: float) -> list[GeneratedUnit]:
+def in_regime(
+    params: dict[str, dict[str, float]], rate_scale: float, width_scale: float
+) -> dict[str, dict[str, float]]:
+    """One unit's drawn parameters in another preparation: its firing rate (``rate_hz``) times
+    ``rate_scale`` and every time constant of its action potential (``*_ms``) times ``width_scale``."""
+    train = {**params["train"], "rate_hz": params["train"]["rate_hz"] * rate_scale}
+    waveform = {k: v * width_scale if k.endswith("_ms") else v for k, v in params["waveform"].items()}
+    return {**params, "train": train, "waveform": waveform}
+
+
+def generate_units(
+    seed: int, units_per_type: int, duration_s: float, rate_scale: float = 1.0, width_scale: float = 1.0
+) -> list[GeneratedUnit]:
     """``units_per_type`` units of each of the five types over ``duration_s`` s, reproducible for
     a seed. Unit ids run type-major (PkC_ss 0..n-1, PkC_cs n..2n-1, ...); PkC_ss unit i and PkC_cs
-    unit i are the same Purkinje cell."""
+    unit i are the same Purkinje cell. ``rate_scale``, ``width_scale``: a held-out regime
+    (``in_regime``)."""
     if units_per_type < 0 or duration_s <= 0:
         raise ValueError("units_per_type must be >= 0 and duration_s > 0")
+    if rate_scale <= 0 or width_scale <= 0:
+        raise ValueError(f"rate_scale and width_scale must be > 0 (got {rate_scale}, {width_scale})")
     n = units_per_type
     types = [cell_type for cell_type in CELL_TYPES for _ in range(n)]
     params = [
-        celltypes.draw_unit_params(c, _rng(seed, CELL_TYPES.index(c), k % n, STAGE_PARAMS)) for k, c in enumerate(types)
+        in_regime(
+            celltypes.draw_unit_params(c, _rng(seed, CELL_TYPES.index(c), k % n, STAGE_PARAMS)), rate_scale, width_scale
+        )
+        for k, c in enumerate(types)
     ]
     layers = [celltypes.LAYER_OF_TYPE[c] for c in types]
     ss, cs = CELL_TYPES.index("PkC_ss"), CELL_TYPES.index("PkC_cs")
@@ -236,16 +254,26 @@ def write_feature_set(
     units_per_type: int,
     duration_s: float,
     spike_filter_min_good_s: float | None = ClassifyConfig().spike_filter_min_good_s,
+    rate_scale: float = 1.0,
+    width_scale: float = 1.0,
 ) -> Path:
     """Generate units and write ``out_dir/features.npz`` and ``out_dir/simulation.json`` (the
-    folder ``rtclass train`` / ``rtclass.classify.train.load_set`` reads). Returns ``out_dir``."""
+    folder ``rtclass train`` / ``rtclass.classify.train.load_set`` reads). Returns ``out_dir``.
+    ``rate_scale``, ``width_scale``: a held-out regime (``in_regime``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    features = unit_features(generate_units(seed, units_per_type, duration_s), spike_filter_min_good_s)
+    units = generate_units(seed, units_per_type, duration_s, rate_scale, width_scale)
+    features = unit_features(units, spike_filter_min_good_s)
     np.savez_compressed(out / FEATURES_FILE, **features)
     description = {
         "generator": GENERATOR_NAME,
-        "simulate": {"seed": int(seed), "duration_s": float(duration_s), "units_per_type": int(units_per_type)},
+        "simulate": {
+            "seed": int(seed),
+            "duration_s": float(duration_s),
+            "units_per_type": int(units_per_type),
+            "rate_scale": float(rate_scale),
+            "width_scale": float(width_scale),
+        },
         "spike_filter_min_good_s": spike_filter_min_good_s,
     }
     (out / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")

@@ -41,7 +41,13 @@ def test_simulation_description(feature_set):
     description = json.loads((feature_set / "simulation.json").read_text())
     assert description == {
         "generator": "generator_c",
-        "simulate": {"seed": 7, "duration_s": DURATION_S, "units_per_type": UNITS_PER_TYPE},
+        "simulate": {
+            "seed": 7,
+            "duration_s": DURATION_S,
+            "units_per_type": UNITS_PER_TYPE,
+            "rate_scale": 1.0,
+            "width_scale": 1.0,
+        },
         "spike_filter_min_good_s": None,
     }
 
@@ -83,3 +89,25 @@ def test_with_c4s_spike_filter_the_acgs_come_from_the_spikes_the_live_labeller_k
         expected = labelled_acg_spikes(units[uid].spike_samples, units[uid].spike_amplitudes, 30000.0, 0.0)
         np.testing.assert_array_equal(filtered["acg3d"][row], c4_acg(expected))
         np.testing.assert_array_equal(filtered["waveform"][row], every["waveform"][k])
+
+
+def _trough_to_peak_samples(template: np.ndarray) -> int:
+    trough = int(np.argmin(template))
+    return int(np.argmax(template[trough:]))
+
+
+def test_a_held_out_regime_fires_slower_with_wider_spikes():
+    usual = list(simulate_units(9, 2, 60.0))
+    regime = list(simulate_units(9, 2, 60.0, rate_scale=0.5, width_scale=1.5))
+    assert [u.cell_type for u in regime] == [u.cell_type for u in usual]
+    spikes = np.array([[a.spike_samples.size, b.spike_samples.size] for a, b in zip(usual, regime)], float)
+    assert np.median(spikes[:, 1] / spikes[:, 0]) < 0.75
+    widths = np.array(
+        [
+            [_trough_to_peak_samples(a.template_uv), _trough_to_peak_samples(b.template_uv)]
+            for a, b in zip(usual, regime)
+        ]
+    )
+    assert np.median(widths[:, 1] / widths[:, 0]) > 1.2
+    with pytest.raises(ValueError, match="rate_scale"):
+        next(simulate_units(9, 1, 10.0, rate_scale=0.0))

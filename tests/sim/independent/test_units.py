@@ -158,7 +158,13 @@ def test_feature_set_round_trips_and_loads_for_training(tmp_path):
     desc = json.loads((folder / "simulation.json").read_text())
     assert desc == {
         "generator": "independent",
-        "simulate": {"seed": SEED, "duration_s": DURATION_S, "units_per_type": UNITS_PER_TYPE},
+        "simulate": {
+            "seed": SEED,
+            "duration_s": DURATION_S,
+            "units_per_type": UNITS_PER_TYPE,
+            "rate_scale": 1.0,
+            "width_scale": 1.0,
+        },
         "spike_filter_min_good_s": 0.0,  # the live labeller's default
     }
     stored = np.load(folder / "features.npz")
@@ -170,3 +176,22 @@ def test_feature_set_round_trips_and_loads_for_training(tmp_path):
     assert labelled.x.shape == (len(direct["unit_id"]), 10 * 101 + 90)
     assert sorted(set(labelled.y.tolist())) == list(range(len(CELL_TYPES)))
     assert labelled.description["generator"] == "independent"
+
+
+def test_a_held_out_regime_fires_slower_with_wider_spikes():
+    usual = U.generate_units(SEED, UNITS_PER_TYPE, 60.0)
+    regime = U.generate_units(SEED, UNITS_PER_TYPE, 60.0, rate_scale=0.5, width_scale=1.5)
+    for a, b in zip(usual, regime):
+        assert b.params["train"]["rate_hz"] == pytest.approx(0.5 * a.params["train"]["rate_hz"])
+        assert b.params["waveform"]["ap_decay_ms"] == pytest.approx(1.5 * a.params["waveform"]["ap_decay_ms"])
+    spikes = np.array([[a.spike_times_samples.size, b.spike_times_samples.size] for a, b in zip(usual, regime)], float)
+    assert np.median(spikes[:, 1] / spikes[:, 0]) < 0.75
+
+    def trough_to_peak(template):
+        trough = int(np.argmin(template))
+        return int(np.argmax(template[trough:]))
+
+    widths = np.array([[trough_to_peak(a.template_uv), trough_to_peak(b.template_uv)] for a, b in zip(usual, regime)])
+    assert np.median(widths[:, 1] / widths[:, 0]) > 1.2
+    with pytest.raises(ValueError, match="rate_scale"):
+        U.generate_units(SEED, 1, 10.0, width_scale=-1.0)
