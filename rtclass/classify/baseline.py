@@ -58,6 +58,8 @@ MS_PER_S = 1000.0
 #: fraction of the plateau the ACG must reach for the recovery lag
 RECOVERY_FRACTION = 0.5
 HALF_DEPTH = 0.5
+#: a median's cumulative weight
+HALF_WEIGHT = 0.5
 
 
 def _lag_mask(lags_ms: tuple[float, float]) -> np.ndarray:
@@ -157,19 +159,38 @@ class PhysiologyBaseline:
         return path
 
 
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The median of each column of ``values`` [n, k] with per-row ``weights`` [n] (>= 0, not all 0):
+    the smallest value at which the cumulative weight reaches half the total."""
+    order = np.argsort(values, axis=0)
+    sorted_values = np.take_along_axis(values, order, axis=0)
+    cumulative = np.cumsum(weights[order], axis=0)
+    at_half = np.argmax(cumulative >= HALF_WEIGHT * cumulative[-1], axis=0)
+    return sorted_values[at_half, np.arange(values.shape[1])]
+
+
 def fit_baseline(
-    acg3d: np.ndarray, waveform: np.ndarray, y: np.ndarray, classes: tuple[str, ...]
+    acg3d: np.ndarray,
+    waveform: np.ndarray,
+    y: np.ndarray,
+    classes: tuple[str, ...],
+    weights: np.ndarray | None = None,
 ) -> PhysiologyBaseline:
     """Centroids (per-class medians) and the pooled within-class spread (median absolute
-    deviation, scaled to an sd) of the training units' features; ``y`` indexes ``classes``."""
+    deviation, scaled to an sd) of the training units' features; ``y`` indexes ``classes``.
+    ``weights`` (one per unit, default equal) weigh the medians: units of a source that
+    contributes more units than another can be given less weight each."""
     f = physiology_features(acg3d, waveform)
-    missing = [classes[k] for k in range(len(classes)) if not np.any(y == k)]
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (len(y),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ModelError(f"baseline weights must be {len(y)} finite values >= 0, one per unit; got shape {w.shape}")
+    missing = [classes[k] for k in range(len(classes)) if not np.any((y == k) & (w > 0))]
     if missing:
         raise ModelError(f"the baseline needs training units of every class; none of {missing}")
-    centroids = np.stack([np.median(f[y == k], axis=0) for k in range(len(classes))])
+    centroids = np.stack([weighted_median(f[y == k], w[y == k]) for k in range(len(classes))])
     deviation = np.abs(f - centroids[y])
     mad_to_sd = 1.4826
-    spread = np.maximum(np.median(deviation, axis=0) * mad_to_sd, SPREAD_FLOOR)
+    spread = np.maximum(weighted_median(deviation, w) * mad_to_sd, SPREAD_FLOOR)
     return PhysiologyBaseline(tuple(classes), centroids, spread)
 
 

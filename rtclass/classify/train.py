@@ -46,6 +46,8 @@ OPSET = 17
 #: what training and ONNX export import beyond the runtime dependencies: module -> the name a user knows
 TRAINING_MODULES = {"torch": "PyTorch", "onnx": "onnx"}
 TRAINING_EXTRA_INSTALL = "pip install 'rtclass[train]'"
+#: the generator of a set whose simulation.json does not name one (``rtclass simulate``'s)
+DEFAULT_GENERATOR = "rtclass.sim"
 
 
 def require_training_extra(task: str) -> None:
@@ -291,12 +293,25 @@ def coverage_curve(probabilities: np.ndarray, y: np.ndarray, thresholds=COVERAGE
     return rows
 
 
+def generator_of(s: LabelledSet) -> str:
+    """The generator that made a set (sets written by ``rtclass.sim`` do not name it)."""
+    return s.description.get("generator", DEFAULT_GENERATOR)
+
+
 def fit_physiology_baseline(train: list[LabelledSet]) -> PhysiologyBaseline:
-    """The physiology baseline fitted on the pooled training sets."""
+    """The physiology baseline fitted on the pooled training sets, every generator weighing the
+    same in each class (a generator with more training sets does not pull the centroids to its
+    own units)."""
     x = np.concatenate([s.x for s in train])
     y = np.concatenate([s.y for s in train])
+    generator = np.concatenate([[generator_of(s)] * len(s.y) for s in train])
+    weights = np.zeros(len(y))
+    for g in np.unique(generator):
+        for k in np.unique(y):
+            members = (generator == g) & (y == k)
+            weights[members] = 1.0 / members.sum() if members.any() else 0.0
     acg, wave = split_features(x)
-    return fit_baseline(acg, wave, y, RTCLASS_CLASSES)
+    return fit_baseline(acg, wave, y, RTCLASS_CLASSES, weights)
 
 
 def evaluate_both(nets: list, baseline: PhysiologyBaseline, s: LabelledSet, threshold: float) -> dict:
@@ -589,5 +604,5 @@ def _describe(desc: dict) -> str:
     if not s:
         return ""
     keys = ("seed", "duration_s", "units_per_type", "parameter_spread", "rate_scale", "width_scale")
-    generator = desc.get("generator", "rtclass.sim")
+    generator = desc.get("generator", DEFAULT_GENERATOR)
     return f"generator {generator}: " + ", ".join(f"{k}={s[k]}" for k in keys if k in s)

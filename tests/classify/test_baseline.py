@@ -9,6 +9,7 @@ from rtclass.classify.baseline import (
     load_baseline,
     physiology_features,
     waveform_features,
+    weighted_median,
 )
 from rtclass.errors import ModelError
 from rtclass.features.c4 import c4_acg, preprocess_waveform
@@ -77,6 +78,32 @@ def test_fit_needs_every_class():
     acg, wave, y = _two_class_set(rng, 2)
     with pytest.raises(ModelError, match="every class"):
         fit_baseline(acg, wave, y, ("slow", "fast", "absent"))
+
+
+def test_weighted_median_counts_each_unit_by_its_weight():
+    values = np.array([[1.0, 10.0], [2.0, 30.0], [3.0, 20.0], [100.0, 40.0]])
+    assert weighted_median(values, np.ones(4)).tolist() == [2.0, 20.0]
+    # the outlier row carries as much weight as the other three together: the median moves to it
+    assert weighted_median(values, np.array([1.0, 1.0, 1.0, 3.0 + 1e-9])).tolist() == [100.0, 40.0]
+    assert weighted_median(values, np.array([0.0, 0.0, 1.0, 0.0])).tolist() == [3.0, 20.0]
+
+
+def test_a_source_with_many_more_units_weighs_the_same_when_weighted():
+    rng = np.random.default_rng(4)
+    acg, wave, y = _two_class_set(rng, 4)
+    # the same units again 8 times, as if one source had 8 times the training sets
+    many = np.concatenate([np.arange(len(y))] * 8)
+    pooled_acg = np.concatenate([acg, acg[many]])
+    pooled_wave = np.concatenate([wave, wave[many]])
+    pooled_y = np.concatenate([y, y[many]])
+    weights = np.concatenate([np.full(len(y), 1.0), np.full(len(many), 1.0 / 8)])
+    once = fit_baseline(acg, wave, y, ("slow", "fast"))
+    weighted = fit_baseline(pooled_acg, pooled_wave, pooled_y, ("slow", "fast"), weights)
+    assert np.allclose(weighted.centroids, once.centroids) and np.allclose(weighted.spread, once.spread)
+    with pytest.raises(ModelError, match="one per unit"):
+        fit_baseline(acg, wave, y, ("slow", "fast"), np.ones(3))
+    with pytest.raises(ModelError, match="every class"):
+        fit_baseline(acg, wave, y, ("slow", "fast"), (y == 0).astype(float))
 
 
 def test_bad_files_are_clear_errors(tmp_path):

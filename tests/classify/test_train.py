@@ -2,6 +2,7 @@
 model, an ensemble trained on a small separable set, exported to ONNX with its card, that the
 live path loads and that labels its training units right."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from rtclass.classify.train import (
     balanced_accuracy,
     confusion_matrix,
     evaluate,
+    fit_physiology_baseline,
     load_set,
     require_training_extra,
 )
@@ -57,6 +59,18 @@ def test_sets_the_classifier_cannot_learn_from_are_refused(tmp_path):
     _write_set(tmp_path / "odd", per_class=1, types=("PkC_ss", "Bergmann"))
     with pytest.raises(InputError, match=r"cell types \['Bergmann'\] that the classifier does not know"):
         load_set(tmp_path / "odd", False)
+
+
+def test_the_baseline_weighs_every_generator_the_same(tmp_path):
+    """A generator with four times the training sets does not pull the baseline's centroids."""
+    a = load_set(_write_set(tmp_path / "a", per_class=6, seed=1), False)
+    b = load_set(_write_set(tmp_path / "b", per_class=6, seed=2), False)
+    b.description["generator"] = "independent"
+    once = fit_physiology_baseline([a, b])
+    four_times = fit_physiology_baseline([a, b, b, b, b])
+    assert np.allclose(four_times.centroids, once.centroids) and np.allclose(four_times.spread, once.spread)
+    b_as_a = dataclasses.replace(b, description={})  # the same units, said to come from a's generator
+    assert not np.allclose(fit_physiology_baseline([a, b_as_a, b_as_a, b_as_a, b_as_a]).centroids, once.centroids)
 
 
 def test_confusion_and_balanced_accuracy():
