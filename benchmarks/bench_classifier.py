@@ -118,6 +118,8 @@ def main() -> None:
     spikes = pipe.log.spikes()
     waves = np.stack([feats.waveform(u) for u in units])
     live = {u: CELL_TYPE_NAMES[int(lab.codes[u])] if u < lab.codes.size else "unlabeled" for u in units}
+    # the last round's proposal: the live label before the hysteresis holds it
+    proposed = {u: lab.proposal_of(u) for u in units}
     # offline: C4's features of each unit's spikes, through C4's spike filter (with the live run's
     # minimum of good seconds) when the live run used it, over the whole run (the data the live run
     # had) and with C4's own period (up to the last whole minute of the unit's train)
@@ -139,6 +141,9 @@ def main() -> None:
     }
     off_names, withheld_offline = offline["whole_run"]
     agree = {rule: float(np.mean([live[u] == o for u, o in zip(units, names)])) for rule, (names, _) in offline.items()}
+    proposal_agrees = float(np.mean([proposed[u] == o for u, o in zip(units, off_names)]))
+    # units labelled both live and offline with different types (not one side abstaining)
+    contradicted = [u for u, o in zip(units, off_names) if UNLABELED not in (live[u], o) and live[u] != o]
     truth = {u: sim.units[u].cell_type for u in units}
     labelled = [u for u in units if live[u] != "unlabeled"]
     correct = np.mean([live[u] == truth[u] for u in labelled]) if labelled else float("nan")
@@ -157,6 +162,8 @@ def main() -> None:
         "units_labelled": len(labelled),
         "live_equals_offline_label": agree["whole_run"],
         "live_equals_offline_label_c4_period": agree["c4_period"],
+        "live_proposal_equals_offline_label": proposal_agrees,
+        "units_labelled_as_different_types_live_and_offline": len(contradicted),
         "labels_right_vs_ground_truth": float(correct),
         "median_s_first_spike_to_stable_label": float(np.median(stable)) if stable else None,
         "confidence_ratio": lab.threshold,
@@ -169,6 +176,7 @@ def main() -> None:
                 "unit": int(u),
                 "cell_type": truth[u],
                 "live_label": live[u],
+                "live_proposal": proposed[u],
                 "offline_label": str(o),
                 "offline_label_c4_period": str(c4),
             }
@@ -192,6 +200,8 @@ def main() -> None:
         f"{p['units_labelled']} of {p['units_with_features']} units labelled; "
         f"live label == offline label for {p['live_equals_offline_label']:.3f} (whole run), "
         f"{p['live_equals_offline_label_c4_period']:.3f} (C4's period: to the last whole minute); "
+        f"the last round's proposal == offline for {p['live_proposal_equals_offline_label']:.3f}; "
+        f"labelled as different types {p['units_labelled_as_different_types_live_and_offline']}; "
         f"right vs ground truth "
         f"{p['labels_right_vs_ground_truth']:.3f}; "
         f"median first spike -> stable label {p['median_s_first_spike_to_stable_label']}"

@@ -159,6 +159,11 @@ class LiveLabeler:
         self.last_tick_s = time.perf_counter() - t0
         return changed
 
+    def proposal_of(self, unit: int) -> str:
+        """The label the latest round proposed for ``unit`` (the published label follows it after
+        ``hysteresis_ticks`` rounds); ``unlabeled`` for a unit no round has seen."""
+        return self._proposal.get(int(unit), (UNLABELED, 0))[0]
+
     def warm_up(self) -> None:
         """One inference on zeros: onnxruntime allocates on its first run."""
         units = 4

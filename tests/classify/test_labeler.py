@@ -63,6 +63,7 @@ def test_labels_change_only_after_consistent_rounds_and_need_confidence():
     model.next = {0: [0.05, 0.05, 0.85, 0.03, 0.02], 1: [0.4, 0.3, 0.1, 0.1, 0.1]}
     lab.tick()
     assert lab.label_of(np.array([0]))[0].tolist() == [1]  # a single disagreeing round changes nothing
+    assert lab.proposal_of(0) == "MLI" and lab.proposal_of(1) == "unlabeled" and lab.proposal_of(9) == "unlabeled"
     lab.tick()
     assert lab.label_of(np.array([0]))[0].tolist() == [3]  # MLI after two
 
