@@ -208,6 +208,37 @@ def test_the_default_threshold_keeps_abstention_on_another_generator_at_most_10_
     assert calibrated_threshold([], "model") == 2.0
 
 
+def test_the_card_says_which_targets_hold():
+    from rtclass.classify.train import _card_target_lines, target_status
+
+    def ev(coverage, labelled_accuracy, accuracy=0.9):
+        curve = [{"threshold": 1.25, "coverage": coverage, "balanced_accuracy": labelled_accuracy}]
+        return {"coverage_curve": curve, "balanced_accuracy": accuracy}
+
+    info = {
+        "confidence_ratio": 1.25,
+        "cross_generator": {
+            "directions": {
+                "trained on A, tested on B": {"b1": ev(0.95, 0.93), "b2": ev(0.92, 0.91)},
+                "trained on B, tested on A": {"a1": ev(0.95, 0.97), "a2": ev(0.85, 0.95)},  # abstains 15 %
+                "trained on A, B, tested on C": {"c1": ev(0.97, 0.89)},
+            }
+        },
+        "evaluation": {"a_regime": {"balanced_accuracy": 0.97}, "c_regime": {"balanced_accuracy": 0.94}},
+    }
+    targets = target_status(info, ["a_regime", "c_regime"])
+    unseen = targets["unseen_generator"]["directions"]
+    assert unseen["trained on A, tested on B"] == {
+        "worst_abstained": pytest.approx(0.08),
+        "worst_balanced_accuracy_labelled": 0.91,
+        "met": True,
+    }
+    assert not unseen["trained on B, tested on A"]["met"] and not unseen["trained on A, B, tested on C"]["met"]
+    assert [r["met"] for r in targets["held_out_regimes"]["sets"].values()] == [True, False]
+    text = "\n".join(_card_target_lines(targets))
+    assert "| A, B → C | 3 % | 0.890 | **not met** |" in text and "`c_regime`: 0.940, **not met**" in text
+
+
 def test_layer_aware_training_hides_or_changes_some_layers_and_keeps_the_rest():
     from rtclass.classify.layout import LAYER_ORDER, layer_one_hot
     from rtclass.classify.train import LAYER_UNKNOWN_FRACTION, LAYER_WRONG_FRACTION, augment_inputs, randomise_layers
