@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtclass.bench.live_labels import live_against_offline
 from rtclass.classify.layout import LAYER_ORDER
 from rtclass.classify.model import DEFAULT_LAYER_MODEL_NAME, DEFAULT_MODEL_NAME
 from rtclass.classify.train import (
@@ -72,6 +73,11 @@ SPREAD = 0.3
 #: ensemble size: 3 keeps inference for 400 units near 20 ms on one core
 MEMBERS = 3
 EPOCHS = 30
+#: the live check of the exported model (the card's live == offline target): seeds of the
+#: simulated probe, each run for LIVE_CHECK_S
+LIVE_CHECK_SEEDS = (7, 11, 13)
+LIVE_CHECK_S = 120.0
+LIVE_CHECK_SPIKE_FILTER = "c4"
 GENERATORS = {
     "A": "rtclass.sim (gamma renewal trains with slow rate modulation, waveforms as sums of Gaussian phases, "
     "uniform missed spikes and contamination)",
@@ -125,6 +131,17 @@ def _b(seed: int, units: int, **regime) -> Callable:
 
 def _c(seed: int, units: int, **regime) -> Callable:
     return lambda folder: write_generator_c_set(folder, seed, units, DURATION_S, **regime)
+
+
+def live_runs(model_path: Path, use_layer: bool) -> dict[str, dict]:
+    """The exported model in live runs of the simulated probe (C4's spike filter on; the layer
+    stack given for a layer-aware model), each against the offline labels of the same spikes."""
+    runs = {}
+    for seed in LIVE_CHECK_SEEDS:
+        run = live_against_offline(LIVE_CHECK_S, seed, str(model_path), use_layer, LIVE_CHECK_SPIKE_FILTER)
+        print(f"live run, seed {seed}: live == offline {run['live_equals_offline_label']:.3f}", flush=True)
+        runs[f"{LIVE_CHECK_S:g} s live run of the simulated probe, seed {seed}"] = run
+    return runs
 
 
 def _summary(evaluations: dict) -> str:
@@ -215,7 +232,15 @@ def main() -> int:
     all_train = [f for g in GENERATORS for f in train[g]]
     all_held = [f for g in GENERATORS for f in held[g]]
     results = train_command(
-        all_train, str(out), all_held, args.members, args.epochs, 0, use_layer, cross_generator=cross
+        all_train,
+        str(out),
+        all_held,
+        args.members,
+        args.epochs,
+        0,
+        use_layer,
+        cross_generator=cross,
+        live_check=lambda model_path: live_runs(model_path, use_layer),
     )
     print("shipped:", _summary({k: results[k] for k in results if "heldout" in k}), flush=True)
     card = json.loads((out / "model_card.json").read_text())

@@ -226,7 +226,14 @@ def test_the_card_says_which_targets_hold():
         },
         "evaluation": {"a_regime": {"balanced_accuracy": 0.97}, "c_regime": {"balanced_accuracy": 0.94}},
     }
-    targets = target_status(info, ["a_regime", "c_regime"])
+    live = {
+        "seed 7": {
+            "live_equals_offline_label": 0.94,
+            "live_proposal_equals_offline_label": 1.0,
+            "units_labelled_as_different_types_live_and_offline": 0,
+        }
+    }
+    targets = target_status(info, ["a_regime", "c_regime"], live)
     unseen = targets["unseen_generator"]["directions"]
     assert unseen["trained on A, tested on B"] == {
         "worst_abstained": pytest.approx(0.08),
@@ -235,7 +242,10 @@ def test_the_card_says_which_targets_hold():
     }
     assert not unseen["trained on B, tested on A"]["met"] and not unseen["trained on A, B, tested on C"]["met"]
     assert [r["met"] for r in targets["held_out_regimes"]["sets"].values()] == [True, False]
+    assert not targets["live_equals_offline"]["runs"]["seed 7"]["met"]
     text = "\n".join(_card_target_lines(targets))
+    assert "- seed 7: 0.940, **not met**" in text
+    assert "not measured by this build" in "\n".join(_card_target_lines(target_status(info, [])))
     assert "| A, B → C | 3 % | 0.890 | **not met** |" in text and "`c_regime`: 0.940, **not met**" in text
 
 
