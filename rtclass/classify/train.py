@@ -519,17 +519,30 @@ def _at_ratio(ev: dict, ratio: float) -> dict:
     return next((row for row in ev["coverage_curve"] if row["threshold"] == ratio), {})
 
 
+def _test_condition(set_name: str) -> str:
+    """The test condition a set's name ends with in parentheses (a layer-aware model's ``layer
+    unknown``, ``10 % wrong layers``), or '' for the set as it is."""
+    _, sep, condition = set_name.rpartition(" (")
+    return condition.removesuffix(")") if sep and set_name.endswith(")") else ""
+
+
 def target_status(info: dict, regime_sets: list[str], live_runs: dict[str, dict] | None = None) -> dict:
     """The card's targets, each with what was measured and whether it holds: per direction of
-    ``info["cross_generator"]`` the worst set at the card's confidence ratio (the fraction of units
-    labelled and the balanced accuracy among them), the shipped model's balanced accuracy (every
+    ``info["cross_generator"]`` and test condition (true layers, unknown, some wrong) the worst set
+    at the card's confidence ratio (the fraction of units labelled and the balanced accuracy among
+    them), the shipped model's balanced accuracy (every
     unit) on each set of ``regime_sets``, and on each of ``live_runs`` (name -> a live run's
     comparison, ``rtclass.bench.live_labels``) the fraction of units whose live label is the
     offline one."""
     ratio = info["confidence_ratio"]
     directions = {}
+    groups: dict[str, list[dict]] = {}
     for direction, evaluations in info.get("cross_generator", {}).get("directions", {}).items():
-        rows = [_at_ratio(ev, ratio) for ev in evaluations.values()]
+        for name, ev in evaluations.items():
+            condition = _test_condition(name)
+            groups.setdefault(f"{direction} ({condition})" if condition else direction, []).append(ev)
+    for direction, evaluations in groups.items():
+        rows = [_at_ratio(ev, ratio) for ev in evaluations]
         abstained = max(1.0 - row.get("coverage", 0.0) for row in rows)
         accuracy = min(row.get("balanced_accuracy") or 0.0 for row in rows)
         directions[direction] = {

@@ -221,7 +221,7 @@ def test_the_card_says_which_targets_hold():
             "directions": {
                 "trained on A, tested on B": {"b1": ev(0.95, 0.93), "b2": ev(0.92, 0.91)},
                 "trained on B, tested on A": {"a1": ev(0.95, 0.97), "a2": ev(0.85, 0.95)},  # abstains 15 %
-                "trained on A, B, tested on C": {"c1": ev(0.97, 0.89)},
+                "trained on A, B, tested on C": {"c1": ev(0.97, 0.89), "c1 (layer unknown)": ev(0.9, 0.8)},
             }
         },
         "evaluation": {"a_regime": {"balanced_accuracy": 0.97}, "c_regime": {"balanced_accuracy": 0.94}},
@@ -241,6 +241,9 @@ def test_the_card_says_which_targets_hold():
         "met": True,
     }
     assert not unseen["trained on B, tested on A"]["met"] and not unseen["trained on A, B, tested on C"]["met"]
+    # a condition (the layer hidden) is its own row, not mixed into the sets as they are
+    assert unseen["trained on A, B, tested on C"]["worst_balanced_accuracy_labelled"] == 0.89
+    assert unseen["trained on A, B, tested on C (layer unknown)"]["worst_balanced_accuracy_labelled"] == 0.8
     assert [r["met"] for r in targets["held_out_regimes"]["sets"].values()] == [True, False]
     assert not targets["live_equals_offline"]["runs"]["seed 7"]["met"]
     text = "\n".join(_card_target_lines(targets))
