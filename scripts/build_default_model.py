@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import shutil
@@ -94,9 +95,10 @@ CROSS_DESCRIPTION = (
 )
 
 
+@functools.cache
 def _generator_fingerprint() -> str:
-    """A digest of the code that makes a set (the generators and C4's features): a cached set made
-    by other code is made again."""
+    """A digest of the code that makes a set (``SET_CODE``), read once a build: a cached set made by
+    other code is made again."""
     digest = hashlib.sha256()
     for code in SET_CODE:
         top = CHECKOUT / code

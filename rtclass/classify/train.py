@@ -293,9 +293,9 @@ def coverage_curve(probabilities: np.ndarray, y: np.ndarray, thresholds=COVERAGE
     return rows
 
 
-def generator_of(s: LabelledSet) -> str:
-    """The generator that made a set (sets written by ``rtclass.sim`` do not name it)."""
-    return s.description.get("generator", DEFAULT_GENERATOR)
+def generator_of(description: dict) -> str:
+    """The generator a set's description names (sets written by ``rtclass.sim`` do not name it)."""
+    return description.get("generator", DEFAULT_GENERATOR)
 
 
 def is_held_out_regime(s: LabelledSet) -> bool:
@@ -310,7 +310,7 @@ def fit_physiology_baseline(train: list[LabelledSet]) -> PhysiologyBaseline:
     own units)."""
     x = np.concatenate([s.x for s in train])
     y = np.concatenate([s.y for s in train])
-    generator = np.concatenate([[generator_of(s)] * len(s.y) for s in train])
+    generator = np.concatenate([[generator_of(s.description)] * len(s.y) for s in train])
     weights = np.zeros(len(y))
     for g in np.unique(generator):
         for k in np.unique(y):
@@ -530,10 +530,9 @@ def target_status(info: dict, regime_sets: list[str], live_runs: dict[str, dict]
     """The card's targets, each with what was measured and whether it holds: per direction of
     ``info["cross_generator"]`` and test condition (true layers, unknown, some wrong) the worst set
     at the card's confidence ratio (the fraction of units labelled and the balanced accuracy among
-    them), the shipped model's balanced accuracy (every
-    unit) on each set of ``regime_sets``, and on each of ``live_runs`` (name -> a live run's
-    comparison, ``rtclass.bench.live_labels``) the fraction of units whose live label is the
-    offline one."""
+    them), the shipped model's balanced accuracy (every unit) on each set of ``regime_sets``, and on
+    each of ``live_runs`` (name -> a live run's comparison, ``rtclass.bench.live_labels``) the
+    fraction of units whose live label is the offline one."""
     ratio = info["confidence_ratio"]
     directions = {}
     groups: dict[str, list[dict]] = {}
@@ -727,5 +726,4 @@ def _describe(desc: dict) -> str:
     if not s:
         return ""
     keys = ("seed", "duration_s", "units_per_type", "parameter_spread", "rate_scale", "width_scale")
-    generator = desc.get("generator", DEFAULT_GENERATOR)
-    return f"generator {generator}: " + ", ".join(f"{k}={s[k]}" for k in keys if k in s)
+    return f"generator {generator_of(desc)}: " + ", ".join(f"{k}={s[k]}" for k in keys if k in s)
